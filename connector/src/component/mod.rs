@@ -1,0 +1,127 @@
+//! Glue between the WIT world (`wit/source.wit`) and the native core: exports the `source`
+//! verbs, forwards [`Sink`] calls to the host's `sink` import, and drives async code with the
+//! pollable reactor. Nothing here knows about Instagram.
+
+mod reactor;
+mod wasi_runtime;
+
+use crate::protocol::{Failure, FailureType, LogLevel, Sink, StreamStatus};
+use bindings::airbyte::source::{sink as host, types};
+use bindings::exports::airbyte::source::source::Guest;
+use serde_json::Value;
+
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "source-connector",
+        with: {
+            "wasi:http/types@0.2.12": wasi::http::types,
+            "wasi:http/outgoing-handler@0.2.12": wasi::http::outgoing_handler,
+            "wasi:io/poll@0.2.12": wasi::io::poll,
+            "wasi:io/error@0.2.12": wasi::io::error,
+            "wasi:io/streams@0.2.12": wasi::io::streams,
+            "wasi:clocks/monotonic-clock@0.2.12": wasi::clocks::monotonic_clock,
+        },
+    });
+}
+
+struct Component;
+
+bindings::export!(Component with_types_in bindings);
+
+impl Guest for Component {
+    fn spec() -> String {
+        // The spec is a compile-time constant; a failure here is a build bug, reported as a log.
+        crate::source::spec().unwrap_or_else(|failure| {
+            host::log(types::LogLevel::Fatal, &failure.message);
+            String::from("{}")
+        })
+    }
+
+    fn check(config: String) -> Result<(), types::Failure> {
+        run(crate::source::check(
+            &config,
+            &wasi_runtime::WasiRuntime,
+            &HostSink,
+        ))
+    }
+
+    fn discover(config: String) -> Result<String, types::Failure> {
+        crate::source::discover(&config).map_err(to_wit)
+    }
+
+    fn read(config: String, catalog: String, state: Option<String>) -> Result<(), types::Failure> {
+        run(crate::source::read(
+            &config,
+            &catalog,
+            state.as_deref(),
+            &wasi_runtime::WasiRuntime,
+            &HostSink,
+        ))
+    }
+}
+
+fn run<T>(future: impl Future<Output = Result<T, Failure>>) -> Result<T, types::Failure> {
+    match reactor::block_on(future) {
+        Ok(result) => result.map_err(to_wit),
+        Err(reactor::Stalled) => Err(to_wit(Failure::system(
+            "Internal error: the connector stopped making progress.",
+        ))),
+    }
+}
+
+fn to_wit(failure: Failure) -> types::Failure {
+    types::Failure {
+        message: failure.message,
+        internal_message: failure.internal_message,
+        failure_type: match failure.failure_type {
+            FailureType::SystemError => types::FailureType::SystemError,
+            FailureType::ConfigError => types::FailureType::ConfigError,
+            FailureType::TransientError => types::FailureType::TransientError,
+        },
+    }
+}
+
+/// Forwards every message to the host.
+struct HostSink;
+
+impl Sink for HostSink {
+    fn record(&self, stream: &str, data: &Value) {
+        host::record_emitted(stream, &data.to_string());
+    }
+
+    fn state(&self, stream: &str, stream_state: &Value, record_count: u64) {
+        host::state(stream, &stream_state.to_string(), record_count);
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        let level = match level {
+            LogLevel::Fatal => types::LogLevel::Fatal,
+            LogLevel::Error => types::LogLevel::Error,
+            LogLevel::Warn => types::LogLevel::Warn,
+            LogLevel::Info => types::LogLevel::Info,
+            LogLevel::Debug => types::LogLevel::Debug,
+            LogLevel::Trace => types::LogLevel::Trace,
+        };
+        host::log(level, message);
+    }
+
+    fn stream_status(
+        &self,
+        stream: &str,
+        status: StreamStatus,
+        rate_limited_until_ms: Option<u64>,
+    ) {
+        let status = match status {
+            StreamStatus::Started => types::StreamStatus::Started,
+            StreamStatus::Running => types::StreamStatus::Running,
+            StreamStatus::Complete => types::StreamStatus::Complete,
+            StreamStatus::Incomplete => types::StreamStatus::Incomplete,
+        };
+        host::report_status(stream, status, rate_limited_until_ms);
+    }
+
+    fn error(&self, stream: Option<&str>, failure: &Failure) {
+        host::error(stream, &to_wit(failure.clone()));
+    }
+}

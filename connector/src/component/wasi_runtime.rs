@@ -1,0 +1,177 @@
+//! [`Runtime`] over wasi:http (outgoing requests) and wasi:clocks (timers, wall time).
+
+use super::reactor::wait_for;
+use crate::http::{HttpRequest, HttpResponse, Method, Runtime, TransportError};
+use chrono::{DateTime, Utc};
+use futures::future::LocalBoxFuture;
+use std::time::Duration;
+use wasi::http::outgoing_handler;
+use wasi::http::types::{
+    ErrorCode, Fields, IncomingBody, Method as WasiMethod, OutgoingBody, OutgoingRequest,
+    RequestOptions, Scheme,
+};
+use wasi::io::streams::StreamError;
+
+/// Per-request timeouts: a stuck connection must not stall a sync for the host's 600 s default.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(120);
+const BETWEEN_BYTES_TIMEOUT: Duration = Duration::from_secs(60);
+const READ_CHUNK: u64 = 64 * 1024;
+
+pub struct WasiRuntime;
+
+impl Runtime for WasiRuntime {
+    fn send(
+        &self,
+        request: HttpRequest,
+    ) -> LocalBoxFuture<'static, Result<HttpResponse, TransportError>> {
+        Box::pin(send(request))
+    }
+
+    fn sleep(&self, duration: Duration) -> LocalBoxFuture<'static, ()> {
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        Box::pin(wait_for(wasi::clocks::monotonic_clock::subscribe_duration(
+            nanos,
+        )))
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+fn invalid(what: &str) -> TransportError {
+    TransportError::Connection(format!("invalid request: {what}"))
+}
+
+async fn send(request: HttpRequest) -> Result<HttpResponse, TransportError> {
+    let url = url::Url::parse(&request.url).map_err(|_| invalid("URL"))?;
+    let scheme = match url.scheme() {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        _ => return Err(invalid("scheme")),
+    };
+    let host = url.host_str().ok_or_else(|| invalid("host"))?;
+    let authority = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    let mut path_with_query = url.path().to_owned();
+    if let Some(query) = url.query() {
+        path_with_query.push('?');
+        path_with_query.push_str(query);
+    }
+
+    let header_list: Vec<(String, Vec<u8>)> = request
+        .headers
+        .iter()
+        .map(|(name, value)| (name.clone(), value.clone().into_bytes()))
+        .collect();
+    let headers = Fields::from_list(&header_list).map_err(|_| invalid("headers"))?;
+    let outgoing = OutgoingRequest::new(headers);
+    let method = match request.method {
+        Method::Get => WasiMethod::Get,
+        Method::Post => WasiMethod::Post,
+    };
+    outgoing
+        .set_method(&method)
+        .map_err(|_| invalid("method"))?;
+    outgoing
+        .set_scheme(Some(&scheme))
+        .map_err(|_| invalid("scheme"))?;
+    outgoing
+        .set_authority(Some(&authority))
+        .map_err(|_| invalid("authority"))?;
+    outgoing
+        .set_path_with_query(Some(&path_with_query))
+        .map_err(|_| invalid("path"))?;
+    let body = outgoing.body().map_err(|_| invalid("body"))?;
+
+    let options = RequestOptions::new();
+    let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    // A host may not support a timeout; the request then runs with the host's own.
+    let _ = options.set_connect_timeout(Some(nanos(CONNECT_TIMEOUT)));
+    let _ = options.set_first_byte_timeout(Some(nanos(FIRST_BYTE_TIMEOUT)));
+    let _ = options.set_between_bytes_timeout(Some(nanos(BETWEEN_BYTES_TIMEOUT)));
+
+    let pending =
+        outgoing_handler::handle(outgoing, Some(options)).map_err(|code| map_error(&code))?;
+    write_body(body, request.body.as_deref())?;
+
+    let response = loop {
+        match pending.get() {
+            Some(Ok(Ok(response))) => break response,
+            Some(Ok(Err(code))) => return Err(map_error(&code)),
+            Some(Err(())) => {
+                return Err(TransportError::Connection("response already taken".into()));
+            }
+            None => wait_for(pending.subscribe()).await,
+        }
+    };
+    let status = response.status();
+    let headers = response
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(name, value)| {
+            (
+                name.to_ascii_lowercase(),
+                String::from_utf8_lossy(&value).into_owned(),
+            )
+        })
+        .collect();
+    let incoming = response
+        .consume()
+        .map_err(|_| TransportError::Connection("body already taken".into()))?;
+    let body = read_body(&incoming).await;
+    drop(IncomingBody::finish(incoming));
+    Ok(HttpResponse {
+        status,
+        headers,
+        body: body?,
+    })
+}
+
+fn write_body(body: OutgoingBody, bytes: Option<&[u8]>) -> Result<(), TransportError> {
+    if let Some(bytes) = bytes {
+        let stream = body.write().map_err(|_| invalid("body stream"))?;
+        for chunk in bytes.chunks(4096) {
+            stream
+                .blocking_write_and_flush(chunk)
+                .map_err(|_| TransportError::Connection("request body write failed".into()))?;
+        }
+    }
+    OutgoingBody::finish(body, None).map_err(|code| map_error(&code))
+}
+
+async fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, TransportError> {
+    let stream = incoming
+        .stream()
+        .map_err(|_| TransportError::Connection("body stream already taken".into()))?;
+    let mut body = Vec::new();
+    loop {
+        match stream.read(READ_CHUNK) {
+            Ok(chunk) if chunk.is_empty() => wait_for(stream.subscribe()).await,
+            Ok(chunk) => body.extend_from_slice(&chunk),
+            Err(StreamError::Closed) => return Ok(body),
+            Err(StreamError::LastOperationFailed(error)) => {
+                return Err(TransportError::Connection(format!(
+                    "reading the response failed: {}",
+                    error.to_debug_string()
+                )));
+            }
+        }
+    }
+}
+
+fn map_error(code: &ErrorCode) -> TransportError {
+    match code {
+        ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionWriteTimeout => TransportError::Timeout(format!("{code:?}")),
+        ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited => {
+            TransportError::Denied(format!("{code:?}"))
+        }
+        other => TransportError::Connection(format!("{other:?}")),
+    }
+}

@@ -1,0 +1,199 @@
+//! The user's config: parsed once, validated with messages a user can act on.
+//!
+//! Validation mirrors the spec (`resources/spec.json`): a config that the spec rejects is a
+//! `config_error`, never a crash later in a stream.
+
+use crate::protocol::Failure;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::Value;
+use std::fmt;
+
+pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com/v23.0";
+pub const DEFAULT_NUM_WORKERS: usize = 15;
+pub const MIN_NUM_WORKERS: usize = 2;
+pub const MAX_NUM_WORKERS: usize = 40;
+
+#[derive(Clone)]
+pub struct Config {
+    pub access_token: String,
+    pub client_secret: Option<String>,
+    pub start_date: Option<DateTime<Utc>>,
+    pub num_workers: usize,
+    /// Without a trailing slash, e.g. `https://graph.facebook.com/v23.0`.
+    pub base_url: String,
+}
+
+/// Secrets stay out of any debug output.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("access_token", &"****")
+            .field("start_date", &self.start_date)
+            .field("num_workers", &self.num_workers)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    pub fn parse(text: &str) -> Result<Config, Failure> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| Failure::config(format!("The config is not valid JSON: {e}.")))?;
+        let Value::Object(map) = value else {
+            return Err(Failure::config("The config must be a JSON object."));
+        };
+        let optional_string = |key: &str| -> Result<Option<String>, Failure> {
+            match map.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(Failure::config(format!(
+                    "Config field `{key}` must be a string."
+                ))),
+            }
+        };
+
+        let access_token = optional_string("access_token")?
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| {
+                Failure::config(
+                    "Config field `access_token` is required: paste a Graph API user access token.",
+                )
+            })?;
+
+        let start_date = optional_string("start_date")?
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_start_date(&s))
+            .transpose()?;
+
+        let num_workers = match map.get("num_workers") {
+            None | Some(Value::Null) => DEFAULT_NUM_WORKERS,
+            Some(v) => {
+                let n = v.as_u64().ok_or_else(|| {
+                    Failure::config(format!(
+                        "Config field `num_workers` must be a whole number from {MIN_NUM_WORKERS} to {MAX_NUM_WORKERS}."
+                    ))
+                })?;
+                let n = usize::try_from(n).unwrap_or(usize::MAX);
+                if !(MIN_NUM_WORKERS..=MAX_NUM_WORKERS).contains(&n) {
+                    return Err(Failure::config(format!(
+                        "Config field `num_workers` is {n}; it must be from {MIN_NUM_WORKERS} to {MAX_NUM_WORKERS}."
+                    )));
+                }
+                n
+            }
+        };
+
+        let base_url = optional_string("base_url")?
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+        let parsed = url::Url::parse(&base_url)
+            .map_err(|e| Failure::config(format!("Config field `base_url` is not a URL ({e}).")))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(Failure::config(
+                "Config field `base_url` must be an http(s) URL with a host.",
+            ));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(Failure::config(
+                "Config field `base_url` must not carry a query or fragment.",
+            ));
+        }
+
+        Ok(Config {
+            access_token,
+            client_secret: optional_string("client_secret")?,
+            start_date,
+            num_workers,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// Every value that must never appear in any output.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets = vec![self.access_token.clone()];
+        secrets.extend(self.client_secret.clone());
+        secrets
+    }
+}
+
+fn parse_start_date(text: &str) -> Result<DateTime<Utc>, Failure> {
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%SZ")
+        .map(|naive| naive.and_utc())
+        .map_err(|_| {
+            Failure::config(format!(
+                "Config field `start_date` is `{text}`; it must look like 2017-01-25T00:00:00Z."
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::FailureType;
+
+    #[test]
+    fn defaults_apply() {
+        let c = Config::parse(r#"{"access_token":"tok-123"}"#).expect("valid");
+        assert_eq!(c.num_workers, 15);
+        assert_eq!(c.base_url, DEFAULT_BASE_URL);
+        assert!(c.start_date.is_none());
+    }
+
+    #[test]
+    fn trailing_slash_is_trimmed_and_start_date_parsed() {
+        let c = Config::parse(
+            r#"{"access_token":"t","base_url":"http://127.0.0.1:9/v23.0/","start_date":"2024-01-14T00:00:00Z"}"#,
+        )
+        .expect("valid");
+        assert_eq!(c.base_url, "http://127.0.0.1:9/v23.0");
+        assert_eq!(
+            c.start_date.map(|d| d.to_rfc3339()),
+            Some("2024-01-14T00:00:00+00:00".into())
+        );
+    }
+
+    #[test]
+    fn bad_configs_are_config_errors_without_the_token() {
+        for (text, needle) in [
+            ("not json", "not valid JSON"),
+            ("[]", "JSON object"),
+            ("{}", "access_token"),
+            (r#"{"access_token":""}"#, "access_token"),
+            (
+                r#"{"access_token":"secret-token","num_workers":1}"#,
+                "num_workers",
+            ),
+            (
+                r#"{"access_token":"secret-token","num_workers":41}"#,
+                "num_workers",
+            ),
+            (
+                r#"{"access_token":"secret-token","num_workers":"8"}"#,
+                "num_workers",
+            ),
+            (
+                r#"{"access_token":"secret-token","start_date":"2024-01-01"}"#,
+                "start_date",
+            ),
+            (
+                r#"{"access_token":"secret-token","base_url":"ftp://x"}"#,
+                "base_url",
+            ),
+            (
+                r#"{"access_token":"secret-token","base_url":"nope"}"#,
+                "base_url",
+            ),
+        ] {
+            let err = Config::parse(text).expect_err(text);
+            assert_eq!(err.failure_type, FailureType::ConfigError, "{text}");
+            assert!(err.message.contains(needle), "{text}: {}", err.message);
+            assert!(!err.message.contains("secret-token"));
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_the_token() {
+        let c = Config::parse(r#"{"access_token":"secret-token"}"#).expect("valid");
+        assert!(!format!("{c:?}").contains("secret-token"));
+    }
+}

@@ -1,0 +1,19 @@
+//! Instagram Graph API source connector.
+//!
+//! Everything here but [`component`] is plain Rust that compiles and unit-tests natively; the
+//! component glue binds it to the WIT world in `wit/source.wit` when built for `wasm32-wasip2`.
+
+pub mod catalog;
+pub mod config;
+pub mod graph;
+pub mod http;
+pub mod protocol;
+pub mod source;
+pub mod state;
+pub mod streams;
+pub mod transform;
+
+// The generated WIT bindings need `unsafe` for the canonical ABI; nothing else does.
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+mod component;

@@ -1,0 +1,133 @@
+//! Record transformations shared by several streams (reference §9).
+
+use chrono::DateTime;
+use serde_json::{Map, Value};
+
+/// Removes every query parameter named `name` from `url`, re-encoding the rest the way Python's
+/// `urlencode` does (reference §9.1: the URL is re-serialised even when `name` is absent).
+pub fn strip_query_param(url: &str, name: &str) -> String {
+    let (before_fragment, fragment) = match url.split_once('#') {
+        Some((head, fragment)) => (head, Some(fragment)),
+        None => (url, None),
+    };
+    let (base, query) = match before_fragment.split_once('?') {
+        Some((base, query)) => (base, query),
+        None => (before_fragment, ""),
+    };
+    let kept: Vec<String> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (form_decode(key), form_decode(value))
+        })
+        .filter(|(key, _)| key != name)
+        .map(|(key, value)| format!("{}={}", quote_plus(&key), quote_plus(&value)))
+        .collect();
+    let mut out = base.to_owned();
+    if !kept.is_empty() {
+        out.push('?');
+        out.push_str(&kept.join("&"));
+    }
+    if let Some(fragment) = fragment.filter(|f| !f.is_empty()) {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+fn form_decode(text: &str) -> String {
+    let plus_as_space = text.replace('+', " ");
+    url::form_urlencoded::parse(format!("x={plus_as_space}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// Python's `quote_plus`: unreserved `A-Za-z0-9_.-~` kept, space as `+`, the rest `%XX`.
+fn quote_plus(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => {
+                out.push(byte as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// URL cleaning (§9.1): `_nc_rid` from `media_url`, `ccb` from `profile_picture_url`.
+pub fn clean_urls(record: &mut Map<String, Value>) {
+    for (field, param) in [("media_url", "_nc_rid"), ("profile_picture_url", "ccb")] {
+        if let Some(Value::String(url)) = record.get_mut(field)
+            && !url.is_empty()
+        {
+            *url = strip_query_param(url, param);
+        }
+    }
+}
+
+/// `2024-01-01T00:00:00+0000` → `2024-01-01T00:00:00+00:00` (§9.2). `None` when unparseable.
+pub fn rfc3339(timestamp: &str) -> Option<String> {
+    let parsed = DateTime::parse_from_str(timestamp, "%Y-%m-%dT%H:%M:%S%z").ok()?;
+    Some(parsed.format("%Y-%m-%dT%H:%M:%S%:z").to_string())
+}
+
+/// Rewrites `record[field]` to RFC 3339 in place; an unparseable value is left as it came.
+pub fn rfc3339_field(record: &mut Map<String, Value>, field: &str) {
+    if let Some(Value::String(ts)) = record.get_mut(field)
+        && let Some(formatted) = rfc3339(ts)
+    {
+        *ts = formatted;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_the_named_parameter_only() {
+        assert_eq!(
+            strip_query_param(
+                "https://fake_url?_nc_cat=100&ccb=1-7&_nc_sid=18de74&_nc_rid=testing",
+                "_nc_rid"
+            ),
+            "https://fake_url?_nc_cat=100&ccb=1-7&_nc_sid=18de74"
+        );
+        assert_eq!(
+            strip_query_param("https://fake_url?_nc_cat=100&ccb=1-7&_nc_sid=18de74", "ccb"),
+            "https://fake_url?_nc_cat=100&_nc_sid=18de74"
+        );
+    }
+
+    #[test]
+    fn re_encodes_like_python_urlencode() {
+        assert_eq!(
+            strip_query_param("https://x/p?a=1,2&b=c:d/e&e=x%20y&f", "z"),
+            "https://x/p?a=1%2C2&b=c%3Ad%2Fe&e=x+y&f="
+        );
+        assert_eq!(strip_query_param("https://x/p?ccb=1", "ccb"), "https://x/p");
+        assert_eq!(
+            strip_query_param("https://x/p?a=~*#frag", "z"),
+            "https://x/p?a=~%2A#frag"
+        );
+        assert_eq!(strip_query_param("https://x/p", "ccb"), "https://x/p");
+    }
+
+    #[test]
+    fn timestamps_gain_a_colon_in_the_offset() {
+        assert_eq!(
+            rfc3339("2024-01-01T00:00:00+0000").as_deref(),
+            Some("2024-01-01T00:00:00+00:00")
+        );
+        assert_eq!(
+            rfc3339("2023-06-12T19:20:02+0530").as_deref(),
+            Some("2023-06-12T19:20:02+05:30")
+        );
+        assert_eq!(rfc3339("yesterday"), None);
+    }
+}

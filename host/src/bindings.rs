@@ -1,0 +1,13 @@
+//! Host-side bindings of `wit/source.wit`. WASI interfaces map onto wasmtime-wasi(-http)'s own
+//! implementations; only the `airbyte:source` interfaces are ours to implement.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "source-connector",
+    exports: { default: async },
+    with: {
+        "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
+        "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+    },
+});

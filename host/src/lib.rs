@@ -1,0 +1,26 @@
+//! Runs an Airbyte source connector compiled to a WebAssembly component (`wit/source.wit`).
+//!
+//! The host owns every side effect: it supplies config, catalog and state, receives messages
+//! through a [`MessageSink`], and decides which origins the component may reach
+//! ([`egress`]). The component gets no filesystem, no environment variables, no sockets and no
+//! stdio: only the `sink` import and filtered `wasi:http`.
+//!
+//! ```no_run
+//! # async fn demo() -> wasmtime::Result<()> {
+//! use instagram_host::{Connector, RunOptions, AirbyteWriter};
+//! let connector = Connector::from_file("instagram_connector.wasm".as_ref())?;
+//! let config = r#"{"access_token":"…"}"#;
+//! let sink = AirbyteWriter::new(std::io::stdout());
+//! let (status, _sink) = connector.check(&RunOptions::for_config(config), sink, config).await?;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod bindings;
+pub mod egress;
+pub mod messages;
+mod runner;
+
+pub use bindings::airbyte::source::types::{Failure, FailureType, LogLevel, StreamStatus};
+pub use messages::{AirbyteWriter, MessageSink};
+pub use runner::{Connector, RunOptions};

@@ -1,0 +1,275 @@
+//! Request handling with the Graph API's semantics: auth, field selection, cursor paging and
+//! error bodies shaped like Meta's.
+
+use crate::model::Model;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+
+/// A response: HTTP status, JSON body, extra headers.
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    fn ok(body: Value) -> Reply {
+        Reply {
+            status: 200,
+            body,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// Meta's error body.
+pub fn graph_error(status: u16, code: i64, subcode: Option<i64>, message: &str) -> Reply {
+    let mut error = json!({
+        "message": message,
+        "type": "OAuthException",
+        "code": code,
+        "fbtrace_id": "ASandboxTraceId000000",
+    });
+    if let Some(subcode) = subcode {
+        error["error_subcode"] = json!(subcode);
+    }
+    Reply {
+        status,
+        body: json!({ "error": error }),
+        headers: Vec::new(),
+    }
+}
+
+fn invalid_token() -> Reply {
+    graph_error(
+        400,
+        190,
+        None,
+        "Invalid OAuth access token - Cannot parse access token",
+    )
+}
+
+fn unknown_object(id: &str) -> Reply {
+    graph_error(
+        400,
+        100,
+        Some(33),
+        &format!(
+            "Unsupported get request. Object with ID '{id}' does not exist, cannot be loaded due to missing permissions, or does not support this operation. Please read the Graph API documentation at https://developers.facebook.com/docs/graph-api"
+        ),
+    )
+}
+
+/// What the server knows about one incoming request.
+pub struct Incoming<'a> {
+    pub path: &'a str,
+    pub query: HashMap<String, String>,
+    pub bearer: Option<&'a str>,
+    /// `http://127.0.0.1:PORT`, for `paging.next`.
+    pub origin: &'a str,
+}
+
+pub const API_VERSION: &str = "v23.0";
+
+pub fn handle(model: &Model, token: &str, request: &Incoming<'_>) -> Reply {
+    let Some(rest) = request.path.strip_prefix(&format!("/{API_VERSION}/")) else {
+        return graph_error(400, 2500, None, "Unknown path components");
+    };
+    let presented = request
+        .bearer
+        .or(request.query.get("access_token").map(String::as_str));
+    if presented != Some(token) {
+        return invalid_token();
+    }
+    let fields = request.query.get("fields").map(|f| parse_fields(f));
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        ["me", "accounts"] => accounts(model, fields.as_deref(), request),
+        [id] => match model.user(id) {
+            Some(user) => select_fields(&user.node(), fields.as_deref(), "IGUser")
+                .map_or_else(|e| e, Reply::ok),
+            None => unknown_object(id),
+        },
+        _ => graph_error(400, 2500, None, "Unknown path components"),
+    }
+}
+
+/// `a,b{c,d},e` → `["a", "b{c,d}", "e"]` (commas inside braces do not split).
+pub fn parse_fields(fields: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut current = String::new();
+    for c in fields.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                out.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    out.push(current);
+    out.into_iter()
+        .map(|f| f.trim().to_owned())
+        .filter(|f| !f.is_empty())
+        .collect()
+}
+
+/// The node restricted to `fields` (plus `id`, which Graph always returns); an unknown field is
+/// the error Graph gives.
+fn select_fields(node: &Value, fields: Option<&[String]>, node_type: &str) -> Result<Value, Reply> {
+    let Some(fields) = fields else {
+        let mut default = Map::new();
+        default.insert("id".into(), node["id"].clone());
+        return Ok(Value::Object(default));
+    };
+    let mut out = Map::new();
+    if let Some(id) = node.get("id") {
+        out.insert("id".into(), id.clone());
+    }
+    for field in fields {
+        match node.get(field.as_str()) {
+            Some(value) => {
+                out.insert(field.clone(), value.clone());
+            }
+            None => {
+                return Err(graph_error(
+                    400,
+                    100,
+                    None,
+                    &format!(
+                        "(#100) Tried accessing nonexisting field ({field}) on node type ({node_type})"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+fn accounts(model: &Model, fields: Option<&[String]>, request: &Incoming<'_>) -> Reply {
+    let mut items = Vec::with_capacity(model.pages.len());
+    for page in &model.pages {
+        let mut node = json!({"id": page.id, "name": format!("Sandbox Page {}", page.id)});
+        if let Some(user) = &page.instagram {
+            node["instagram_business_account"] = json!({"id": user.id});
+        }
+        // Graph omits an unset field rather than sending null.
+        let wanted: Vec<String> = fields
+            .unwrap_or(&[])
+            .iter()
+            .filter(|f| f.as_str() != "instagram_business_account" || page.instagram.is_some())
+            .cloned()
+            .collect();
+        if let Some(unknown) = fields
+            .unwrap_or(&[])
+            .iter()
+            .find(|f| !matches!(f.as_str(), "id" | "name" | "instagram_business_account"))
+        {
+            return graph_error(
+                400,
+                100,
+                None,
+                &format!(
+                    "(#100) Tried accessing nonexisting field ({unknown}) on node type (Page)"
+                ),
+            );
+        }
+        match select_fields(&node, Some(&wanted), "Page") {
+            Ok(selected) => items.push(selected),
+            Err(reply) => return reply,
+        }
+    }
+    paginate(items, request)
+}
+
+const DEFAULT_LIMIT: usize = 25;
+const MAX_LIMIT: usize = 100;
+
+fn encode_cursor(position: usize) -> String {
+    format!("QVFIU{position:08x}")
+}
+
+fn decode_cursor(cursor: &str) -> Option<usize> {
+    usize::from_str_radix(cursor.strip_prefix("QVFIU")?, 16).ok()
+}
+
+/// Cursor paging as Graph does it: `cursors.before/after` on every non-empty page, `next` only
+/// when more data follows, `previous` when some precedes.
+pub fn paginate(items: Vec<Value>, request: &Incoming<'_>) -> Reply {
+    let limit = request
+        .query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(DEFAULT_LIMIT)
+        .clamp(1, MAX_LIMIT);
+    let start = match request.query.get("after") {
+        None => 0,
+        Some(cursor) => match decode_cursor(cursor) {
+            Some(position) => position,
+            None => {
+                return graph_error(
+                    400,
+                    100,
+                    None,
+                    "(#100) The after parameter is not a valid cursor",
+                );
+            }
+        },
+    };
+    let end = (start + limit).min(items.len());
+    let data: Vec<Value> = items
+        .get(start..end)
+        .map(<[Value]>::to_vec)
+        .unwrap_or_default();
+    if data.is_empty() {
+        return Reply::ok(json!({"data": []}));
+    }
+    let mut paging =
+        json!({"cursors": {"before": encode_cursor(start), "after": encode_cursor(end)}});
+    if end < items.len() {
+        paging["next"] = json!(page_url(request, "after", &encode_cursor(end), limit));
+    }
+    if start > 0 {
+        paging["previous"] = json!(page_url(request, "before", &encode_cursor(start), limit));
+    }
+    Reply::ok(json!({"data": data, "paging": paging}))
+}
+
+fn page_url(request: &Incoming<'_>, key: &str, cursor: &str, limit: usize) -> String {
+    let mut query: Vec<(String, String)> = request
+        .query
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "after" | "before" | "limit" | "access_token"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    query.sort();
+    query.push(("limit".into(), limit.to_string()));
+    query.push((key.into(), cursor.into()));
+    let encoded = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(query)
+        .finish();
+    format!("{}{}?{}", request.origin, request.path, encoded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_fields_do_not_split() {
+        assert_eq!(
+            parse_fields("id,children{id,media_url},name"),
+            vec!["id", "children{id,media_url}", "name"]
+        );
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        assert_eq!(decode_cursor(&encode_cursor(250)), Some(250));
+        assert_eq!(decode_cursor("garbage"), None);
+    }
+}
