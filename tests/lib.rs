@@ -1,1 +1,157 @@
-//! Shared helpers for the end-to-end tests live in `all/`.
+//! Helpers for the end-to-end tests in `all/`: locate the built host and component, run the CLI
+//! against a sandbox, and parse what it printed.
+#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+
+use graph_sandbox::Sandbox;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// The release host binary; built by `make build` (the tests never build it themselves).
+pub fn host_binary() -> PathBuf {
+    let path = workspace_root().join("target/release/source-instagram-host");
+    assert!(path.exists(), "{} is missing: run `make build` (or `make test`) first", path.display());
+    path
+}
+
+/// The connector component, built once by `make build`.
+pub fn component() -> PathBuf {
+    let path = workspace_root().join("target/wasm32-wasip2/release/instagram_connector.wasm");
+    assert!(path.exists(), "{} is missing: run `make build` (or `make test`) first", path.display());
+    path
+}
+
+/// A scratch directory removed on drop.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(label: &str) -> Scratch {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ig-e2e-{label}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, contents).expect("write scratch file");
+        path
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What one CLI invocation produced.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub messages: Vec<Value>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn of_type(&self, kind: &str) -> Vec<&Value> {
+        self.messages.iter().filter(|m| m["type"] == kind).collect()
+    }
+
+    pub fn records(&self, stream: &str) -> Vec<Value> {
+        self.of_type("RECORD")
+            .into_iter()
+            .filter(|m| m["record"]["stream"] == stream)
+            .map(|m| m["record"]["data"].clone())
+            .collect()
+    }
+
+    /// The messages of one stream, as short tags: `STARTED`, `RECORD`, `STATE`, `ERROR`, …
+    pub fn timeline(&self, stream: &str) -> Vec<String> {
+        self.messages
+            .iter()
+            .filter_map(|m| match m["type"].as_str()? {
+                "RECORD" if m["record"]["stream"] == stream => Some("RECORD".to_owned()),
+                "STATE" if m["state"]["stream"]["stream_descriptor"]["name"] == stream => Some("STATE".to_owned()),
+                "TRACE" if m["trace"]["type"] == "STREAM_STATUS" => {
+                    (m["trace"]["stream_status"]["stream_descriptor"]["name"] == stream)
+                        .then(|| m["trace"]["stream_status"]["status"].as_str().unwrap_or("?").to_owned())
+                }
+                "TRACE" if m["trace"]["type"] == "ERROR" => {
+                    (m["trace"]["error"]["stream_descriptor"]["name"] == stream).then(|| "ERROR".to_owned())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn errors(&self) -> Vec<&Value> {
+        self.of_type("TRACE")
+            .into_iter()
+            .filter(|m| m["trace"]["type"] == "ERROR")
+            .map(|m| &m["trace"]["error"])
+            .collect()
+    }
+}
+
+/// Runs `source-instagram-host COMPONENT args…` and parses stdout as JSON lines (asserting that
+/// every stdout line is a protocol message).
+pub fn run_cli(args: &[&str]) -> Output {
+    let output = Command::new(host_binary()).arg(component()).args(args).output().expect("run the host");
+    let stdout = String::from_utf8(output.stdout).expect("utf-8 stdout");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let messages = stdout
+        .lines()
+        .map(|line| {
+            let message: Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+            assert!(message["type"].is_string(), "not an Airbyte message: {line}");
+            message
+        })
+        .collect();
+    Output { code: output.status.code().unwrap_or(-1), messages, stdout, stderr }
+}
+
+pub fn config_for(sandbox: &Sandbox) -> Value {
+    json!({"access_token": sandbox.token(), "base_url": sandbox.base_url(), "num_workers": 4})
+}
+
+/// A configured catalog syncing `streams` in full refresh.
+pub fn catalog_of(streams: &[&str]) -> Value {
+    json!({"streams": streams.iter().map(|name| json!({
+        "stream": {"name": name, "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
+        "sync_mode": "full_refresh",
+        "destination_sync_mode": "overwrite"
+    })).collect::<Vec<_>>()})
+}
+
+/// Runs `read` of `streams` against `sandbox` with `config`.
+pub fn read(scratch: &Scratch, config: &Value, streams: &[&str]) -> Output {
+    let config = scratch.write("config.json", &config.to_string());
+    let catalog = scratch.write("catalog.json", &catalog_of(streams).to_string());
+    run_cli(&["read", "--config", path_str(&config), "--catalog", path_str(&catalog)])
+}
+
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// A reference sample from `tests/fixtures/samples`.
+pub fn sample(name: &str) -> Value {
+    let path = workspace_root().join("tests/fixtures/samples").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("sample")).expect("sample JSON")
+}

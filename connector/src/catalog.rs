@@ -38,9 +38,7 @@ pub fn parse_configured(text: &str) -> Result<Vec<ConfiguredStream>, Failure> {
         let name = entry
             .pointer("/stream/name")
             .and_then(Value::as_str)
-            .ok_or_else(|| {
-                Failure::config(format!("Configured stream #{index} has no `stream.name`."))
-            })?;
+            .ok_or_else(|| Failure::config(format!("Configured stream #{index} has no `stream.name`.")))?;
         let sync_mode = match entry.get("sync_mode").and_then(Value::as_str) {
             None | Some("full_refresh") => SyncMode::FullRefresh,
             Some("incremental") => SyncMode::Incremental,
@@ -51,14 +49,9 @@ pub fn parse_configured(text: &str) -> Result<Vec<ConfiguredStream>, Failure> {
             }
         };
         if configured.iter().any(|c: &ConfiguredStream| c.name == name) {
-            return Err(Failure::config(format!(
-                "The configured catalog lists stream `{name}` twice."
-            )));
+            return Err(Failure::config(format!("The configured catalog lists stream `{name}` twice.")));
         }
-        configured.push(ConfiguredStream {
-            name: name.to_owned(),
-            sync_mode,
-        });
+        configured.push(ConfiguredStream { name: name.to_owned(), sync_mode });
     }
     Ok(configured)
 }
@@ -76,12 +69,8 @@ mod tests {
     #[test]
     fn discovered_catalog_lists_all_streams_in_reference_order() {
         let catalog: Value = serde_json::from_str(&discovered().expect("catalog")).expect("json");
-        let names: Vec<&str> = catalog["streams"]
-            .as_array()
-            .expect("streams")
-            .iter()
-            .filter_map(|s| s["name"].as_str())
-            .collect();
+        let names: Vec<&str> =
+            catalog["streams"].as_array().expect("streams").iter().filter_map(|s| s["name"].as_str()).collect();
         assert_eq!(names, crate::streams::ALL);
     }
 
@@ -97,16 +86,8 @@ mod tests {
             let err = parse_configured(text).expect_err(text);
             assert_eq!(err.failure_type, FailureType::ConfigError);
         }
-        let ok = parse_configured(
-            r#"{"streams":[{"stream":{"name":"user_insights"},"sync_mode":"incremental"}]}"#,
-        )
-        .expect("ok");
-        assert_eq!(
-            ok,
-            vec![ConfiguredStream {
-                name: "user_insights".into(),
-                sync_mode: SyncMode::Incremental
-            }]
-        );
+        let ok = parse_configured(r#"{"streams":[{"stream":{"name":"user_insights"},"sync_mode":"incremental"}]}"#)
+            .expect("ok");
+        assert_eq!(ok, vec![ConfiguredStream { name: "user_insights".into(), sync_mode: SyncMode::Incremental }]);
     }
 }

@@ -37,8 +37,8 @@ impl fmt::Debug for Config {
 
 impl Config {
     pub fn parse(text: &str) -> Result<Config, Failure> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| Failure::config(format!("The config is not valid JSON: {e}.")))?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| Failure::config(format!("The config is not valid JSON: {e}.")))?;
         let Value::Object(map) = value else {
             return Err(Failure::config("The config must be a JSON object."));
         };
@@ -46,24 +46,16 @@ impl Config {
             match map.get(key) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(Failure::config(format!(
-                    "Config field `{key}` must be a string."
-                ))),
+                Some(_) => Err(Failure::config(format!("Config field `{key}` must be a string."))),
             }
         };
 
-        let access_token = optional_string("access_token")?
-            .filter(|t| !t.trim().is_empty())
-            .ok_or_else(|| {
-                Failure::config(
-                    "Config field `access_token` is required: paste a Graph API user access token.",
-                )
-            })?;
+        let access_token = optional_string("access_token")?.filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+            Failure::config("Config field `access_token` is required: paste a Graph API user access token.")
+        })?;
 
-        let start_date = optional_string("start_date")?
-            .filter(|s| !s.is_empty())
-            .map(|s| parse_start_date(&s))
-            .transpose()?;
+        let start_date =
+            optional_string("start_date")?.filter(|s| !s.is_empty()).map(|s| parse_start_date(&s)).transpose()?;
 
         let num_workers = match map.get("num_workers") {
             None | Some(Value::Null) => DEFAULT_NUM_WORKERS,
@@ -89,14 +81,10 @@ impl Config {
         let parsed = url::Url::parse(&base_url)
             .map_err(|e| Failure::config(format!("Config field `base_url` is not a URL ({e}).")))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-            return Err(Failure::config(
-                "Config field `base_url` must be an http(s) URL with a host.",
-            ));
+            return Err(Failure::config("Config field `base_url` must be an http(s) URL with a host."));
         }
         if parsed.query().is_some() || parsed.fragment().is_some() {
-            return Err(Failure::config(
-                "Config field `base_url` must not carry a query or fragment.",
-            ));
+            return Err(Failure::config("Config field `base_url` must not carry a query or fragment."));
         }
 
         Ok(Config {
@@ -117,13 +105,9 @@ impl Config {
 }
 
 fn parse_start_date(text: &str) -> Result<DateTime<Utc>, Failure> {
-    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%SZ")
-        .map(|naive| naive.and_utc())
-        .map_err(|_| {
-            Failure::config(format!(
-                "Config field `start_date` is `{text}`; it must look like 2017-01-25T00:00:00Z."
-            ))
-        })
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%SZ").map(|naive| naive.and_utc()).map_err(|_| {
+        Failure::config(format!("Config field `start_date` is `{text}`; it must look like 2017-01-25T00:00:00Z."))
+    })
 }
 
 #[cfg(test)]
@@ -146,10 +130,7 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(c.base_url, "http://127.0.0.1:9/v23.0");
-        assert_eq!(
-            c.start_date.map(|d| d.to_rfc3339()),
-            Some("2024-01-14T00:00:00+00:00".into())
-        );
+        assert_eq!(c.start_date.map(|d| d.to_rfc3339()), Some("2024-01-14T00:00:00+00:00".into()));
     }
 
     #[test]
@@ -159,30 +140,12 @@ mod tests {
             ("[]", "JSON object"),
             ("{}", "access_token"),
             (r#"{"access_token":""}"#, "access_token"),
-            (
-                r#"{"access_token":"secret-token","num_workers":1}"#,
-                "num_workers",
-            ),
-            (
-                r#"{"access_token":"secret-token","num_workers":41}"#,
-                "num_workers",
-            ),
-            (
-                r#"{"access_token":"secret-token","num_workers":"8"}"#,
-                "num_workers",
-            ),
-            (
-                r#"{"access_token":"secret-token","start_date":"2024-01-01"}"#,
-                "start_date",
-            ),
-            (
-                r#"{"access_token":"secret-token","base_url":"ftp://x"}"#,
-                "base_url",
-            ),
-            (
-                r#"{"access_token":"secret-token","base_url":"nope"}"#,
-                "base_url",
-            ),
+            (r#"{"access_token":"secret-token","num_workers":1}"#, "num_workers"),
+            (r#"{"access_token":"secret-token","num_workers":41}"#, "num_workers"),
+            (r#"{"access_token":"secret-token","num_workers":"8"}"#, "num_workers"),
+            (r#"{"access_token":"secret-token","start_date":"2024-01-01"}"#, "start_date"),
+            (r#"{"access_token":"secret-token","base_url":"ftp://x"}"#, "base_url"),
+            (r#"{"access_token":"secret-token","base_url":"nope"}"#, "base_url"),
         ] {
             let err = Config::parse(text).expect_err(text);
             assert_eq!(err.failure_type, FailureType::ConfigError, "{text}");

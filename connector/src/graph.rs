@@ -10,7 +10,8 @@ pub const PAGE_SIZE: &str = "100";
 
 pub const ACCOUNTS_PATH: &str = "/me/accounts";
 pub const ACCOUNTS_FIELDS: &str = "id,instagram_business_account";
-pub const USER_FIELDS: &str = "id,biography,ig_id,followers_count,follows_count,media_count,name,profile_picture_url,username,website";
+pub const USER_FIELDS: &str =
+    "id,biography,ig_id,followers_count,follows_count,media_count,name,profile_picture_url,username,website";
 
 /// An Instagram business account behind a Facebook Page: the parent of every account stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,8 +45,7 @@ pub fn pages<'c>(
                 Cursor::First => None,
                 Cursor::After(after) => Some(after),
             };
-            let mut params: Vec<(&str, &str)> =
-                query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let mut params: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
             params.push(("limit", PAGE_SIZE));
             if let Some(after) = after.as_deref() {
                 params.push(("after", after));

@@ -36,11 +36,7 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(failure_type: FailureType, message: impl Into<String>) -> Self {
-        Failure {
-            message: message.into(),
-            internal_message: None,
-            failure_type,
-        }
+        Failure { message: message.into(), internal_message: None, failure_type }
     }
 
     pub fn config(message: impl Into<String>) -> Self {
@@ -105,9 +101,7 @@ impl<'a> RedactingSink<'a> {
     }
 
     pub fn redact(&self, text: &str) -> String {
-        self.secrets.iter().fold(text.to_owned(), |acc, secret| {
-            acc.replace(secret.as_str(), "****")
-        })
+        self.secrets.iter().fold(text.to_owned(), |acc, secret| acc.replace(secret.as_str(), "****"))
     }
 
     fn redact_failure(&self, failure: &Failure) -> Failure {
@@ -132,14 +126,8 @@ impl Sink for RedactingSink<'_> {
         self.inner.log(level, &self.redact(message))
     }
 
-    fn stream_status(
-        &self,
-        stream: &str,
-        status: StreamStatus,
-        rate_limited_until_ms: Option<u64>,
-    ) {
-        self.inner
-            .stream_status(stream, status, rate_limited_until_ms)
+    fn stream_status(&self, stream: &str, status: StreamStatus, rate_limited_until_ms: Option<u64>) {
+        self.inner.stream_status(stream, status, rate_limited_until_ms)
     }
 
     fn error(&self, stream: Option<&str>, failure: &Failure) {
@@ -193,31 +181,19 @@ pub mod testing {
 
     impl Sink for RecordingSink {
         fn record(&self, stream: &str, data: &Value) {
-            self.messages
-                .borrow_mut()
-                .push(Message::Record(stream.into(), data.clone()));
+            self.messages.borrow_mut().push(Message::Record(stream.into(), data.clone()));
         }
         fn state(&self, stream: &str, stream_state: &Value, record_count: u64) {
-            self.messages.borrow_mut().push(Message::State(
-                stream.into(),
-                stream_state.clone(),
-                record_count,
-            ));
+            self.messages.borrow_mut().push(Message::State(stream.into(), stream_state.clone(), record_count));
         }
         fn log(&self, level: LogLevel, message: &str) {
-            self.messages
-                .borrow_mut()
-                .push(Message::Log(level, message.into()));
+            self.messages.borrow_mut().push(Message::Log(level, message.into()));
         }
         fn stream_status(&self, stream: &str, status: StreamStatus, until: Option<u64>) {
-            self.messages
-                .borrow_mut()
-                .push(Message::Status(stream.into(), status, until));
+            self.messages.borrow_mut().push(Message::Status(stream.into(), status, until));
         }
         fn error(&self, stream: Option<&str>, failure: &Failure) {
-            self.messages
-                .borrow_mut()
-                .push(Message::Error(stream.map(Into::into), failure.clone()));
+            self.messages.borrow_mut().push(Message::Error(stream.map(Into::into), failure.clone()));
         }
     }
 }

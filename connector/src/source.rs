@@ -25,25 +25,12 @@ pub async fn check(config: &str, runtime: &dyn Runtime, sink: &dyn Sink) -> Resu
     let config = Config::parse(config)?;
     let sink = RedactingSink::new(sink, config.secrets());
     // A connection check should answer in seconds, not after the sync's 310 s retry budget.
-    let policy = RetryPolicy {
-        max_retries: 2,
-        backoff_factor: std::time::Duration::from_secs(1),
-        ..RetryPolicy::default()
-    };
-    let client = GraphClient::new(
-        &config.base_url,
-        &config.access_token,
-        config.num_workers,
-        policy,
-        runtime,
-        &sink,
-    );
+    let policy =
+        RetryPolicy { max_retries: 2, backoff_factor: std::time::Duration::from_secs(1), ..RetryPolicy::default() };
+    let client = GraphClient::new(&config.base_url, &config.access_token, config.num_workers, policy, runtime, &sink);
     api::read_first_page(&client).await.map_err(|e| {
         let failure = e.to_failure();
-        Failure {
-            message: sink.redact(&failure.message),
-            ..failure
-        }
+        Failure { message: sink.redact(&failure.message), ..failure }
     })
 }
 
@@ -65,10 +52,7 @@ pub async fn read(
     let _state = InputState::parse(state)?;
     let sink = RedactingSink::new(sink, config.secrets());
     let client = client_for(&config, runtime, &sink);
-    let mut sync = Sync {
-        client: &client,
-        accounts: None,
-    };
+    let mut sync = Sync { client: &client, accounts: None };
 
     let mut failed = Vec::new();
     for stream in &configured {
@@ -85,10 +69,7 @@ pub async fn read(
                 failed.push(stream.name.as_str());
             }
         }
-        sink.log(
-            LogLevel::Info,
-            &format!("{}: {} records", stream.name, out.emitted()),
-        );
+        sink.log(LogLevel::Info, &format!("{}: {} records", stream.name, out.emitted()));
     }
     sink.log(
         LogLevel::Info,
@@ -109,19 +90,8 @@ pub async fn read(
     }
 }
 
-fn client_for<'a>(
-    config: &Config,
-    runtime: &'a dyn Runtime,
-    sink: &'a dyn Sink,
-) -> GraphClient<'a> {
-    GraphClient::new(
-        &config.base_url,
-        &config.access_token,
-        config.num_workers,
-        RetryPolicy::default(),
-        runtime,
-        sink,
-    )
+fn client_for<'a>(config: &Config, runtime: &'a dyn Runtime, sink: &'a dyn Sink) -> GraphClient<'a> {
+    GraphClient::new(&config.base_url, &config.access_token, config.num_workers, RetryPolicy::default(), runtime, sink)
 }
 
 /// What one `read` shares between its streams: parents are fetched once.
@@ -142,19 +112,14 @@ impl Sync<'_> {
         }
     }
 
-    async fn read_stream(
-        &mut self,
-        stream: &ConfiguredStream,
-        out: &StreamOutput<'_>,
-    ) -> Result<(), Failure> {
+    async fn read_stream(&mut self, stream: &ConfiguredStream, out: &StreamOutput<'_>) -> Result<(), Failure> {
         if !streams::ALL.contains(&stream.name.as_str()) {
             return Err(Failure::config(format!(
                 "The stream `{}` in your connection configuration was not found in the source. Refresh the schema in your replication settings and remove this stream from future sync attempts.",
                 stream.name
             )));
         }
-        if stream.sync_mode == SyncMode::Incremental && !catalog::supports_incremental(&stream.name)
-        {
+        if stream.sync_mode == SyncMode::Incremental && !catalog::supports_incremental(&stream.name) {
             return Err(Failure::config(format!(
                 "The stream `{}` supports only full_refresh, but the catalog asks for incremental.",
                 stream.name
@@ -168,17 +133,12 @@ impl Sync<'_> {
                 Ok(())
             }
             users::NAME => {
-                let accounts: Vec<Account> = self
-                    .accounts()
-                    .await?
-                    .iter()
-                    .map(|(_, a)| a.clone())
-                    .collect();
+                let accounts: Vec<Account> = self.accounts().await?.iter().map(|(_, a)| a.clone()).collect();
                 users::read(self.client, &accounts, out).await
             }
-            other => Err(Failure::system(format!(
-                "The stream `{other}` is not supported yet by this connector version."
-            ))),
+            other => {
+                Err(Failure::system(format!("The stream `{other}` is not supported yet by this connector version.")))
+            }
         }
     }
 }

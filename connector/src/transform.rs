@@ -49,9 +49,7 @@ fn quote_plus(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => {
-                out.push(byte as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => out.push(byte as char),
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{byte:02X}")),
         }
@@ -92,10 +90,7 @@ mod tests {
     #[test]
     fn strips_the_named_parameter_only() {
         assert_eq!(
-            strip_query_param(
-                "https://fake_url?_nc_cat=100&ccb=1-7&_nc_sid=18de74&_nc_rid=testing",
-                "_nc_rid"
-            ),
+            strip_query_param("https://fake_url?_nc_cat=100&ccb=1-7&_nc_sid=18de74&_nc_rid=testing", "_nc_rid"),
             "https://fake_url?_nc_cat=100&ccb=1-7&_nc_sid=18de74"
         );
         assert_eq!(
@@ -111,23 +106,14 @@ mod tests {
             "https://x/p?a=1%2C2&b=c%3Ad%2Fe&e=x+y&f="
         );
         assert_eq!(strip_query_param("https://x/p?ccb=1", "ccb"), "https://x/p");
-        assert_eq!(
-            strip_query_param("https://x/p?a=~*#frag", "z"),
-            "https://x/p?a=~%2A#frag"
-        );
+        assert_eq!(strip_query_param("https://x/p?a=~*#frag", "z"), "https://x/p?a=~%2A#frag");
         assert_eq!(strip_query_param("https://x/p", "ccb"), "https://x/p");
     }
 
     #[test]
     fn timestamps_gain_a_colon_in_the_offset() {
-        assert_eq!(
-            rfc3339("2024-01-01T00:00:00+0000").as_deref(),
-            Some("2024-01-01T00:00:00+00:00")
-        );
-        assert_eq!(
-            rfc3339("2023-06-12T19:20:02+0530").as_deref(),
-            Some("2023-06-12T19:20:02+05:30")
-        );
+        assert_eq!(rfc3339("2024-01-01T00:00:00+0000").as_deref(), Some("2024-01-01T00:00:00+00:00"));
+        assert_eq!(rfc3339("2023-06-12T19:20:02+0530").as_deref(), Some("2023-06-12T19:20:02+05:30"));
         assert_eq!(rfc3339("yesterday"), None);
     }
 }

@@ -29,11 +29,7 @@ impl Origin {
         if scheme != "http" && scheme != "https" {
             return None;
         }
-        Some(Origin {
-            port: url.port_or_known_default()?,
-            host: url.host_str()?.to_ascii_lowercase(),
-            scheme,
-        })
+        Some(Origin { port: url.port_or_known_default()?, host: url.host_str()?.to_ascii_lowercase(), scheme })
     }
 
     fn of_uri(uri: &http::Uri) -> Option<Origin> {
@@ -45,11 +41,7 @@ impl Origin {
         };
         let authority = uri.authority()?;
         Some(Origin {
-            host: authority
-                .host()
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_ascii_lowercase(),
+            host: authority.host().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase(),
             port: authority.port_u16().unwrap_or(default_port),
             scheme,
         })
@@ -61,9 +53,7 @@ impl Origin {
         let config: serde_json::Value = serde_json::from_str(config).ok()?;
         match config.get("base_url") {
             None | Some(serde_json::Value::Null) => Origin::from_url(DEFAULT_BASE_URL),
-            Some(serde_json::Value::String(s)) if s.trim().is_empty() => {
-                Origin::from_url(DEFAULT_BASE_URL)
-            }
+            Some(serde_json::Value::String(s)) if s.trim().is_empty() => Origin::from_url(DEFAULT_BASE_URL),
             Some(serde_json::Value::String(s)) => Origin::from_url(s),
             Some(_) => None,
         }
@@ -99,9 +89,7 @@ impl EgressPolicy {
     fn permits(&self, uri: &http::Uri) -> Result<(), String> {
         match Origin::of_uri(uri) {
             Some(origin) if self.allowed.contains(&origin) => Ok(()),
-            Some(origin) => Err(format!(
-                "refused an outbound request to {origin}: not in the egress allow-list"
-            )),
+            Some(origin) => Err(format!("refused an outbound request to {origin}: not in the egress allow-list")),
             None => Err("refused an outbound request without a valid http(s) origin".to_owned()),
         }
     }
@@ -144,16 +132,12 @@ mod tests {
     #[test]
     fn origins_compare_scheme_host_and_port() {
         let graph = Origin::from_url("https://graph.facebook.com/v23.0");
-        assert_eq!(
-            graph,
-            Origin::from_url("https://GRAPH.facebook.com:443/other")
-        );
+        assert_eq!(graph, Origin::from_url("https://GRAPH.facebook.com:443/other"));
         assert_ne!(graph, Origin::from_url("http://graph.facebook.com/v23.0"));
         assert_ne!(graph, Origin::from_url("https://graph.facebook.com:8443/"));
         assert_eq!(Origin::of_config("{}"), graph);
         assert_eq!(
-            Origin::of_config(r#"{"base_url":"http://127.0.0.1:8123/v23.0"}"#)
-                .map(|o| o.to_string()),
+            Origin::of_config(r#"{"base_url":"http://127.0.0.1:8123/v23.0"}"#).map(|o| o.to_string()),
             Some("http://127.0.0.1:8123".into())
         );
         assert_eq!(Origin::of_config("not json"), None);
@@ -162,9 +146,7 @@ mod tests {
 
     #[test]
     fn only_listed_origins_pass() {
-        let allowed = Origin::from_url("http://127.0.0.1:9000/")
-            .into_iter()
-            .collect();
+        let allowed = Origin::from_url("http://127.0.0.1:9000/").into_iter().collect();
         let policy = EgressPolicy::new(allowed, Arc::new(|_| {}));
         let ok: http::Uri = "http://127.0.0.1:9000/v23.0/me".parse().expect("uri");
         let other_port: http::Uri = "http://127.0.0.1:9001/".parse().expect("uri");

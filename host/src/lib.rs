@@ -7,11 +7,13 @@
 //!
 //! ```no_run
 //! # async fn demo() -> wasmtime::Result<()> {
-//! use instagram_host::{Connector, RunOptions, AirbyteWriter};
+//! use instagram_host::{AirbyteWriter, Connector, RunOptions};
+//! use std::sync::{Arc, Mutex};
 //! let connector = Connector::from_file("instagram_connector.wasm".as_ref())?;
 //! let config = r#"{"access_token":"…"}"#;
-//! let sink = AirbyteWriter::new(std::io::stdout());
-//! let (status, _sink) = connector.check(&RunOptions::for_config(config), sink, config).await?;
+//! let sink = Arc::new(Mutex::new(AirbyteWriter::new(std::io::stdout())));
+//! let status = connector.check(&RunOptions::for_config(config), sink, config).await?;
+//! println!("connection ok: {}", status.is_ok());
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]

@@ -12,10 +12,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "Runs the Instagram source connector component under wasmtime"
-)]
+#[command(version, about = "Runs the Instagram source connector component under wasmtime")]
 struct Cli {
     /// The connector component (`instagram_connector.wasm`).
     component: PathBuf,
@@ -55,16 +52,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            return if error.use_stderr() {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            };
+            return if error.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
         }
     };
-    let writer: Writer = Arc::new(Mutex::new(AirbyteWriter::new(BufWriter::new(
-        std::io::stdout(),
-    ))));
+    let writer: Writer = Arc::new(Mutex::new(AirbyteWriter::new(BufWriter::new(std::io::stdout()))));
     let code = match run(cli, writer.clone()) {
         Ok(code) => code,
         Err(failure) => {
@@ -77,27 +68,16 @@ fn main() -> ExitCode {
 }
 
 fn emit(writer: &Writer, message: &serde_json::Value) {
-    writer
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .write_message(message);
+    writer.lock().unwrap_or_else(|p| p.into_inner()).write_message(message);
 }
 
 fn failure(failure_type: FailureType, message: String) -> Failure {
-    Failure {
-        message,
-        internal_message: None,
-        failure_type,
-    }
+    Failure { message, internal_message: None, failure_type }
 }
 
 fn read_file(path: &Path, what: &str) -> Result<String, Failure> {
-    std::fs::read_to_string(path).map_err(|e| {
-        failure(
-            FailureType::ConfigError,
-            format!("Cannot read the {what} file {}: {e}", path.display()),
-        )
-    })
+    std::fs::read_to_string(path)
+        .map_err(|e| failure(FailureType::ConfigError, format!("Cannot read the {what} file {}: {e}", path.display())))
 }
 
 /// A failure of the host itself (the component trapped, could not load, …).
@@ -114,76 +94,44 @@ fn run(cli: Cli, writer: Writer) -> Result<ExitCode, Failure> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| {
-            failure(
-                FailureType::SystemError,
-                format!("Cannot start the async runtime: {e}"),
-            )
-        })?;
+        .map_err(|e| failure(FailureType::SystemError, format!("Cannot start the async runtime: {e}")))?;
     let connector = Connector::from_file(&cli.component).map_err(host_failure)?;
     runtime.block_on(async {
         match cli.command {
             Command::Spec => {
                 let spec = connector.spec(writer.clone()).await.map_err(host_failure)?;
-                let spec: serde_json::Value = serde_json::from_str(&spec).map_err(|e| {
-                    failure(
-                        FailureType::SystemError,
-                        format!("The connector's spec is not JSON: {e}"),
-                    )
-                })?;
+                let spec: serde_json::Value = serde_json::from_str(&spec)
+                    .map_err(|e| failure(FailureType::SystemError, format!("The connector's spec is not JSON: {e}")))?;
                 emit(&writer, &json!({"type": "SPEC", "spec": spec}));
                 Ok(ExitCode::SUCCESS)
             }
             Command::Check { config } => {
                 let config = read_file(&config, "config")?;
                 let options = RunOptions::for_config(&config);
-                let status = match connector
-                    .check(&options, writer.clone(), &config)
-                    .await
-                    .map_err(host_failure)?
-                {
+                let status = match connector.check(&options, writer.clone(), &config).await.map_err(host_failure)? {
                     Ok(()) => json!({"status": "SUCCEEDED"}),
                     Err(failure) => json!({"status": "FAILED", "message": failure.message}),
                 };
-                emit(
-                    &writer,
-                    &json!({"type": "CONNECTION_STATUS", "connectionStatus": status}),
-                );
+                emit(&writer, &json!({"type": "CONNECTION_STATUS", "connectionStatus": status}));
                 Ok(ExitCode::SUCCESS)
             }
             Command::Discover { config } => {
                 let config = read_file(&config, "config")?;
                 let options = RunOptions::for_config(&config);
-                let catalog = connector
-                    .discover(&options, writer.clone(), &config)
-                    .await
-                    .map_err(host_failure)??;
+                let catalog = connector.discover(&options, writer.clone(), &config).await.map_err(host_failure)??;
                 let catalog: serde_json::Value = serde_json::from_str(&catalog).map_err(|e| {
-                    failure(
-                        FailureType::SystemError,
-                        format!("The connector's catalog is not JSON: {e}"),
-                    )
+                    failure(FailureType::SystemError, format!("The connector's catalog is not JSON: {e}"))
                 })?;
                 emit(&writer, &json!({"type": "CATALOG", "catalog": catalog}));
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Read {
-                config,
-                catalog,
-                state,
-            } => {
+            Command::Read { config, catalog, state } => {
                 let config = read_file(&config, "config")?;
                 let catalog = read_file(&catalog, "catalog")?;
                 let state = state.map(|path| read_file(&path, "state")).transpose()?;
                 let options = RunOptions::for_config(&config);
                 connector
-                    .read(
-                        &options,
-                        writer.clone(),
-                        &config,
-                        &catalog,
-                        state.as_deref(),
-                    )
+                    .read(&options, writer.clone(), &config, &catalog, state.as_deref())
                     .await
                     .map_err(host_failure)??;
                 Ok(ExitCode::SUCCESS)

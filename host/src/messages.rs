@@ -19,22 +19,14 @@ pub trait MessageSink: Send {
     /// A log line from the component or the host.
     fn log(&mut self, level: LogLevel, message: &str);
     /// A stream status change.
-    fn stream_status(
-        &mut self,
-        stream: &str,
-        status: StreamStatus,
-        rate_limited_until_ms: Option<u64>,
-    );
+    fn stream_status(&mut self, stream: &str, status: StreamStatus, rate_limited_until_ms: Option<u64>);
     /// A failure, of one stream or of the whole verb.
     fn error(&mut self, stream: Option<&str>, failure: &Failure);
 }
 
 /// Milliseconds since the epoch, as Airbyte's `emitted_at`.
 pub fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 pub(crate) fn failure_type_str(failure_type: FailureType) -> &'static str {
@@ -112,9 +104,13 @@ impl<W: Write + Send> AirbyteWriter<W> {
         if self.broken {
             return;
         }
-        let ok = serde_json::to_writer(&mut self.out, message).is_ok()
-            && self.out.write_all(b"\n").is_ok();
+        let ok = serde_json::to_writer(&mut self.out, message).is_ok() && self.out.write_all(b"\n").is_ok();
         self.broken = !ok;
+    }
+
+    /// The underlying writer (e.g. the bytes written to a `Vec<u8>`).
+    pub fn get_ref(&self) -> &W {
+        &self.out
     }
 
     /// Flushes buffered lines.
@@ -127,14 +123,7 @@ impl<W: Write + Send> AirbyteWriter<W> {
 
 impl<W: Write + Send> MessageSink for AirbyteWriter<W> {
     fn record(&mut self, stream: &str, data: &RawValue) {
-        let line = RecordLine {
-            kind: "RECORD",
-            record: RecordBody {
-                stream,
-                data,
-                emitted_at: now_millis(),
-            },
-        };
+        let line = RecordLine { kind: "RECORD", record: RecordBody { stream, data, emitted_at: now_millis() } };
         self.write_message(&line);
     }
 
@@ -152,23 +141,14 @@ impl<W: Write + Send> MessageSink for AirbyteWriter<W> {
     }
 
     fn log(&mut self, level: LogLevel, message: &str) {
-        self.write_message(
-            &json!({"type": "LOG", "log": {"level": level_str(level), "message": message}}),
-        );
+        self.write_message(&json!({"type": "LOG", "log": {"level": level_str(level), "message": message}}));
         self.flush();
     }
 
-    fn stream_status(
-        &mut self,
-        stream: &str,
-        status: StreamStatus,
-        rate_limited_until_ms: Option<u64>,
-    ) {
-        let mut stream_status =
-            json!({"stream_descriptor": {"name": stream}, "status": status_str(status)});
+    fn stream_status(&mut self, stream: &str, status: StreamStatus, rate_limited_until_ms: Option<u64>) {
+        let mut stream_status = json!({"stream_descriptor": {"name": stream}, "status": status_str(status)});
         if let Some(until) = rate_limited_until_ms {
-            stream_status["reasons"] =
-                json!([{"type": "RATE_LIMITED", "rate_limited": {"quota_reset": until}}]);
+            stream_status["reasons"] = json!([{"type": "RATE_LIMITED", "rate_limited": {"quota_reset": until}}]);
         }
         self.write_message(&json!({
             "type": "TRACE",

@@ -27,9 +27,7 @@ pub struct RunOptions {
 impl RunOptions {
     /// Allows only the origin of the config's `base_url` (the Graph API by default).
     pub fn for_config(config: &str) -> RunOptions {
-        RunOptions {
-            allowed_origins: Origin::of_config(config).into_iter().collect(),
-        }
+        RunOptions { allowed_origins: Origin::of_config(config).into_iter().collect() }
     }
 }
 
@@ -109,10 +107,7 @@ impl Connector {
         config: &str,
     ) -> wasmtime::Result<Result<(), Failure>> {
         let (mut store, instance) = self.instantiate(options, sink).await?;
-        instance
-            .airbyte_source_source()
-            .call_check(&mut store, config)
-            .await
+        instance.airbyte_source_source().call_check(&mut store, config).await
     }
 
     /// `discover`: the catalog JSON text, or the guest's failure.
@@ -123,10 +118,7 @@ impl Connector {
         config: &str,
     ) -> wasmtime::Result<Result<String, Failure>> {
         let (mut store, instance) = self.instantiate(options, sink).await?;
-        instance
-            .airbyte_source_source()
-            .call_discover(&mut store, config)
-            .await
+        instance.airbyte_source_source().call_discover(&mut store, config).await
     }
 
     /// `read`: messages go to `sink`; the result summarises failed streams.
@@ -139,29 +131,19 @@ impl Connector {
         state: Option<&str>,
     ) -> wasmtime::Result<Result<(), Failure>> {
         let (mut store, instance) = self.instantiate(options, sink).await?;
-        instance
-            .airbyte_source_source()
-            .call_read(&mut store, config, catalog, state)
-            .await
+        instance.airbyte_source_source().call_read(&mut store, config, catalog, state).await
     }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.egress,
-        }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.egress }
     }
 }
 
@@ -177,16 +159,20 @@ impl sink::Host for HostState {
     fn record_emitted(&mut self, stream_name: String, data: String) {
         match json_object(data) {
             Some(data) => lock(&self.sink).record(&stream_name, &data),
-            None => lock(&self.sink)
-                .log(LogLevel::Error, &format!("The connector emitted a {stream_name} record that is not a JSON object; dropped.")),
+            None => lock(&self.sink).log(
+                LogLevel::Error,
+                &format!("The connector emitted a {stream_name} record that is not a JSON object; dropped."),
+            ),
         }
     }
 
     fn state(&mut self, stream_name: String, stream_state: String, record_count: u64) {
         match json_object(stream_state) {
             Some(state) => lock(&self.sink).state(&stream_name, &state, record_count),
-            None => lock(&self.sink)
-                .log(LogLevel::Error, &format!("The connector emitted a {stream_name} state that is not a JSON object; ignored.")),
+            None => lock(&self.sink).log(
+                LogLevel::Error,
+                &format!("The connector emitted a {stream_name} state that is not a JSON object; ignored."),
+            ),
         }
     }
 
@@ -194,12 +180,7 @@ impl sink::Host for HostState {
         lock(&self.sink).log(level, &message);
     }
 
-    fn report_status(
-        &mut self,
-        stream_name: String,
-        status: StreamStatus,
-        rate_limited_until: Option<u64>,
-    ) {
+    fn report_status(&mut self, stream_name: String, status: StreamStatus, rate_limited_until: Option<u64>) {
         lock(&self.sink).stream_status(&stream_name, status, rate_limited_until);
     }
 

@@ -1,1 +1,8 @@
-fn main() {}
+//! End-to-end tests: the release host runs the real component against the real sandbox.
+//! One binary (like wasmtime's `tests/all`), grouped by topic; the component is built once by
+//! `make build`, never by a test.
+#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+
+mod commands;
+mod egress;
+mod read_accounts;

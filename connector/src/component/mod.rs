@@ -39,11 +39,7 @@ impl Guest for Component {
     }
 
     fn check(config: String) -> Result<(), types::Failure> {
-        run(crate::source::check(
-            &config,
-            &wasi_runtime::WasiRuntime,
-            &HostSink,
-        ))
+        run(crate::source::check(&config, &wasi_runtime::WasiRuntime, &HostSink))
     }
 
     fn discover(config: String) -> Result<String, types::Failure> {
@@ -51,22 +47,14 @@ impl Guest for Component {
     }
 
     fn read(config: String, catalog: String, state: Option<String>) -> Result<(), types::Failure> {
-        run(crate::source::read(
-            &config,
-            &catalog,
-            state.as_deref(),
-            &wasi_runtime::WasiRuntime,
-            &HostSink,
-        ))
+        run(crate::source::read(&config, &catalog, state.as_deref(), &wasi_runtime::WasiRuntime, &HostSink))
     }
 }
 
 fn run<T>(future: impl Future<Output = Result<T, Failure>>) -> Result<T, types::Failure> {
     match reactor::block_on(future) {
         Ok(result) => result.map_err(to_wit),
-        Err(reactor::Stalled) => Err(to_wit(Failure::system(
-            "Internal error: the connector stopped making progress.",
-        ))),
+        Err(reactor::Stalled) => Err(to_wit(Failure::system("Internal error: the connector stopped making progress."))),
     }
 }
 
@@ -106,12 +94,7 @@ impl Sink for HostSink {
         host::log(level, message);
     }
 
-    fn stream_status(
-        &self,
-        stream: &str,
-        status: StreamStatus,
-        rate_limited_until_ms: Option<u64>,
-    ) {
+    fn stream_status(&self, stream: &str, status: StreamStatus, rate_limited_until_ms: Option<u64>) {
         let status = match status {
             StreamStatus::Started => types::StreamStatus::Started,
             StreamStatus::Running => types::StreamStatus::Running,

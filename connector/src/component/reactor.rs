@@ -28,9 +28,7 @@ thread_local! {
 /// Resolves once `pollable` is ready. The resource the pollable belongs to must outlive this
 /// future (drop order: a pollable is a child resource; dropping its parent first traps).
 pub fn wait_for(pollable: Pollable) -> WaitFor {
-    WaitFor {
-        state: WaitState::Fresh(Some(pollable)),
-    }
+    WaitFor { state: WaitState::Fresh(Some(pollable)) }
 }
 
 pub struct WaitFor {

@@ -7,8 +7,7 @@ use futures::future::LocalBoxFuture;
 use std::time::Duration;
 use wasi::http::outgoing_handler;
 use wasi::http::types::{
-    ErrorCode, Fields, IncomingBody, Method as WasiMethod, OutgoingBody, OutgoingRequest,
-    RequestOptions, Scheme,
+    ErrorCode, Fields, IncomingBody, Method as WasiMethod, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
 use wasi::io::streams::StreamError;
 
@@ -21,18 +20,13 @@ const READ_CHUNK: u64 = 64 * 1024;
 pub struct WasiRuntime;
 
 impl Runtime for WasiRuntime {
-    fn send(
-        &self,
-        request: HttpRequest,
-    ) -> LocalBoxFuture<'static, Result<HttpResponse, TransportError>> {
+    fn send(&self, request: HttpRequest) -> LocalBoxFuture<'static, Result<HttpResponse, TransportError>> {
         Box::pin(send(request))
     }
 
     fn sleep(&self, duration: Duration) -> LocalBoxFuture<'static, ()> {
         let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-        Box::pin(wait_for(wasi::clocks::monotonic_clock::subscribe_duration(
-            nanos,
-        )))
+        Box::pin(wait_for(wasi::clocks::monotonic_clock::subscribe_duration(nanos)))
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -62,29 +56,18 @@ async fn send(request: HttpRequest) -> Result<HttpResponse, TransportError> {
         path_with_query.push_str(query);
     }
 
-    let header_list: Vec<(String, Vec<u8>)> = request
-        .headers
-        .iter()
-        .map(|(name, value)| (name.clone(), value.clone().into_bytes()))
-        .collect();
+    let header_list: Vec<(String, Vec<u8>)> =
+        request.headers.iter().map(|(name, value)| (name.clone(), value.clone().into_bytes())).collect();
     let headers = Fields::from_list(&header_list).map_err(|_| invalid("headers"))?;
     let outgoing = OutgoingRequest::new(headers);
     let method = match request.method {
         Method::Get => WasiMethod::Get,
         Method::Post => WasiMethod::Post,
     };
-    outgoing
-        .set_method(&method)
-        .map_err(|_| invalid("method"))?;
-    outgoing
-        .set_scheme(Some(&scheme))
-        .map_err(|_| invalid("scheme"))?;
-    outgoing
-        .set_authority(Some(&authority))
-        .map_err(|_| invalid("authority"))?;
-    outgoing
-        .set_path_with_query(Some(&path_with_query))
-        .map_err(|_| invalid("path"))?;
+    outgoing.set_method(&method).map_err(|_| invalid("method"))?;
+    outgoing.set_scheme(Some(&scheme)).map_err(|_| invalid("scheme"))?;
+    outgoing.set_authority(Some(&authority)).map_err(|_| invalid("authority"))?;
+    outgoing.set_path_with_query(Some(&path_with_query)).map_err(|_| invalid("path"))?;
     let body = outgoing.body().map_err(|_| invalid("body"))?;
 
     let options = RequestOptions::new();
@@ -94,8 +77,7 @@ async fn send(request: HttpRequest) -> Result<HttpResponse, TransportError> {
     let _ = options.set_first_byte_timeout(Some(nanos(FIRST_BYTE_TIMEOUT)));
     let _ = options.set_between_bytes_timeout(Some(nanos(BETWEEN_BYTES_TIMEOUT)));
 
-    let pending =
-        outgoing_handler::handle(outgoing, Some(options)).map_err(|code| map_error(&code))?;
+    let pending = outgoing_handler::handle(outgoing, Some(options)).map_err(|code| map_error(&code))?;
     write_body(body, request.body.as_deref())?;
 
     let response = loop {
@@ -113,23 +95,12 @@ async fn send(request: HttpRequest) -> Result<HttpResponse, TransportError> {
         .headers()
         .entries()
         .into_iter()
-        .map(|(name, value)| {
-            (
-                name.to_ascii_lowercase(),
-                String::from_utf8_lossy(&value).into_owned(),
-            )
-        })
+        .map(|(name, value)| (name.to_ascii_lowercase(), String::from_utf8_lossy(&value).into_owned()))
         .collect();
-    let incoming = response
-        .consume()
-        .map_err(|_| TransportError::Connection("body already taken".into()))?;
+    let incoming = response.consume().map_err(|_| TransportError::Connection("body already taken".into()))?;
     let body = read_body(&incoming).await;
     drop(IncomingBody::finish(incoming));
-    Ok(HttpResponse {
-        status,
-        headers,
-        body: body?,
-    })
+    Ok(HttpResponse { status, headers, body: body? })
 }
 
 fn write_body(body: OutgoingBody, bytes: Option<&[u8]>) -> Result<(), TransportError> {
@@ -145,9 +116,7 @@ fn write_body(body: OutgoingBody, bytes: Option<&[u8]>) -> Result<(), TransportE
 }
 
 async fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, TransportError> {
-    let stream = incoming
-        .stream()
-        .map_err(|_| TransportError::Connection("body stream already taken".into()))?;
+    let stream = incoming.stream().map_err(|_| TransportError::Connection("body stream already taken".into()))?;
     let mut body = Vec::new();
     loop {
         match stream.read(READ_CHUNK) {
@@ -166,9 +135,9 @@ async fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, TransportError> {
 
 fn map_error(code: &ErrorCode) -> TransportError {
     match code {
-        ErrorCode::ConnectionTimeout
-        | ErrorCode::ConnectionReadTimeout
-        | ErrorCode::ConnectionWriteTimeout => TransportError::Timeout(format!("{code:?}")),
+        ErrorCode::ConnectionTimeout | ErrorCode::ConnectionReadTimeout | ErrorCode::ConnectionWriteTimeout => {
+            TransportError::Timeout(format!("{code:?}"))
+        }
         ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited => {
             TransportError::Denied(format!("{code:?}"))
         }

@@ -21,19 +21,13 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            max_retries: 5,
-            backoff_factor: Duration::from_secs(5),
-            max_wait: Duration::from_secs(3600),
-        }
+        RetryPolicy { max_retries: 5, backoff_factor: Duration::from_secs(5), max_wait: Duration::from_secs(3600) }
     }
 }
 
 impl RetryPolicy {
     pub fn backoff(&self, retry: u32) -> Duration {
-        let wait = self
-            .backoff_factor
-            .saturating_mul(2u32.saturating_pow(retry));
+        let wait = self.backoff_factor.saturating_mul(2u32.saturating_pow(retry));
         wait.min(self.max_wait)
     }
 }
@@ -92,9 +86,7 @@ impl<'a> GraphClient<'a> {
     pub fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
         let mut url = format!("{}{}", self.base_url, path);
         if !query.is_empty() {
-            let encoded = url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(query)
-                .finish();
+            let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(query).finish();
             url.push('?');
             url.push_str(&encoded);
         }
@@ -102,12 +94,7 @@ impl<'a> GraphClient<'a> {
     }
 
     /// GET a Graph path; the JSON body on success. `stream` names the stream for status messages.
-    pub async fn get(
-        &self,
-        path: &str,
-        query: &[(&str, &str)],
-        stream: &str,
-    ) -> Result<Value, RequestError> {
+    pub async fn get(&self, path: &str, query: &[(&str, &str)], stream: &str) -> Result<Value, RequestError> {
         let request = HttpRequest {
             method: Method::Get,
             url: self.url(path, query),
@@ -124,9 +111,7 @@ impl<'a> GraphClient<'a> {
             if !error.class.is_retryable() || attempt > self.policy.max_retries {
                 return Err(error);
             }
-            let wait = server_wait
-                .unwrap_or_else(|| self.policy.backoff(attempt))
-                .min(self.policy.max_wait);
+            let wait = server_wait.unwrap_or_else(|| self.policy.backoff(attempt)).min(self.policy.max_wait);
             self.announce_retry(&error, wait, stream);
             self.counters.retries.set(self.counters.retries.get() + 1);
             self.runtime.sleep(wait).await;
@@ -135,16 +120,10 @@ impl<'a> GraphClient<'a> {
     }
 
     /// One round trip. On failure also returns the wait the server asked for, if any.
-    async fn send_once(
-        &self,
-        request: &HttpRequest,
-        path: &str,
-    ) -> Result<Value, (RequestError, Option<Duration>)> {
+    async fn send_once(&self, request: &HttpRequest, path: &str) -> Result<Value, (RequestError, Option<Duration>)> {
         let response = {
             let _permit = self.limiter.acquire().await;
-            self.counters
-                .round_trips
-                .set(self.counters.round_trips.get() + 1);
+            self.counters.round_trips.set(self.counters.round_trips.get() + 1);
             self.runtime.send(request.clone()).await
         };
         let response = response.map_err(|e| (RequestError::from_transport(&e, path), None))?;
@@ -163,10 +142,8 @@ impl<'a> GraphClient<'a> {
     fn announce_retry(&self, error: &RequestError, wait: Duration, stream: &str) {
         let cause = error.to_failure().message;
         if error.class == ErrorClass::RateLimited {
-            let until =
-                self.runtime.now().timestamp_millis().max(0) as u64 + wait.as_millis() as u64;
-            self.sink
-                .stream_status(stream, StreamStatus::Running, Some(until));
+            let until = self.runtime.now().timestamp_millis().max(0) as u64 + wait.as_millis() as u64;
+            self.sink.stream_status(stream, StreamStatus::Running, Some(until));
             self.sink.log(
                 LogLevel::Warn,
                 &format!(
@@ -178,11 +155,7 @@ impl<'a> GraphClient<'a> {
         } else {
             self.sink.log(
                 LogLevel::Info,
-                &format!(
-                    "{stream}: retrying in {}s, attempt {} failed ({cause})",
-                    wait.as_secs(),
-                    error.attempts
-                ),
+                &format!("{stream}: retrying in {}s, attempt {} failed ({cause})", wait.as_secs(), error.attempts),
             );
         }
     }
@@ -191,10 +164,7 @@ impl<'a> GraphClient<'a> {
 /// The wait a response asks for: `Retry-After` (seconds), or for throttling the largest
 /// `estimated_time_to_regain_access` (minutes) in `X-Business-Use-Case-Usage`.
 fn server_requested_wait(response: &HttpResponse, class: ErrorClass) -> Option<Duration> {
-    if let Some(seconds) = response
-        .header("retry-after")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-    {
+    if let Some(seconds) = response.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
         return Some(Duration::from_secs(seconds));
     }
     if class != ErrorClass::RateLimited {
@@ -206,11 +176,7 @@ fn server_requested_wait(response: &HttpResponse, class: ErrorClass) -> Option<D
         .values()
         .filter_map(Value::as_array)
         .flatten()
-        .filter_map(|entry| {
-            entry
-                .get("estimated_time_to_regain_access")
-                .and_then(Value::as_u64)
-        })
+        .filter_map(|entry| entry.get("estimated_time_to_regain_access").and_then(Value::as_u64))
         .max()
         .filter(|m| *m > 0)?;
     Some(Duration::from_secs(minutes * 60))
@@ -237,19 +203,9 @@ mod tests {
             )],
             body: vec![],
         };
-        assert_eq!(
-            server_requested_wait(&r, ErrorClass::RateLimited),
-            Some(Duration::from_secs(180))
-        );
+        assert_eq!(server_requested_wait(&r, ErrorClass::RateLimited), Some(Duration::from_secs(180)));
         assert_eq!(server_requested_wait(&r, ErrorClass::Transient), None);
-        let r = HttpResponse {
-            status: 503,
-            headers: vec![("retry-after".into(), "7".into())],
-            body: vec![],
-        };
-        assert_eq!(
-            server_requested_wait(&r, ErrorClass::Transient),
-            Some(Duration::from_secs(7))
-        );
+        let r = HttpResponse { status: 503, headers: vec![("retry-after".into(), "7".into())], body: vec![] };
+        assert_eq!(server_requested_wait(&r, ErrorClass::Transient), Some(Duration::from_secs(7)));
     }
 }

@@ -28,20 +28,10 @@ impl GraphError {
         Some(GraphError {
             code: int("code"),
             subcode: int("error_subcode"),
-            message: error
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+            message: error.get("message").and_then(Value::as_str).unwrap_or_default().to_owned(),
             error_type: error.get("type").and_then(Value::as_str).map(str::to_owned),
-            is_transient: error
-                .get("is_transient")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            fbtrace_id: error
-                .get("fbtrace_id")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            is_transient: error.get("is_transient").and_then(Value::as_bool).unwrap_or(false),
+            fbtrace_id: error.get("fbtrace_id").and_then(Value::as_str).map(str::to_owned),
         })
     }
 
@@ -99,22 +89,11 @@ impl RequestError {
             TransportError::Denied(_) => ErrorClass::Fatal,
             TransportError::Timeout(_) | TransportError::Connection(_) => ErrorClass::Transient,
         };
-        RequestError {
-            class,
-            status: None,
-            graph: None,
-            detail: error.describe(),
-            attempts: 1,
-            path: path.into(),
-        }
+        RequestError { class, status: None, graph: None, detail: error.describe(), attempts: 1, path: path.into() }
     }
 
     /// Classifies a non-success response, or a success response with an `error` body.
-    pub fn from_response(
-        response: &HttpResponse,
-        body: Option<&Value>,
-        path: &str,
-    ) -> RequestError {
+    pub fn from_response(response: &HttpResponse, body: Option<&Value>, path: &str) -> RequestError {
         let graph = body.and_then(GraphError::from_body);
         let class = classify(response.status, graph.as_ref());
         let detail = if graph.is_some() {
@@ -123,14 +102,7 @@ impl RequestError {
             let text = String::from_utf8_lossy(&response.body);
             text.chars().take(300).collect()
         };
-        RequestError {
-            class,
-            status: Some(response.status),
-            graph,
-            detail,
-            attempts: 1,
-            path: path.into(),
-        }
+        RequestError { class, status: Some(response.status), graph, detail, attempts: 1, path: path.into() }
     }
 
     /// Graph error code, if any.
@@ -144,10 +116,7 @@ impl RequestError {
 
     /// Graph error message, or "" when there is none.
     pub fn message(&self) -> &str {
-        self.graph
-            .as_ref()
-            .map(|g| g.message.as_str())
-            .unwrap_or("")
+        self.graph.as_ref().map(|g| g.message.as_str()).unwrap_or("")
     }
 
     fn cause(&self) -> String {
@@ -164,12 +133,8 @@ impl RequestError {
     /// The user-facing failure for this error.
     pub fn to_failure(&self) -> Failure {
         let cause = self.cause();
-        let internal = format!(
-            "GET {} -> {} after {} attempt(s): {cause}",
-            self.path,
-            self.status_text(),
-            self.attempts
-        );
+        let internal =
+            format!("GET {} -> {} after {} attempt(s): {cause}", self.path, self.status_text(), self.attempts);
         let (failure_type, message) = match self.class {
             ErrorClass::Auth => (
                 FailureType::ConfigError,
@@ -194,24 +159,16 @@ impl RequestError {
             ErrorClass::Fatal => match self.status {
                 Some(status) => {
                     let (failure_type, stem) = status_stem(status);
-                    (
-                        failure_type,
-                        format!("HTTP Status Code: {status}. Error: {stem} {cause}"),
-                    )
+                    (failure_type, format!("HTTP Status Code: {status}. Error: {stem} {cause}"))
                 }
-                None => (
-                    FailureType::SystemError,
-                    format!("The request to the Graph API failed: {cause}."),
-                ),
+                None => (FailureType::SystemError, format!("The request to the Graph API failed: {cause}.")),
             },
         };
         Failure::new(failure_type, message).with_internal(internal)
     }
 
     fn status_text(&self) -> String {
-        self.status
-            .map(|s| format!("HTTP {s}"))
-            .unwrap_or_else(|| "no response".into())
+        self.status.map(|s| format!("HTTP {s}")).unwrap_or_else(|| "no response".into())
     }
 }
 
@@ -221,9 +178,7 @@ fn classify(status: u16, graph: Option<&GraphError>) -> ErrorClass {
         if AUTH_CODES.contains(&code) || g.subcode.is_some_and(|s| AUTH_SUBCODES.contains(&s)) {
             return ErrorClass::Auth;
         }
-        if THROTTLING_CODES.contains(&code)
-            || g.message.to_ascii_lowercase().contains("too many calls")
-        {
+        if THROTTLING_CODES.contains(&code) || g.message.to_ascii_lowercase().contains("too many calls") {
             return ErrorClass::RateLimited;
         }
         if code == 1 || code == 2 || g.is_transient {
@@ -240,26 +195,11 @@ fn classify(status: u16, graph: Option<&GraphError>) -> ErrorClass {
 /// The Airbyte CDK's wording per status, kept so users recognise the messages.
 fn status_stem(status: u16) -> (FailureType, &'static str) {
     match status {
-        400 => (
-            FailureType::SystemError,
-            "Bad request. Please check your request parameters.",
-        ),
-        401 => (
-            FailureType::ConfigError,
-            "Unauthorized. Please ensure you are authenticated correctly.",
-        ),
-        403 => (
-            FailureType::ConfigError,
-            "Forbidden. You don't have permission to access this resource.",
-        ),
-        404 => (
-            FailureType::SystemError,
-            "Not found. The requested resource was not found on the server.",
-        ),
-        405 => (
-            FailureType::SystemError,
-            "Method not allowed. Please check your request method.",
-        ),
+        400 => (FailureType::SystemError, "Bad request. Please check your request parameters."),
+        401 => (FailureType::ConfigError, "Unauthorized. Please ensure you are authenticated correctly."),
+        403 => (FailureType::ConfigError, "Forbidden. You don't have permission to access this resource."),
+        404 => (FailureType::SystemError, "Not found. The requested resource was not found on the server."),
+        405 => (FailureType::SystemError, "Method not allowed. Please check your request method."),
         _ => (FailureType::SystemError, "Unexpected response."),
     }
 }
@@ -270,14 +210,7 @@ mod tests {
     use serde_json::json;
 
     fn response(status: u16, body: &Value) -> (HttpResponse, Value) {
-        (
-            HttpResponse {
-                status,
-                headers: vec![],
-                body: body.to_string().into_bytes(),
-            },
-            body.clone(),
-        )
+        (HttpResponse { status, headers: vec![], body: body.to_string().into_bytes() }, body.clone())
     }
 
     fn class_of(status: u16, body: Value) -> ErrorClass {
@@ -290,11 +223,7 @@ mod tests {
         for code in THROTTLING_CODES {
             for status in [400, 403] {
                 let body = json!({"error": {"message": "slow down", "code": code}});
-                assert_eq!(
-                    class_of(status, body),
-                    ErrorClass::RateLimited,
-                    "code {code} status {status}"
-                );
+                assert_eq!(class_of(status, body), ErrorClass::RateLimited, "code {code} status {status}");
             }
         }
         let body = json!({"error": {"message": "There have been too many calls to this Instagram account."}});
@@ -304,7 +233,8 @@ mod tests {
 
     #[test]
     fn token_errors_are_auth_and_tell_the_user_to_reauthenticate() {
-        let body = json!({"error": {"message": "Error validating access token", "code": 190, "type": "OAuthException"}});
+        let body =
+            json!({"error": {"message": "Error validating access token", "code": 190, "type": "OAuthException"}});
         let (r, b) = response(400, &body);
         let err = RequestError::from_response(&r, Some(&b), "/me/accounts");
         assert_eq!(err.class, ErrorClass::Auth);
@@ -319,25 +249,10 @@ mod tests {
         assert_eq!(class_of(500, json!({})), ErrorClass::Transient);
         assert_eq!(class_of(503, json!({})), ErrorClass::Transient);
         assert_eq!(class_of(408, json!({})), ErrorClass::Transient);
-        assert_eq!(
-            class_of(400, json!({"error": {"code": 2, "message": "x"}})),
-            ErrorClass::Transient
-        );
-        assert_eq!(
-            class_of(400, json!({"error": {"code": 1, "message": "x"}})),
-            ErrorClass::Transient
-        );
-        assert_eq!(
-            class_of(400, json!({"error": {"code": 9, "is_transient": true}})),
-            ErrorClass::Transient
-        );
-        assert_eq!(
-            class_of(
-                400,
-                json!({"error": {"code": 100, "message": "Invalid parameter"}})
-            ),
-            ErrorClass::Fatal
-        );
+        assert_eq!(class_of(400, json!({"error": {"code": 2, "message": "x"}})), ErrorClass::Transient);
+        assert_eq!(class_of(400, json!({"error": {"code": 1, "message": "x"}})), ErrorClass::Transient);
+        assert_eq!(class_of(400, json!({"error": {"code": 9, "is_transient": true}})), ErrorClass::Transient);
+        assert_eq!(class_of(400, json!({"error": {"code": 100, "message": "Invalid parameter"}})), ErrorClass::Fatal);
         assert_eq!(class_of(404, json!({})), ErrorClass::Fatal);
     }
 
@@ -347,12 +262,7 @@ mod tests {
         let (r, b) = response(400, &body);
         let f = RequestError::from_response(&r, Some(&b), "/1/insights").to_failure();
         assert_eq!(f.failure_type, FailureType::SystemError);
-        assert!(
-            f.message
-                .starts_with("HTTP Status Code: 400. Error: Bad request."),
-            "{}",
-            f.message
-        );
+        assert!(f.message.starts_with("HTTP Status Code: 400. Error: Bad request."), "{}", f.message);
         assert!(f.message.contains("(#100) Invalid parameter"));
         let (r, b) = response(403, &json!({"error": {"message": "nope", "code": 200}}));
         let f = RequestError::from_response(&r, Some(&b), "/x").to_failure();
@@ -366,10 +276,7 @@ mod tests {
         let mut err = RequestError::from_response(&r, Some(&b), "/x");
         err.attempts = 6;
         let f = err.to_failure();
-        assert!(
-            f.message
-                .starts_with("Rate limit exceeded for Instagram Graph API.")
-        );
+        assert!(f.message.starts_with("Rate limit exceeded for Instagram Graph API."));
         assert_eq!(f.failure_type, FailureType::TransientError);
     }
 }

@@ -52,9 +52,7 @@ impl Limiter {
             }
         })
         .await;
-        Permit {
-            inner: self.inner.clone(),
-        }
+        Permit { inner: self.inner.clone() }
     }
 
     /// The most requests that were ever in flight at once.

@@ -42,10 +42,7 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -72,10 +69,7 @@ impl TransportError {
 
 /// Everything the connector needs from its environment.
 pub trait Runtime {
-    fn send(
-        &self,
-        request: HttpRequest,
-    ) -> LocalBoxFuture<'static, Result<HttpResponse, TransportError>>;
+    fn send(&self, request: HttpRequest) -> LocalBoxFuture<'static, Result<HttpResponse, TransportError>>;
     /// A wait that costs no CPU.
     fn sleep(&self, duration: Duration) -> LocalBoxFuture<'static, ()>;
     fn now(&self) -> DateTime<Utc>;

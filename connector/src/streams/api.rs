@@ -20,24 +20,12 @@ pub fn transform(page: Value, sink: &dyn Sink) -> Option<(Value, Account)> {
     let page_id = graph::id_string(page.get("id"));
     let business_account_id = graph::id_string(ig.get("id"));
     let (Some(page_id), Some(business_account_id)) = (page_id, business_account_id) else {
-        sink.log(
-            LogLevel::Warn,
-            "Api: skipping a page whose id or instagram_business_account.id is missing",
-        );
+        sink.log(LogLevel::Warn, "Api: skipping a page whose id or instagram_business_account.id is missing");
         return None;
     };
     page.insert("id".into(), Value::String(page_id.clone()));
-    page.insert(
-        "account".into(),
-        json!({"business_account_id": business_account_id, "page_id": page_id}),
-    );
-    Some((
-        Value::Object(page),
-        Account {
-            business_account_id,
-            page_id,
-        },
-    ))
+    page.insert("account".into(), json!({"business_account_id": business_account_id, "page_id": page_id}));
+    Some((Value::Object(page), Account { business_account_id, page_id }))
 }
 
 /// All Api records with their accounts, every page read.
@@ -45,11 +33,7 @@ pub async fn read_all(client: &GraphClient<'_>) -> Result<Vec<(Value, Account)>,
     let mut out = Vec::new();
     let mut pages = std::pin::pin!(graph::pages(client, ACCOUNTS_PATH.into(), fields(), NAME));
     while let Some(page) = pages.next().await {
-        out.extend(
-            page?
-                .into_iter()
-                .filter_map(|p| transform(p, client.sink())),
-        );
+        out.extend(page?.into_iter().filter_map(|p| transform(p, client.sink())));
     }
     Ok(out)
 }
@@ -77,10 +61,7 @@ mod tests {
         .expect("sample");
         let sink = RecordingSink::default();
         let pages = sample["data"].as_array().cloned().unwrap_or_default();
-        let kept: Vec<_> = pages
-            .into_iter()
-            .filter_map(|p| transform(p, &sink))
-            .collect();
+        let kept: Vec<_> = pages.into_iter().filter_map(|p| transform(p, &sink)).collect();
         assert_eq!(kept.len(), 13);
         let (record, account) = &kept[0];
         assert_eq!(
@@ -93,14 +74,7 @@ mod tests {
     #[test]
     fn numeric_ids_become_strings() {
         let sink = RecordingSink::default();
-        let (record, _) = transform(
-            json!({"id": 12, "instagram_business_account": {"id": 34}}),
-            &sink,
-        )
-        .expect("kept");
-        assert_eq!(
-            record,
-            json!({"id": "12", "account": {"business_account_id": "34", "page_id": "12"}})
-        );
+        let (record, _) = transform(json!({"id": 12, "instagram_business_account": {"id": 34}}), &sink).expect("kept");
+        assert_eq!(record, json!({"id": "12", "account": {"business_account_id": "34", "page_id": "12"}}));
     }
 }

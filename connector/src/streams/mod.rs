@@ -9,16 +9,8 @@ use serde_json::{Value, json};
 use std::cell::{Cell, RefCell};
 
 /// Every stream, in `discover` order (reference §10.3).
-pub const ALL: [&str; 8] = [
-    "media",
-    "media_insights",
-    "users",
-    "user_lifetime_insights",
-    "stories",
-    "story_insights",
-    "Api",
-    "user_insights",
-];
+pub const ALL: [&str; 8] =
+    ["media", "media_insights", "users", "user_lifetime_insights", "stories", "story_insights", "Api", "user_insights"];
 
 /// The state a full-refresh stream ends with (the CDK's FinalStateCursor).
 pub fn final_full_refresh_state() -> Value {
@@ -37,13 +29,7 @@ pub struct StreamOutput<'a> {
 
 impl<'a> StreamOutput<'a> {
     pub fn new(name: &'a str, sink: &'a dyn Sink) -> Self {
-        StreamOutput {
-            name,
-            sink,
-            emitted: Cell::new(0),
-            since_state: Cell::new(0),
-            last_state: RefCell::new(None),
-        }
+        StreamOutput { name, sink, emitted: Cell::new(0), since_state: Cell::new(0), last_state: RefCell::new(None) }
     }
 
     pub fn name(&self) -> &str {
@@ -52,8 +38,7 @@ impl<'a> StreamOutput<'a> {
 
     pub fn emit(&self, record: &Value) {
         if self.emitted.get() == 0 {
-            self.sink
-                .stream_status(self.name, StreamStatus::Running, None);
+            self.sink.stream_status(self.name, StreamStatus::Running, None);
         }
         self.sink.record(self.name, record);
         self.emitted.set(self.emitted.get() + 1);

@@ -20,17 +20,10 @@ pub fn transform(body: Value, account: &Account) -> Value {
     Value::Object(record)
 }
 
-pub async fn read(
-    client: &GraphClient<'_>,
-    accounts: &[Account],
-    out: &StreamOutput<'_>,
-) -> Result<(), Failure> {
+pub async fn read(client: &GraphClient<'_>, accounts: &[Account], out: &StreamOutput<'_>) -> Result<(), Failure> {
     let requests = accounts.iter().map(|account| async move {
         let path = format!("/{}", account.business_account_id);
-        client
-            .get(&path, &[("fields", USER_FIELDS)], NAME)
-            .await
-            .map(|body| transform(body, account))
+        client.get(&path, &[("fields", USER_FIELDS)], NAME).await.map(|body| transform(body, account))
     });
     // `buffered` keeps account order while the request layer runs them concurrently.
     let mut records = futures::stream::iter(requests).buffered(accounts.len().max(1));
@@ -47,11 +40,9 @@ mod tests {
 
     #[test]
     fn adds_page_id_as_string_and_strips_ccb() {
-        let account = Account {
-            business_account_id: "17841400000000000".into(),
-            page_id: "111".into(),
-        };
-        let body = json!({"id": "17841400000000000", "ig_id": 3, "profile_picture_url": "https://x/p.jpg?stp=a&ccb=7-5&oh=0"});
+        let account = Account { business_account_id: "17841400000000000".into(), page_id: "111".into() };
+        let body =
+            json!({"id": "17841400000000000", "ig_id": 3, "profile_picture_url": "https://x/p.jpg?stp=a&ccb=7-5&oh=0"});
         assert_eq!(
             transform(body, &account),
             json!({"id": "17841400000000000", "ig_id": 3, "profile_picture_url": "https://x/p.jpg?stp=a&oh=0", "page_id": "111"})

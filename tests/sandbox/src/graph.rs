@@ -1,6 +1,7 @@
 //! Request handling with the Graph API's semantics: auth, field selection, cursor paging and
 //! error bodies shaped like Meta's.
 
+use crate::SandboxOptions;
 use crate::model::Model;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -14,11 +15,7 @@ pub struct Reply {
 
 impl Reply {
     fn ok(body: Value) -> Reply {
-        Reply {
-            status: 200,
-            body,
-            headers: Vec::new(),
-        }
+        Reply { status: 200, body, headers: Vec::new() }
     }
 }
 
@@ -33,20 +30,11 @@ pub fn graph_error(status: u16, code: i64, subcode: Option<i64>, message: &str) 
     if let Some(subcode) = subcode {
         error["error_subcode"] = json!(subcode);
     }
-    Reply {
-        status,
-        body: json!({ "error": error }),
-        headers: Vec::new(),
-    }
+    Reply { status, body: json!({ "error": error }), headers: Vec::new() }
 }
 
 fn invalid_token() -> Reply {
-    graph_error(
-        400,
-        190,
-        None,
-        "Invalid OAuth access token - Cannot parse access token",
-    )
+    graph_error(400, 190, None, "Invalid OAuth access token - Cannot parse access token")
 }
 
 fn unknown_object(id: &str) -> Reply {
@@ -71,23 +59,21 @@ pub struct Incoming<'a> {
 
 pub const API_VERSION: &str = "v23.0";
 
-pub fn handle(model: &Model, token: &str, request: &Incoming<'_>) -> Reply {
+pub fn handle(options: &SandboxOptions, request: &Incoming<'_>) -> Reply {
+    let model = &options.model;
     let Some(rest) = request.path.strip_prefix(&format!("/{API_VERSION}/")) else {
         return graph_error(400, 2500, None, "Unknown path components");
     };
-    let presented = request
-        .bearer
-        .or(request.query.get("access_token").map(String::as_str));
-    if presented != Some(token) {
+    let presented = request.bearer.or(request.query.get("access_token").map(String::as_str));
+    if presented != Some(options.token.as_str()) {
         return invalid_token();
     }
     let fields = request.query.get("fields").map(|f| parse_fields(f));
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
-        ["me", "accounts"] => accounts(model, fields.as_deref(), request),
+        ["me", "accounts"] => accounts(model, fields.as_deref(), request, options.max_page_size),
         [id] => match model.user(id) {
-            Some(user) => select_fields(&user.node(), fields.as_deref(), "IGUser")
-                .map_or_else(|e| e, Reply::ok),
+            Some(user) => select_fields(&user.node(), fields.as_deref(), "IGUser").map_or_else(|e| e, Reply::ok),
             None => unknown_object(id),
         },
         _ => graph_error(400, 2500, None, "Unknown path components"),
@@ -112,10 +98,7 @@ pub fn parse_fields(fields: &str) -> Vec<String> {
         current.push(c);
     }
     out.push(current);
-    out.into_iter()
-        .map(|f| f.trim().to_owned())
-        .filter(|f| !f.is_empty())
-        .collect()
+    out.into_iter().map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()).collect()
 }
 
 /// The node restricted to `fields` (plus `id`, which Graph always returns); an unknown field is
@@ -140,9 +123,7 @@ fn select_fields(node: &Value, fields: Option<&[String]>, node_type: &str) -> Re
                     400,
                     100,
                     None,
-                    &format!(
-                        "(#100) Tried accessing nonexisting field ({field}) on node type ({node_type})"
-                    ),
+                    &format!("(#100) Tried accessing nonexisting field ({field}) on node type ({node_type})"),
                 ));
             }
         }
@@ -150,7 +131,7 @@ fn select_fields(node: &Value, fields: Option<&[String]>, node_type: &str) -> Re
     Ok(Value::Object(out))
 }
 
-fn accounts(model: &Model, fields: Option<&[String]>, request: &Incoming<'_>) -> Reply {
+fn accounts(model: &Model, fields: Option<&[String]>, request: &Incoming<'_>, max_page_size: usize) -> Reply {
     let mut items = Vec::with_capacity(model.pages.len());
     for page in &model.pages {
         let mut node = json!({"id": page.id, "name": format!("Sandbox Page {}", page.id)});
@@ -164,18 +145,14 @@ fn accounts(model: &Model, fields: Option<&[String]>, request: &Incoming<'_>) ->
             .filter(|f| f.as_str() != "instagram_business_account" || page.instagram.is_some())
             .cloned()
             .collect();
-        if let Some(unknown) = fields
-            .unwrap_or(&[])
-            .iter()
-            .find(|f| !matches!(f.as_str(), "id" | "name" | "instagram_business_account"))
+        if let Some(unknown) =
+            fields.unwrap_or(&[]).iter().find(|f| !matches!(f.as_str(), "id" | "name" | "instagram_business_account"))
         {
             return graph_error(
                 400,
                 100,
                 None,
-                &format!(
-                    "(#100) Tried accessing nonexisting field ({unknown}) on node type (Page)"
-                ),
+                &format!("(#100) Tried accessing nonexisting field ({unknown}) on node type (Page)"),
             );
         }
         match select_fields(&node, Some(&wanted), "Page") {
@@ -183,11 +160,10 @@ fn accounts(model: &Model, fields: Option<&[String]>, request: &Incoming<'_>) ->
             Err(reply) => return reply,
         }
     }
-    paginate(items, request)
+    paginate(items, request, max_page_size)
 }
 
 const DEFAULT_LIMIT: usize = 25;
-const MAX_LIMIT: usize = 100;
 
 fn encode_cursor(position: usize) -> String {
     format!("QVFIU{position:08x}")
@@ -199,37 +175,28 @@ fn decode_cursor(cursor: &str) -> Option<usize> {
 
 /// Cursor paging as Graph does it: `cursors.before/after` on every non-empty page, `next` only
 /// when more data follows, `previous` when some precedes.
-pub fn paginate(items: Vec<Value>, request: &Incoming<'_>) -> Reply {
+pub fn paginate(items: Vec<Value>, request: &Incoming<'_>, max_page_size: usize) -> Reply {
     let limit = request
         .query
         .get("limit")
         .and_then(|l| l.parse::<usize>().ok())
         .unwrap_or(DEFAULT_LIMIT)
-        .clamp(1, MAX_LIMIT);
+        .clamp(1, max_page_size.max(1));
     let start = match request.query.get("after") {
         None => 0,
         Some(cursor) => match decode_cursor(cursor) {
             Some(position) => position,
             None => {
-                return graph_error(
-                    400,
-                    100,
-                    None,
-                    "(#100) The after parameter is not a valid cursor",
-                );
+                return graph_error(400, 100, None, "(#100) The after parameter is not a valid cursor");
             }
         },
     };
     let end = (start + limit).min(items.len());
-    let data: Vec<Value> = items
-        .get(start..end)
-        .map(<[Value]>::to_vec)
-        .unwrap_or_default();
+    let data: Vec<Value> = items.get(start..end).map(<[Value]>::to_vec).unwrap_or_default();
     if data.is_empty() {
         return Reply::ok(json!({"data": []}));
     }
-    let mut paging =
-        json!({"cursors": {"before": encode_cursor(start), "after": encode_cursor(end)}});
+    let mut paging = json!({"cursors": {"before": encode_cursor(start), "after": encode_cursor(end)}});
     if end < items.len() {
         paging["next"] = json!(page_url(request, "after", &encode_cursor(end), limit));
     }
@@ -249,9 +216,7 @@ fn page_url(request: &Incoming<'_>, key: &str, cursor: &str, limit: usize) -> St
     query.sort();
     query.push(("limit".into(), limit.to_string()));
     query.push((key.into(), cursor.into()));
-    let encoded = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(query)
-        .finish();
+    let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(query).finish();
     format!("{}{}?{}", request.origin, request.path, encoded)
 }
 
@@ -261,10 +226,7 @@ mod tests {
 
     #[test]
     fn nested_fields_do_not_split() {
-        assert_eq!(
-            parse_fields("id,children{id,media_url},name"),
-            vec!["id", "children{id,media_url}", "name"]
-        );
+        assert_eq!(parse_fields("id,children{id,media_url},name"), vec!["id", "children{id,media_url}", "name"]);
     }
 
     #[test]

@@ -31,15 +31,13 @@ pub struct SandboxOptions {
     pub token: String,
     /// 0 picks a free port.
     pub port: u16,
+    /// The most items a page holds, whatever `limit` asks (Graph caps it too).
+    pub max_page_size: usize,
 }
 
 impl SandboxOptions {
     pub fn new(model: Model) -> Self {
-        SandboxOptions {
-            model,
-            token: DEFAULT_TOKEN.to_owned(),
-            port: 0,
-        }
+        SandboxOptions { model, token: DEFAULT_TOKEN.to_owned(), port: 0, max_page_size: 100 }
     }
 }
 
@@ -72,30 +70,16 @@ pub struct Sandbox {
 impl Sandbox {
     /// Binds 127.0.0.1 and serves on a background thread.
     pub fn start(options: SandboxOptions) -> std::io::Result<Sandbox> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let listener = runtime.block_on(bind(options.port))?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
-            options,
-            origin: format!("http://{addr}"),
-            log: Mutex::new(Vec::new()),
-        });
+        let shared = Arc::new(Shared { options, origin: format!("http://{addr}"), log: Mutex::new(Vec::new()) });
         let (shutdown, stop) = oneshot::channel();
         let serving = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("graph-sandbox".into())
-            .spawn(move || {
-                runtime.block_on(serve(listener, serving, stop));
-            })?;
-        Ok(Sandbox {
-            addr,
-            shared,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        })
+        let thread = std::thread::Builder::new().name("graph-sandbox".into()).spawn(move || {
+            runtime.block_on(serve(listener, serving, stop));
+        })?;
+        Ok(Sandbox { addr, shared, shutdown: Some(shutdown), thread: Some(thread) })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -113,11 +97,7 @@ impl Sandbox {
 
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<LoggedRequest> {
-        self.shared
-            .log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.shared.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Blocks until the server thread has stopped.
@@ -163,9 +143,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: oneshot::Re
                 let shared = shared.clone();
                 async move { Ok::<_, std::convert::Infallible>(respond(&shared, request)) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }
@@ -176,50 +154,34 @@ fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>>
     let query: HashMap<String, String> = request
         .uri()
         .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
     let bearer = request
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let incoming = graph::Incoming {
-        path: &path,
-        query: query.clone(),
-        bearer,
-        origin: &shared.origin,
-    };
+    let incoming = graph::Incoming { path: &path, query: query.clone(), bearer, origin: &shared.origin };
     let reply = if request.method() == http::Method::GET {
-        graph::handle(&shared.options.model, &shared.options.token, &incoming)
+        graph::handle(&shared.options, &incoming)
     } else {
         graph::graph_error(400, 100, None, "Unsupported method")
     };
 
-    let mut response = Response::builder()
-        .status(reply.status)
-        .header("content-type", "application/json; charset=UTF-8");
+    let mut response =
+        Response::builder().status(reply.status).header("content-type", "application/json; charset=UTF-8");
     for (name, value) in &reply.headers {
         response = response.header(name, value);
     }
     let body = Full::new(Bytes::from(reply.body.to_string()));
-    let response = response
-        .body(body)
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())));
-    shared
-        .log
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(LoggedRequest {
-            method: request.method().to_string(),
-            path,
-            query,
-            status: reply.status,
-            received,
-            answered: Instant::now(),
-        });
+    let response = response.body(body).unwrap_or_else(|_| Response::new(Full::new(Bytes::new())));
+    shared.log.lock().unwrap_or_else(|p| p.into_inner()).push(LoggedRequest {
+        method: request.method().to_string(),
+        path,
+        query,
+        status: reply.status,
+        received,
+        answered: Instant::now(),
+    });
     response
 }

@@ -32,21 +32,13 @@ fn main() -> std::process::ExitCode {
         accounts: args.accounts,
         pages_without_instagram: args.pages_without_instagram,
     });
-    let options = SandboxOptions {
-        model,
-        token: args.token,
-        port: args.port,
-    };
+    let options = SandboxOptions { token: args.token, port: args.port, ..SandboxOptions::new(model) };
     match Sandbox::start(options) {
         Ok(sandbox) => {
             // The first stdout line is the base URL, for scripts.
             println!("{}", sandbox.base_url());
             let _ = std::io::stdout().flush();
-            eprintln!(
-                "graph-sandbox: serving {} accounts on {}",
-                args.accounts,
-                sandbox.addr()
-            );
+            eprintln!("graph-sandbox: serving {} accounts on {}", args.accounts, sandbox.addr());
             sandbox.wait();
             std::process::ExitCode::SUCCESS
         }

@@ -95,11 +95,7 @@ pub struct ModelSpec {
 
 impl Default for ModelSpec {
     fn default() -> Self {
-        ModelSpec {
-            seed: 42,
-            accounts: 3,
-            pages_without_instagram: 2,
-        }
+        ModelSpec { seed: 42, accounts: 3, pages_without_instagram: 2 }
     }
 }
 
@@ -111,17 +107,14 @@ impl Model {
         let mut with_instagram = 0;
         for index in 0..total {
             // Spread the pages without Instagram between the others, deterministically.
-            let linked = with_instagram < spec.accounts
-                && (index % 3 != 1 || total - index <= spec.accounts - with_instagram);
+            let linked =
+                with_instagram < spec.accounts && (index % 3 != 1 || total - index <= spec.accounts - with_instagram);
             let page_id = rng.id("1", 15);
             let instagram = linked.then(|| {
                 with_instagram += 1;
                 generate_user(&mut rng, with_instagram)
             });
-            pages.push(Page {
-                id: page_id,
-                instagram,
-            });
+            pages.push(Page { id: page_id, instagram });
         }
         Model { pages }
     }
@@ -135,25 +128,20 @@ impl Model {
             .enumerate()
             .map(|(index, (page_id, ig_id))| Page {
                 id: page_id.clone(),
-                instagram: ig_id.as_ref().map(|ig_id| IgUser {
-                    id: ig_id.clone(),
-                    ..generate_user(&mut rng, index + 1)
-                }),
+                instagram: ig_id
+                    .as_ref()
+                    .map(|ig_id| IgUser { id: ig_id.clone(), ..generate_user(&mut rng, index + 1) }),
             })
             .collect();
         Model { pages }
     }
 
     pub fn users(&self) -> impl Iterator<Item = (&Page, &IgUser)> {
-        self.pages
-            .iter()
-            .filter_map(|page| page.instagram.as_ref().map(|user| (page, user)))
+        self.pages.iter().filter_map(|page| page.instagram.as_ref().map(|user| (page, user)))
     }
 
     pub fn user(&self, id: &str) -> Option<&IgUser> {
-        self.users()
-            .map(|(_, user)| user)
-            .find(|user| user.id == id)
+        self.users().map(|(_, user)| user).find(|user| user.id == id)
     }
 }
 
