@@ -68,7 +68,13 @@ fn reference_accounts_sample_is_paged_and_filtered_to_13_accounts() {
         })
         .collect();
     assert_eq!(pages.len(), 24);
-    let options = SandboxOptions { max_page_size: 5, ..SandboxOptions::new(Model::from_pages(3, &pages)) };
+    let options = SandboxOptions {
+        max_page_size: 5,
+        ..SandboxOptions::new(Model::from_pages(
+            &ModelSpec { media_per_account: 0, stories_per_account: 0, ..ModelSpec::default() },
+            &pages,
+        ))
+    };
     let sandbox = Sandbox::start(options).expect("sandbox");
     let scratch = Scratch::new("read-sample");
     let out = read(&scratch, &config_for(&sandbox), &["Api"]);

@@ -2,7 +2,8 @@
 //! error bodies shaped like Meta's.
 
 use crate::SandboxOptions;
-use crate::model::Model;
+use crate::insights;
+use crate::model::{Model, Node};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
@@ -33,11 +34,11 @@ pub fn graph_error(status: u16, code: i64, subcode: Option<i64>, message: &str) 
     Reply { status, body: json!({ "error": error }), headers: Vec::new() }
 }
 
-fn invalid_token() -> Reply {
+pub fn invalid_token() -> Reply {
     graph_error(400, 190, None, "Invalid OAuth access token - Cannot parse access token")
 }
 
-fn unknown_object(id: &str) -> Reply {
+pub fn unknown_object(id: &str) -> Reply {
     graph_error(
         400,
         100,
@@ -69,15 +70,59 @@ pub fn handle(options: &SandboxOptions, request: &Incoming<'_>) -> Reply {
         return invalid_token();
     }
     let fields = request.query.get("fields").map(|f| parse_fields(f));
+    let fields = fields.as_deref();
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let page_size = options.max_page_size;
     match segments.as_slice() {
-        ["me", "accounts"] => accounts(model, fields.as_deref(), request, options.max_page_size),
-        [id] => match model.user(id) {
-            Some(user) => select_fields(&user.node(), fields.as_deref(), "IGUser").map_or_else(|e| e, Reply::ok),
+        ["me", "accounts"] => accounts(model, fields, request, page_size),
+        [id] => match model.node(id) {
+            Some(Node::User(user)) => reply(select_fields(&user.node(), fields, "IGUser")),
+            Some(Node::Media(user, media) | Node::Story(user, media)) => {
+                reply(select_fields(&media.node(user), fields, "IGMedia"))
+            }
+            Some(Node::Child(_, child)) if child.deleted => unknown_object(id),
+            Some(Node::Child(user, child)) => reply(select_fields(&child.node(user), fields, "IGMedia")),
+            None => unknown_object(id),
+        },
+        [id, "media"] => match model.user(id) {
+            Some(user) => edge(user.media.iter().map(|m| m.node(user)), fields, request, page_size),
+            None => unknown_object(id),
+        },
+        [id, "stories"] => match model.user(id) {
+            Some(user) => edge(user.stories.iter().map(|m| m.node(user)), fields, request, page_size),
+            None => unknown_object(id),
+        },
+        [id, "insights"] => match model.node(id) {
+            Some(Node::User(user)) => insights::account(user, request, chrono::Utc::now()),
+            Some(Node::Media(_, media)) => insights::media(media, request),
+            Some(Node::Story(_, story)) => insights::story(story, request),
+            Some(Node::Child(..)) => {
+                graph_error(400, 10, None, "(#10) Insights are not available for media inside an album")
+            }
             None => unknown_object(id),
         },
         _ => graph_error(400, 2500, None, "Unknown path components"),
     }
+}
+
+fn reply(selected: Result<Value, Reply>) -> Reply {
+    selected.map_or_else(|error| error, Reply::ok)
+}
+
+fn edge(
+    nodes: impl Iterator<Item = Value>,
+    fields: Option<&[String]>,
+    request: &Incoming<'_>,
+    page_size: usize,
+) -> Reply {
+    let mut items = Vec::new();
+    for node in nodes {
+        match select_fields(&node, fields, "IGMedia") {
+            Ok(selected) => items.push(selected),
+            Err(error) => return error,
+        }
+    }
+    paginate(items, request, page_size)
 }
 
 /// `a,b{c,d},e` → `["a", "b{c,d}", "e"]` (commas inside braces do not split).
@@ -101,6 +146,8 @@ pub fn parse_fields(fields: &str) -> Vec<String> {
     out.into_iter().map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()).collect()
 }
 
+const OPTIONAL_FIELDS: [&str; 4] = ["thumbnail_url", "children", "caption", "media_url"];
+
 /// The node restricted to `fields` (plus `id`, which Graph always returns); an unknown field is
 /// the error Graph gives.
 fn select_fields(node: &Value, fields: Option<&[String]>, node_type: &str) -> Result<Value, Reply> {
@@ -118,6 +165,8 @@ fn select_fields(node: &Value, fields: Option<&[String]>, node_type: &str) -> Re
             Some(value) => {
                 out.insert(field.clone(), value.clone());
             }
+            // Graph omits fields a node does not have (thumbnail_url on images, children on posts).
+            None if OPTIONAL_FIELDS.contains(&field.as_str()) => {}
             None => {
                 return Err(graph_error(
                     400,

@@ -6,6 +6,7 @@
 //! timing, so tests can assert on what the connector asked for (and when), not only on output.
 
 pub mod graph;
+pub mod insights;
 pub mod model;
 
 use bytes::Bytes;
@@ -33,11 +34,37 @@ pub struct SandboxOptions {
     pub port: u16,
     /// The most items a page holds, whatever `limit` asks (Graph caps it too).
     pub max_page_size: usize,
+    /// Added before every answer.
+    pub latency: Duration,
+    /// Share of requests (0.0–1.0) answered with a transient fault: half HTTP 503 (code 2),
+    /// half throttling as HTTP 400 (code 4) with usage headers. Deterministic per seed.
+    pub fault_rate: f64,
+    pub fault_seed: u64,
+    /// `Retry-After` seconds sent with faults and rate-limit answers.
+    pub retry_after_secs: u64,
+    /// At most `calls` per `window` per token; beyond, code 80002 like Instagram's account limit.
+    pub rate_limit: Option<RateLimit>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimit {
+    pub calls: usize,
+    pub window: Duration,
 }
 
 impl SandboxOptions {
     pub fn new(model: Model) -> Self {
-        SandboxOptions { model, token: DEFAULT_TOKEN.to_owned(), port: 0, max_page_size: 100 }
+        SandboxOptions {
+            model,
+            token: DEFAULT_TOKEN.to_owned(),
+            port: 0,
+            max_page_size: 100,
+            latency: Duration::ZERO,
+            fault_rate: 0.0,
+            fault_seed: 1,
+            retry_after_secs: 1,
+            rate_limit: None,
+        }
     }
 }
 
@@ -49,6 +76,8 @@ pub struct LoggedRequest {
     /// Decoded query parameters.
     pub query: HashMap<String, String>,
     pub status: u16,
+    /// Answered with an injected fault or a rate-limit error.
+    pub injected: bool,
     pub received: Instant,
     pub answered: Instant,
 }
@@ -57,6 +86,8 @@ struct Shared {
     options: SandboxOptions,
     origin: String,
     log: Mutex<Vec<LoggedRequest>>,
+    faults: Mutex<model::Rng>,
+    window: Mutex<(Instant, usize)>,
 }
 
 /// A running sandbox on its own thread; stops when dropped.
@@ -73,7 +104,13 @@ impl Sandbox {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let listener = runtime.block_on(bind(options.port))?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared { options, origin: format!("http://{addr}"), log: Mutex::new(Vec::new()) });
+        let shared = Arc::new(Shared {
+            faults: Mutex::new(model::Rng::new(options.fault_seed)),
+            window: Mutex::new((Instant::now(), 0)),
+            options,
+            origin: format!("http://{addr}"),
+            log: Mutex::new(Vec::new()),
+        });
         let (shutdown, stop) = oneshot::channel();
         let serving = shared.clone();
         let thread = std::thread::Builder::new().name("graph-sandbox".into()).spawn(move || {
@@ -141,15 +178,18 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: oneshot::Re
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let shared = shared.clone();
-                async move { Ok::<_, std::convert::Infallible>(respond(&shared, request)) }
+                async move { Ok::<_, std::convert::Infallible>(respond(&shared, request).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
         });
     }
 }
 
-fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let received = Instant::now();
+    if !shared.options.latency.is_zero() {
+        tokio::time::sleep(shared.options.latency).await;
+    }
     let path = request.uri().path().to_owned();
     let query: HashMap<String, String> = request
         .uri()
@@ -162,7 +202,11 @@ fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>>
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let incoming = graph::Incoming { path: &path, query: query.clone(), bearer, origin: &shared.origin };
-    let reply = if request.method() == http::Method::GET {
+    let injected = shared.injected_error(bearer.is_some());
+    let is_injected = injected.is_some();
+    let reply = if let Some(reply) = injected {
+        reply
+    } else if request.method() == http::Method::GET {
         graph::handle(&shared.options, &incoming)
     } else {
         graph::graph_error(400, 100, None, "Unsupported method")
@@ -180,8 +224,61 @@ fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>>
         path,
         query,
         status: reply.status,
+        injected: is_injected,
         received,
         answered: Instant::now(),
     });
     response
+}
+
+impl Shared {
+    /// A fault or rate-limit answer for this request, if one is due.
+    fn injected_error(&self, authenticated: bool) -> Option<graph::Reply> {
+        let retry_after = ("retry-after".to_owned(), self.options.retry_after_secs.to_string());
+        if let (Some(limit), true) = (self.options.rate_limit, authenticated) {
+            let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+            if window.0.elapsed() >= limit.window {
+                *window = (Instant::now(), 0);
+            }
+            window.1 += 1;
+            if window.1 > limit.calls {
+                let mut reply = graph::graph_error(
+                    400,
+                    80002,
+                    None,
+                    "(#80002) There have been too many calls to this Instagram account. Wait a bit and try again.",
+                );
+                reply.headers.push(retry_after);
+                reply.headers.push(usage_header(100, 0));
+                return Some(reply);
+            }
+        }
+        if self.options.fault_rate <= 0.0 {
+            return None;
+        }
+        let draw = self.faults.lock().unwrap_or_else(|p| p.into_inner()).next_u64();
+        let roll = (draw % 1_000_000) as f64 / 1_000_000.0;
+        if roll >= self.options.fault_rate {
+            return None;
+        }
+        let mut reply = if draw % 2 == 0 {
+            let mut reply = graph::graph_error(503, 2, None, "Service temporarily unavailable");
+            reply.body["error"]["is_transient"] = serde_json::json!(true);
+            reply
+        } else {
+            let mut reply = graph::graph_error(400, 4, None, "(#4) Application request limit reached");
+            reply.headers.push(usage_header(100, 0));
+            reply
+        };
+        reply.headers.push(retry_after);
+        Some(reply)
+    }
+}
+
+fn usage_header(call_count: u32, minutes: u32) -> (String, String) {
+    let usage = serde_json::json!({"17841400000000000": [{
+        "type": "instagram", "call_count": call_count, "total_cputime": 1, "total_time": 1,
+        "estimated_time_to_regain_access": minutes
+    }]});
+    ("x-business-use-case-usage".to_owned(), usage.to_string())
 }

@@ -2,8 +2,9 @@
 
 use clap::Parser;
 use graph_sandbox::model::{Model, ModelSpec};
-use graph_sandbox::{DEFAULT_TOKEN, Sandbox, SandboxOptions};
+use graph_sandbox::{DEFAULT_TOKEN, RateLimit, Sandbox, SandboxOptions};
 use std::io::Write;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(about = "Offline Instagram Graph API sandbox on 127.0.0.1")]
@@ -20,6 +21,24 @@ struct Args {
     /// Extra pages without one.
     #[arg(long, default_value_t = 2)]
     pages_without_instagram: usize,
+    /// Media per account.
+    #[arg(long, default_value_t = 12)]
+    media: usize,
+    /// Live stories per account.
+    #[arg(long, default_value_t = 3)]
+    stories: usize,
+    /// Leave out the seeded special errors (2108006, 100/33, code 10, deleted slide).
+    #[arg(long)]
+    no_special_errors: bool,
+    /// Milliseconds added before every answer.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Share of requests answered with a transient fault (0.0–1.0).
+    #[arg(long, default_value_t = 0.0)]
+    fault_rate: f64,
+    /// Calls allowed per second per token (0: unlimited).
+    #[arg(long, default_value_t = 0)]
+    rate_limit_per_sec: usize,
     /// The access token the sandbox accepts.
     #[arg(long, default_value = DEFAULT_TOKEN)]
     token: String,
@@ -31,8 +50,20 @@ fn main() -> std::process::ExitCode {
         seed: args.seed,
         accounts: args.accounts,
         pages_without_instagram: args.pages_without_instagram,
+        media_per_account: args.media,
+        stories_per_account: args.stories,
+        special_errors: !args.no_special_errors,
     });
-    let options = SandboxOptions { token: args.token, port: args.port, ..SandboxOptions::new(model) };
+    let options = SandboxOptions {
+        token: args.token,
+        port: args.port,
+        latency: Duration::from_millis(args.latency_ms),
+        fault_rate: args.fault_rate,
+        fault_seed: args.seed,
+        rate_limit: (args.rate_limit_per_sec > 0)
+            .then_some(RateLimit { calls: args.rate_limit_per_sec, window: Duration::from_secs(1) }),
+        ..SandboxOptions::new(model)
+    };
     match Sandbox::start(options) {
         Ok(sandbox) => {
             // The first stdout line is the base URL, for scripts.

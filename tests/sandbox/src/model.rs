@@ -4,6 +4,7 @@
 //! compute the records it expects without asking the server.
 
 use serde_json::{Value, json};
+use std::collections::HashMap;
 
 /// splitmix64: tiny, deterministic, good enough for fake data.
 #[derive(Clone)]
@@ -51,6 +52,9 @@ pub struct IgUser {
     pub media_count: u64,
     /// As Meta serves it, with the `ccb` parameter the connector strips.
     pub profile_picture_url: String,
+    /// Newest first.
+    pub media: Vec<Media>,
+    pub stories: Vec<Media>,
 }
 
 impl IgUser {
@@ -81,6 +85,24 @@ pub struct Page {
 #[derive(Clone, Debug)]
 pub struct Model {
     pub pages: Vec<Page>,
+    index: HashMap<String, NodeRef>,
+}
+
+/// Where an id lives in the model.
+#[derive(Clone, Copy, Debug)]
+enum NodeRef {
+    User(usize),
+    Media(usize, usize),
+    Child(usize, usize, usize),
+    Story(usize, usize),
+}
+
+/// A node found by id.
+pub enum Node<'a> {
+    User(&'a IgUser),
+    Media(&'a IgUser, &'a Media),
+    Child(&'a IgUser, &'a Child),
+    Story(&'a IgUser, &'a Media),
 }
 
 /// Shape of a generated model.
@@ -91,11 +113,23 @@ pub struct ModelSpec {
     pub accounts: usize,
     /// Extra pages without one (the connector must drop them).
     pub pages_without_instagram: usize,
+    pub media_per_account: usize,
+    pub stories_per_account: usize,
+    /// Seed the special cases: insights errors 2108006, 100/33 and code 10 on the first
+    /// account's media, a deleted carousel slide, a story with too few viewers.
+    pub special_errors: bool,
 }
 
 impl Default for ModelSpec {
     fn default() -> Self {
-        ModelSpec { seed: 42, accounts: 3, pages_without_instagram: 2 }
+        ModelSpec {
+            seed: 42,
+            accounts: 3,
+            pages_without_instagram: 2,
+            media_per_account: 12,
+            stories_per_account: 3,
+            special_errors: true,
+        }
     }
 }
 
@@ -112,17 +146,55 @@ impl Model {
             let page_id = rng.id("1", 15);
             let instagram = linked.then(|| {
                 with_instagram += 1;
-                generate_user(&mut rng, with_instagram)
+                generate_user(&mut rng, with_instagram, spec)
             });
             pages.push(Page { id: page_id, instagram });
         }
-        Model { pages }
+        Model::indexed(pages)
+    }
+
+    fn indexed(pages: Vec<Page>) -> Model {
+        let mut index = HashMap::new();
+        for (p, page) in pages.iter().enumerate() {
+            let Some(user) = &page.instagram else { continue };
+            index.insert(user.id.clone(), NodeRef::User(p));
+            for (m, media) in user.media.iter().enumerate() {
+                index.insert(media.id.clone(), NodeRef::Media(p, m));
+                for (c, child) in media.children.iter().enumerate() {
+                    index.insert(child.id.clone(), NodeRef::Child(p, m, c));
+                }
+            }
+            for (s, story) in user.stories.iter().enumerate() {
+                index.insert(story.id.clone(), NodeRef::Story(p, s));
+            }
+        }
+        Model { pages, index }
+    }
+
+    /// The node with this id, if any.
+    pub fn node(&self, id: &str) -> Option<Node<'_>> {
+        let user = |p: usize| self.pages.get(p).and_then(|page| page.instagram.as_ref());
+        Some(match *self.index.get(id)? {
+            NodeRef::User(p) => Node::User(user(p)?),
+            NodeRef::Media(p, m) => {
+                let u = user(p)?;
+                Node::Media(u, u.media.get(m)?)
+            }
+            NodeRef::Child(p, m, c) => {
+                let u = user(p)?;
+                Node::Child(u, u.media.get(m)?.children.get(c)?)
+            }
+            NodeRef::Story(p, s) => {
+                let u = user(p)?;
+                Node::Story(u, u.stories.get(s)?)
+            }
+        })
     }
 
     /// A model whose pages are given (e.g. the reference's `/me/accounts` sample); Instagram
     /// users are generated for the linked ones.
-    pub fn from_pages(seed: u64, pages: &[(String, Option<String>)]) -> Model {
-        let mut rng = Rng::new(seed);
+    pub fn from_pages(spec: &ModelSpec, pages: &[(String, Option<String>)]) -> Model {
+        let mut rng = Rng::new(spec.seed);
         let pages = pages
             .iter()
             .enumerate()
@@ -130,10 +202,10 @@ impl Model {
                 id: page_id.clone(),
                 instagram: ig_id
                     .as_ref()
-                    .map(|ig_id| IgUser { id: ig_id.clone(), ..generate_user(&mut rng, index + 1) }),
+                    .map(|ig_id| IgUser { id: ig_id.clone(), ..generate_user(&mut rng, index + 1, spec) }),
             })
             .collect();
-        Model { pages }
+        Model::indexed(pages)
     }
 
     pub fn users(&self) -> impl Iterator<Item = (&Page, &IgUser)> {
@@ -141,12 +213,17 @@ impl Model {
     }
 
     pub fn user(&self, id: &str) -> Option<&IgUser> {
-        self.users().map(|(_, user)| user).find(|user| user.id == id)
+        match self.node(id)? {
+            Node::User(user) => Some(user),
+            _ => None,
+        }
     }
 }
 
-fn generate_user(rng: &mut Rng, ordinal: usize) -> IgUser {
+fn generate_user(rng: &mut Rng, ordinal: usize, spec: &ModelSpec) -> IgUser {
     let id = rng.id("178414", 17);
+    let media = generate_media(rng, spec.media_per_account, ordinal - 1, spec.special_errors);
+    let stories = generate_stories(rng, spec.stories_per_account, ordinal - 1, spec.special_errors);
     let username = format!("sandbox_brand_{ordinal}");
     IgUser {
         ig_id: rng.range(1_000_000, 99_999_999),
@@ -161,6 +238,8 @@ fn generate_user(rng: &mut Rng, ordinal: usize) -> IgUser {
         ),
         username,
         id,
+        media,
+        stories,
     }
 }
 
@@ -178,4 +257,198 @@ mod tests {
         assert_eq!(a.pages.len(), 5);
         assert!(a.pages[1].instagram.is_none());
     }
+}
+
+/// A media object (post, reel, carousel) or story.
+#[derive(Clone, Debug)]
+pub struct Media {
+    pub id: String,
+    pub ig_id: String,
+    pub media_type: &'static str,
+    pub media_product_type: &'static str,
+    pub caption: String,
+    /// Graph form, `+0000`.
+    pub timestamp: String,
+    pub like_count: u64,
+    pub comments_count: u64,
+    pub shortcode: String,
+    pub children: Vec<Child>,
+    pub insights: InsightsBehaviour,
+}
+
+/// A carousel slide.
+#[derive(Clone, Debug)]
+pub struct Child {
+    pub id: String,
+    pub ig_id: String,
+    pub media_type: &'static str,
+    pub timestamp: String,
+    /// Deleted since the carousel was read: fetching it fails like Graph does.
+    pub deleted: bool,
+}
+
+/// How the insights edge of a media or story answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InsightsBehaviour {
+    Normal,
+    /// 100 / 2108006: posted before the business conversion.
+    PostedBeforeBusiness,
+    /// 100 / 33: unsupported or missing permission.
+    UnsupportedObject,
+    /// 10 with the exact "Application does not have permission" text.
+    NoPermission,
+    /// 10 "Not enough viewers" (stories with low reach).
+    NotEnoughViewers,
+}
+
+impl Media {
+    /// The full node as Graph serves it (fields filtered later).
+    pub fn node(&self, owner: &IgUser) -> Value {
+        let mut node = json!({
+            "caption": self.caption,
+            "comments_count": self.comments_count,
+            "id": self.id,
+            "ig_id": self.ig_id,
+            "is_comment_enabled": true,
+            "like_count": self.like_count,
+            "media_type": self.media_type,
+            "media_product_type": self.media_product_type,
+            "media_url": format!("https://scontent.sandbox.test/o1/v/{}.{}?_nc_cat=104&_nc_rid=rid{}&oh=00_A&oe=6F0A", self.id, extension(self.media_type), &self.id[..6]),
+            "owner": {"id": owner.id},
+            "permalink": format!("https://www.instagram.com/p/{}/", self.shortcode),
+            "shortcode": self.shortcode,
+            "timestamp": self.timestamp,
+            "username": owner.username,
+        });
+        if self.media_type == "VIDEO" {
+            node["thumbnail_url"] =
+                json!(format!("https://scontent.sandbox.test/t/{}.jpg?_nc_rid=keep&stp=t", self.id));
+        }
+        if !self.children.is_empty() {
+            node["children"] = json!({"data": self.children.iter().map(|c| json!({"id": c.id})).collect::<Vec<_>>()});
+        }
+        node
+    }
+}
+
+impl Child {
+    pub fn node(&self, owner: &IgUser) -> Value {
+        json!({
+            "id": self.id,
+            "ig_id": self.ig_id,
+            "media_type": self.media_type,
+            "media_url": format!("https://scontent.sandbox.test/c/{}.{}?_nc_rid=c{}&_nc_sid=10", self.id, extension(self.media_type), &self.id[..4]),
+            "owner": {"id": owner.id},
+            "permalink": format!("https://www.instagram.com/p/child{}/", &self.id[..8]),
+            "shortcode": format!("C{}", &self.id[..9]),
+            "timestamp": self.timestamp,
+            "username": owner.username,
+        })
+    }
+}
+
+fn extension(media_type: &str) -> &'static str {
+    if media_type == "VIDEO" { "mp4" } else { "jpg" }
+}
+
+/// Minutes since the Unix epoch of a fixed "now" for generated media (2026-06-01T00:00Z), so the
+/// model never depends on the wall clock.
+const MEDIA_EPOCH_SECS: i64 = 1_780_272_000;
+
+fn graph_time(epoch_secs: i64) -> String {
+    chrono::DateTime::from_timestamp(epoch_secs, 0)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S+0000").to_string())
+        .unwrap_or_default()
+}
+
+/// The media of one account, newest first (Graph's order), with the seeded special cases on the
+/// first account when `special_errors` is set.
+pub fn generate_media(rng: &mut Rng, count: usize, account_index: usize, special_errors: bool) -> Vec<Media> {
+    let kinds: [(&str, &str); 5] =
+        [("IMAGE", "FEED"), ("VIDEO", "REELS"), ("CAROUSEL_ALBUM", "FEED"), ("VIDEO", "FEED"), ("IMAGE", "FEED")];
+    (0..count)
+        .map(|index| {
+            let (media_type, media_product_type) = kinds[rng.range(0, kinds.len() as u64 - 1) as usize];
+            let created = MEDIA_EPOCH_SECS - (index as i64) * 7_200 - rng.range(0, 3_599) as i64;
+            let children = if media_type == "CAROUSEL_ALBUM" {
+                (0..rng.range(2, 5))
+                    .map(|slide| Child {
+                        id: rng.id("179", 17),
+                        ig_id: rng.id("3", 19),
+                        media_type: if slide % 3 == 2 { "VIDEO" } else { "IMAGE" },
+                        timestamp: graph_time(created),
+                        deleted: false,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let insights = match (special_errors && account_index == 0, index) {
+                (true, 1) => InsightsBehaviour::PostedBeforeBusiness,
+                (true, 2) => InsightsBehaviour::UnsupportedObject,
+                (true, 3) => InsightsBehaviour::NoPermission,
+                _ => InsightsBehaviour::Normal,
+            };
+            Media {
+                id: rng.id("180", 17),
+                ig_id: rng.id("3", 19),
+                media_type,
+                media_product_type,
+                caption: format!("Post {index} of account {account_index} #sandbox"),
+                timestamp: graph_time(created),
+                like_count: rng.range(0, 5_000),
+                comments_count: rng.range(0, 300),
+                shortcode: format!("Sb{}", rng.id("", 9)),
+                children,
+                insights,
+            }
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .enumerate()
+        .map(|(index, mut media)| {
+            // The first carousel of the first account lost a slide since it was posted.
+            if special_errors && account_index == 0 && media.media_type == "CAROUSEL_ALBUM" && index < 20 {
+                if let Some(child) = media.children.get_mut(1) {
+                    child.deleted = true;
+                }
+            }
+            media
+        })
+        .collect()
+}
+
+pub fn generate_stories(rng: &mut Rng, count: usize, account_index: usize, special_errors: bool) -> Vec<Media> {
+    (0..count)
+        .map(|index| {
+            let media_type = if index % 2 == 0 { "IMAGE" } else { "VIDEO" };
+            Media {
+                id: rng.id("181", 17),
+                ig_id: rng.id("3", 19),
+                media_type,
+                media_product_type: "STORY",
+                caption: String::new(),
+                timestamp: graph_time(MEDIA_EPOCH_SECS - (index as i64) * 3_600),
+                like_count: 0,
+                comments_count: 0,
+                shortcode: format!("St{}", rng.id("", 9)),
+                children: Vec::new(),
+                insights: if special_errors && account_index == 0 && index == 0 {
+                    InsightsBehaviour::NotEnoughViewers
+                } else {
+                    InsightsBehaviour::Normal
+                },
+            }
+        })
+        .collect()
+}
+
+/// A deterministic metric value for (object, metric, salt).
+pub fn metric_value(object_id: &str, metric: &str, salt: i64, max: u64) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in object_id.bytes().chain(metric.bytes()).chain(salt.to_le_bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash % (max + 1)
 }

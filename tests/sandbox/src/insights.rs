@@ -1,0 +1,292 @@
+//! Insights edges with the Graph API's validation: metric lists per media product type, periods
+//! and the since/until rules of account insights, demographics breakdowns.
+
+use crate::graph::{Incoming, Reply, graph_error};
+use crate::model::{IgUser, InsightsBehaviour, Media, metric_value};
+use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
+use serde_json::{Map, Value, json};
+
+const REELS_METRICS: [&str; 9] = [
+    "comments",
+    "ig_reels_avg_watch_time",
+    "ig_reels_video_view_total_time",
+    "likes",
+    "reach",
+    "saved",
+    "shares",
+    "views",
+    "total_interactions",
+];
+const FEED_METRICS: [&str; 9] =
+    ["reach", "saved", "likes", "comments", "shares", "follows", "profile_visits", "views", "total_interactions"];
+const STORY_METRICS: [&str; 8] =
+    ["reach", "replies", "follows", "profile_visits", "shares", "total_interactions", "views", "navigation"];
+const DEPRECATED: [&str; 5] =
+    ["impressions", "plays", "video_views", "clips_replays_count", "ig_reels_aggregated_all_plays_count"];
+
+fn metric_list(request: &Incoming<'_>) -> Result<Vec<String>, Reply> {
+    let metrics: Vec<String> = request
+        .query
+        .get("metric")
+        .map(|m| m.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    if metrics.is_empty() {
+        return Err(graph_error(400, 100, None, "(#100) The parameter metric is required"));
+    }
+    Ok(metrics)
+}
+
+fn validate(metrics: &[String], valid: &[&str], product_type: &str) -> Result<(), Reply> {
+    for (index, metric) in metrics.iter().enumerate() {
+        if DEPRECATED.contains(&metric.as_str()) {
+            return Err(graph_error(
+                400,
+                100,
+                None,
+                &format!("(#100) Starting from version v22.0 and above, the {metric} metric is no longer supported."),
+            ));
+        }
+        if !valid.contains(&metric.as_str()) {
+            if metric == "views" {
+                return Err(graph_error(
+                    400,
+                    100,
+                    None,
+                    "(#100) The Media Insights API does not support the views metric for this media product type.",
+                ));
+            }
+            return Err(graph_error(
+                400,
+                100,
+                None,
+                &format!(
+                    "(#100) metric[{index}] must be one of the following values for {product_type}: {}",
+                    valid.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn special_error(behaviour: InsightsBehaviour) -> Option<Reply> {
+    Some(match behaviour {
+        InsightsBehaviour::Normal => return None,
+        InsightsBehaviour::PostedBeforeBusiness => {
+            let mut reply = graph_error(400, 100, Some(2_108_006), "Invalid parameter");
+            reply.body["error"]["error_user_title"] = json!("Media posted before business account conversion");
+            reply.body["error"]["is_transient"] = json!(false);
+            reply
+        }
+        InsightsBehaviour::UnsupportedObject => graph_error(400, 100, Some(33), "Invalid parameter"),
+        InsightsBehaviour::NoPermission => {
+            graph_error(400, 10, None, "(#10) Application does not have permission for this action")
+        }
+        InsightsBehaviour::NotEnoughViewers => {
+            graph_error(400, 10, None, "(#10) Not enough viewers for the media to show insights")
+        }
+    })
+}
+
+fn lifetime_item(object_id: &str, metric: &str, value: Value) -> Value {
+    json!({
+        "name": metric,
+        "period": "lifetime",
+        "values": [{"value": value}],
+        "title": format!("{} title", metric.replace('_', " ")),
+        "description": format!("{metric} description."),
+        "id": format!("{object_id}/insights/{metric}/lifetime"),
+    })
+}
+
+fn object_metric(object_id: &str, metric: &str) -> Value {
+    match metric {
+        "ig_reels_avg_watch_time" => json!(metric_value(object_id, metric, 0, 40_000)),
+        "ig_reels_video_view_total_time" => json!(metric_value(object_id, metric, 0, 90_000_000)),
+        _ => json!(metric_value(object_id, metric, 0, 20_000)),
+    }
+}
+
+pub fn media(media: &Media, request: &Incoming<'_>) -> Reply {
+    if let Some(error) = special_error(media.insights) {
+        return error;
+    }
+    let metrics = match metric_list(request) {
+        Ok(metrics) => metrics,
+        Err(error) => return error,
+    };
+    let valid: &[&str] = if media.media_product_type == "REELS" { &REELS_METRICS } else { &FEED_METRICS };
+    if let Err(error) = validate(&metrics, valid, media.media_product_type) {
+        return error;
+    }
+    let data: Vec<Value> = metrics.iter().map(|m| lifetime_item(&media.id, m, object_metric(&media.id, m))).collect();
+    ok(json!({ "data": data }))
+}
+
+pub fn story(story: &Media, request: &Incoming<'_>) -> Reply {
+    if let Some(error) = special_error(story.insights) {
+        return error;
+    }
+    let metrics = match metric_list(request) {
+        Ok(metrics) => metrics,
+        Err(error) => return error,
+    };
+    if let Err(error) = validate(&metrics, &STORY_METRICS, "STORY") {
+        return error;
+    }
+    let data: Vec<Value> = metrics.iter().map(|m| lifetime_item(&story.id, m, object_metric(&story.id, m))).collect();
+    ok(json!({ "data": data }))
+}
+
+fn ok(body: Value) -> Reply {
+    Reply { status: 200, body, headers: Vec::new() }
+}
+
+const CITIES: [&str; 6] =
+    ["London, England", "New York, New York", "Berlin, Berlin", "Paris, Île-de-France", "Lisbon, Lisboa", "Kyiv, Kyiv"];
+const COUNTRIES: [&str; 6] = ["GB", "US", "DE", "FR", "PT", "UA"];
+const AGES: [&str; 5] = ["18-24", "25-34", "35-44", "45-54", "55-64"];
+const GENDERS: [&str; 3] = ["F", "M", "U"];
+
+fn demographics(user: &IgUser, request: &Incoming<'_>) -> Reply {
+    let param = |key: &str| request.query.get(key).map(String::as_str);
+    if param("period") != Some("lifetime") {
+        return graph_error(400, 100, None, "(#100) follower_demographics supports only period lifetime");
+    }
+    if param("metric_type") != Some("total_value") {
+        return graph_error(400, 100, None, "(#100) follower_demographics requires metric_type=total_value");
+    }
+    let breakdown = param("breakdown").unwrap_or("");
+    let rows: Vec<Vec<&str>> = match breakdown {
+        "city" => CITIES.iter().map(|c| vec![*c]).collect(),
+        "country" => COUNTRIES.iter().map(|c| vec![*c]).collect(),
+        "age" => AGES.iter().map(|a| vec![*a]).collect(),
+        "gender" => GENDERS.iter().map(|g| vec![*g]).collect(),
+        "age,gender" => AGES.iter().flat_map(|a| GENDERS.iter().map(move |g| vec![*a, *g])).collect(),
+        other => {
+            return graph_error(
+                400,
+                100,
+                None,
+                &format!(
+                    "(#100) breakdown[0] must be one of the following values: city, country, age, gender; got {other}"
+                ),
+            );
+        }
+    };
+    let results: Vec<Value> = rows
+        .iter()
+        .map(|dims| json!({"dimension_values": dims, "value": metric_value(&user.id, &dims.join("|"), 0, 5_000) + 1}))
+        .collect();
+    let keys: Vec<&str> = breakdown.split(',').collect();
+    ok(json!({"data": [{
+        "name": "follower_demographics",
+        "period": "lifetime",
+        "title": "Follower demographics",
+        "description": "The demographic characteristics of followers, including countries, cities and gender distribution.",
+        "total_value": {"breakdowns": [{"dimension_keys": keys, "results": results}]},
+        "id": format!("{}/insights/follower_demographics/lifetime", user.id),
+    }]}))
+}
+
+/// Account insights by period, honouring since/until like Graph: `since` more than 2 years back or
+/// in the future is refused, at most 30 days between since and until, one value per day whose
+/// boundary (07:00 UTC, Pacific midnight) falls in `(since, until]`.
+pub fn account(user: &IgUser, request: &Incoming<'_>, now: DateTime<Utc>) -> Reply {
+    let metrics = match metric_list(request) {
+        Ok(metrics) => metrics,
+        Err(error) => return error,
+    };
+    if metrics == ["follower_demographics"] {
+        return demographics(user, request);
+    }
+    let period = request.query.get("period").map(String::as_str).unwrap_or("");
+    let valid: &[&str] = match period {
+        "day" => &["follower_count", "reach"],
+        "week" | "days_28" => &["reach"],
+        "lifetime" => &["online_followers"],
+        _ => return graph_error(400, 100, None, "(#100) period must be one of day, week, days_28, lifetime"),
+    };
+    if let Err(error) = validate(&metrics, valid, &format!("period {period}")) {
+        return error;
+    }
+    let (Some(since), Some(until)) = (parse_time(request.query.get("since")), parse_time(request.query.get("until")))
+    else {
+        return graph_error(400, 100, None, "(#100) since and until are required and must be valid times");
+    };
+    if since < now - Duration::days(730) || since > now {
+        return graph_error(
+            400,
+            100,
+            None,
+            "(#100) since param is not valid. Metrics data is available for the last 2 years",
+        );
+    }
+    if until - since > Duration::days(30) {
+        return graph_error(
+            400,
+            100,
+            None,
+            "(#100) There cannot be more than 30 days (2592000 s) between since and until",
+        );
+    }
+    let mut boundaries = Vec::new();
+    let mut boundary = day_boundary_after(since);
+    while boundary <= until {
+        boundaries.push(boundary);
+        boundary += Duration::days(1);
+    }
+    if boundaries.is_empty() {
+        boundaries.push(day_boundary_after(since));
+    }
+    let data: Vec<Value> = metrics
+        .iter()
+        .map(|metric| {
+            let values: Vec<Value> = boundaries
+                .iter()
+                .map(|b| {
+                    let day = b.timestamp() / 86_400;
+                    let value = if metric == "online_followers" {
+                        let hours: Map<String, Value> = (0..24)
+                            .map(|h| (h.to_string(), json!(metric_value(&user.id, metric, day * 24 + h, 3_000))))
+                            .collect();
+                        Value::Object(hours)
+                    } else {
+                        json!(metric_value(&user.id, &format!("{metric}/{period}"), day, 50_000))
+                    };
+                    json!({"value": value, "end_time": b.format("%Y-%m-%dT%H:%M:%S+0000").to_string()})
+                })
+                .collect();
+            json!({
+                "name": metric,
+                "period": period,
+                "values": values,
+                "title": metric.replace('_', " "),
+                "description": format!("{metric} over {period}"),
+                "id": format!("{}/insights/{metric}/{period}", user.id),
+            })
+        })
+        .collect();
+    ok(json!({"data": data}))
+}
+
+fn day_boundary_after(moment: DateTime<Utc>) -> DateTime<Utc> {
+    let date = moment.date_naive();
+    let same_day = Utc.from_utc_datetime(&date.and_hms_opt(7, 0, 0).unwrap_or_default());
+    if same_day > moment { same_day } else { same_day + Duration::days(1) }
+}
+
+/// Graph accepts unix seconds or a date-time string.
+pub fn parse_time(value: Option<&String>) -> Option<DateTime<Utc>> {
+    let value = value?.trim();
+    if let Ok(seconds) = value.parse::<i64>() {
+        return DateTime::from_timestamp(seconds, 0);
+    }
+    if let Ok(parsed) = DateTime::parse_from_rfc3339(value) {
+        return Some(parsed.with_timezone(&Utc));
+    }
+    if let Ok(parsed) = DateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S%z") {
+        return Some(parsed.with_timezone(&Utc));
+    }
+    NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S").ok().map(|n| n.and_utc())
+}
