@@ -13,6 +13,49 @@ pub const ACCOUNTS_FIELDS: &str = "id,instagram_business_account";
 pub const USER_FIELDS: &str =
     "id,biography,ig_id,followers_count,follows_count,media_count,name,profile_picture_url,username,website";
 
+pub const MEDIA_FIELDS: &str = "caption,comments_count,id,ig_id,is_comment_enabled,like_count,media_type,media_product_type,media_url,owner,permalink,shortcode,thumbnail_url,timestamp,username,children";
+pub const CHILD_FIELDS: &str =
+    "id,ig_id,media_type,media_url,owner,permalink,shortcode,thumbnail_url,timestamp,username";
+pub const STORY_FIELDS: &str = "caption,id,ig_id,like_count,media_type,media_product_type,media_url,owner,permalink,shortcode,thumbnail_url,timestamp,username";
+pub const STORY_METRICS: &str = "reach,replies,follows,profile_visits,shares,total_interactions,views";
+
+/// The exact message Graph sends when an app lacks a permission (reference §6.2).
+pub const NO_PERMISSION_MESSAGE: &str = "(#10) Application does not have permission for this action";
+
+/// A rule that turns some Graph errors into "no records" plus an INFO log (reference §1.2).
+pub type IgnoreRule = fn(&RequestError) -> Option<String>;
+
+/// media_insights and user_insights: media posted before the business conversion (2108006),
+/// unsupported object (100/33) or the exact missing-permission code 10.
+pub fn ignore_insights_errors(error: &RequestError) -> Option<String> {
+    if error.subcode() == Some(2_108_006) {
+        return Some(format!("Insights error for business_account_id: {}", error.message()));
+    }
+    let permission = (error.code() == Some(100) && error.subcode() == Some(33))
+        || (error.code() == Some(10) && error.message() == NO_PERMISSION_MESSAGE);
+    permission.then(|| format!("Check provided permissions for: {}", error.message()))
+}
+
+/// GET that applies `ignore`: `Ok(None)` when the error is one the stream skips (logged at INFO).
+pub async fn get_or_ignore(
+    client: &GraphClient<'_>,
+    path: &str,
+    query: &[(&str, &str)],
+    stream: &str,
+    ignore: IgnoreRule,
+) -> Result<Option<Value>, RequestError> {
+    match client.get(path, query, stream).await {
+        Ok(body) => Ok(Some(body)),
+        Err(error) => match ignore(&error) {
+            Some(message) => {
+                client.sink().log(crate::protocol::LogLevel::Info, &format!("{stream}: {message}"));
+                Ok(None)
+            }
+            None => Err(error),
+        },
+    }
+}
+
 /// An Instagram business account behind a Facebook Page: the parent of every account stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Account {

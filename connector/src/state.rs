@@ -2,7 +2,9 @@
 //! object keyed by stream name (reference §12.3).
 
 use crate::protocol::Failure;
-use serde_json::{Map, Value};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 
 /// Stream name → that stream's `stream_state`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -63,5 +65,151 @@ mod tests {
         assert!(InputState::parse(None).expect("ok").streams.is_empty());
         assert!(InputState::parse(Some("[1]")).is_err());
         assert!(InputState::parse(Some("nope")).is_err());
+    }
+}
+
+/// The cursor format of since/until and of state: literal `+00:00` (reference §8.2).
+pub fn format_cursor(moment: DateTime<Utc>) -> String {
+    moment.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
+}
+
+/// Lenient: `+00:00`, `Z` and `+0000` (old legacy states used `Z`).
+pub fn parse_cursor(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%z"))
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Rewrites a legacy `{account_id: {"date": …}}` state to the per-partition form (§12.2); a state
+/// that already has `states` is returned as it is.
+pub fn migrate_legacy(state: Value) -> Value {
+    let Value::Object(map) = state else { return state };
+    if map.contains_key("states") {
+        return Value::Object(map);
+    }
+    let legacy = map
+        .values()
+        .filter(|v| v.is_object())
+        .all(|v| v.as_object().is_some_and(|o| o.len() == 1 && o.contains_key("date")));
+    if !legacy {
+        return Value::Object(map);
+    }
+    let states: Vec<Value> = map
+        .into_iter()
+        .filter(|(_, cursor)| cursor.is_object())
+        .map(|(account, cursor)| json!({"partition": {"business_account_id": account}, "cursor": cursor}))
+        .collect();
+    json!({ "states": states })
+}
+
+/// Per-account cursors of an incremental stream partitioned by `business_account_id`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PartitionCursors {
+    cursors: BTreeMap<String, DateTime<Utc>>,
+}
+
+impl PartitionCursors {
+    /// Reads a stream state (current or legacy form).
+    pub fn from_state(state: Option<&Value>) -> Result<PartitionCursors, Failure> {
+        let mut cursors = BTreeMap::new();
+        let Some(state) = state else { return Ok(PartitionCursors { cursors }) };
+        let migrated = migrate_legacy(state.clone());
+        let entries = match migrated.get("states") {
+            Some(Value::Array(entries)) => entries.clone(),
+            Some(_) => return Err(Failure::config("The user_insights state has a `states` entry that is not a list.")),
+            None => Vec::new(),
+        };
+        for entry in entries {
+            let account = entry.pointer("/partition/business_account_id").and_then(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+            let Some(account) = account else {
+                return Err(Failure::config("A user_insights state entry has no `partition.business_account_id`."));
+            };
+            let Some(text) = entry.pointer("/cursor/date").and_then(Value::as_str) else { continue };
+            let date = parse_cursor(text).ok_or_else(|| {
+                Failure::config(format!(
+                    "The user_insights state of account {account} has the date `{text}`; expected e.g. 2025-06-28T07:00:00+00:00."
+                ))
+            })?;
+            cursors.insert(account, date);
+        }
+        Ok(PartitionCursors { cursors })
+    }
+
+    pub fn get(&self, account: &str) -> Option<DateTime<Utc>> {
+        self.cursors.get(account).copied()
+    }
+
+    /// Moves an account's cursor forward (never back).
+    pub fn advance(&mut self, account: &str, date: DateTime<Utc>) {
+        let entry = self.cursors.entry(account.to_owned()).or_insert(date);
+        if date > *entry {
+            *entry = date;
+        }
+    }
+
+    /// The state message payload (§12.1). Accounts not read this time keep their cursor.
+    pub fn to_state(&self, lookback_window_secs: u64) -> Value {
+        let states: Vec<Value> = self
+            .cursors
+            .iter()
+            .map(|(account, date)| {
+                json!({"partition": {"business_account_id": account}, "cursor": {"date": format_cursor(*date)}})
+            })
+            .collect();
+        let mut state = json!({"use_global_cursor": false, "states": states});
+        if let Some(max) = self.cursors.values().max() {
+            state["state"] = json!({"date": format_cursor(*max)});
+        }
+        state["lookback_window"] = json!(lookback_window_secs);
+        state["parent_state"] = json!({});
+        state
+    }
+}
+
+#[cfg(test)]
+mod cursor_tests {
+    use super::*;
+
+    #[test]
+    fn legacy_state_is_migrated_and_current_state_left_alone() {
+        let legacy = json!({"17841400000000000": {"date": "2025-06-28T07:00:00+00:00"}});
+        assert_eq!(
+            migrate_legacy(legacy),
+            json!({"states": [{"partition": {"business_account_id": "17841400000000000"}, "cursor": {"date": "2025-06-28T07:00:00+00:00"}}]})
+        );
+        assert_eq!(migrate_legacy(json!({})), json!({"states": []}));
+        let current = json!({"states": [], "state": {"date": "x"}});
+        assert_eq!(migrate_legacy(current.clone()), current);
+        let not_legacy = json!({"a": {"date": "x", "other": 1}});
+        assert_eq!(migrate_legacy(not_legacy.clone()), not_legacy);
+    }
+
+    #[test]
+    fn cursors_parse_leniently_and_serialise_with_colon_offsets() {
+        let state = json!({"1": {"date": "2025-06-28T07:00:00Z"}, "2": {"date": "2025-06-27T07:00:00+0000"}});
+        let cursors = PartitionCursors::from_state(Some(&state)).expect("valid");
+        let out = cursors.to_state(4);
+        assert_eq!(out["states"][0]["cursor"]["date"], "2025-06-28T07:00:00+00:00");
+        assert_eq!(out["states"][1]["cursor"]["date"], "2025-06-27T07:00:00+00:00");
+        assert_eq!(out["state"]["date"], "2025-06-28T07:00:00+00:00");
+        assert_eq!(out["use_global_cursor"], false);
+        assert_eq!(out["parent_state"], json!({}));
+        let bad = json!({"states": [{"partition": {"business_account_id": "1"}, "cursor": {"date": "yesterday"}}]});
+        assert!(PartitionCursors::from_state(Some(&bad)).is_err());
+    }
+
+    #[test]
+    fn cursors_only_move_forward() {
+        let mut cursors = PartitionCursors::default();
+        let early = parse_cursor("2025-01-01T00:00:00+00:00").expect("date");
+        let late = parse_cursor("2025-01-02T00:00:00+00:00").expect("date");
+        cursors.advance("a", late);
+        cursors.advance("a", early);
+        assert_eq!(cursors.get("a"), Some(late));
     }
 }

@@ -83,6 +83,21 @@ pub fn rfc3339_field(record: &mut Map<String, Value>, field: &str) {
     }
 }
 
+/// Insights flattening (§9.3): `data[]` → `{name: values[0].value}`. A missing or empty `data`
+/// is left as it came.
+pub fn flatten_insights(body: Value) -> Map<String, Value> {
+    let Value::Object(mut record) = body else { return Map::new() };
+    let has_items = record.get("data").and_then(Value::as_array).is_some_and(|items| !items.is_empty());
+    if has_items && let Some(Value::Array(items)) = record.remove("data") {
+        for item in items {
+            let Some(name) = item.get("name").and_then(Value::as_str) else { continue };
+            let value = item.pointer("/values/0/value").cloned().unwrap_or(Value::Null);
+            record.insert(name.to_owned(), value);
+        }
+    }
+    record
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +123,20 @@ mod tests {
         assert_eq!(strip_query_param("https://x/p?ccb=1", "ccb"), "https://x/p");
         assert_eq!(strip_query_param("https://x/p?a=~*#frag", "z"), "https://x/p?a=~%2A#frag");
         assert_eq!(strip_query_param("https://x/p", "ccb"), "https://x/p");
+    }
+
+    #[test]
+    fn insights_flatten_to_name_value_pairs() {
+        let body: Value = serde_json::from_str(include_str!(
+            "../../tests/fixtures/samples/story_insights_for_story_insights_happy_path.json"
+        ))
+        .expect("sample");
+        let record = flatten_insights(body);
+        assert!(record.get("data").is_none());
+        assert_eq!(record.get("replies"), Some(&Value::from(0)));
+        assert_eq!(record.get("reach"), Some(&Value::from(105)));
+        let empty = flatten_insights(serde_json::json!({"data": []}));
+        assert_eq!(empty.get("data"), Some(&serde_json::json!([])));
     }
 
     #[test]

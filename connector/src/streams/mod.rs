@@ -2,6 +2,12 @@
 //! [`crate::sync`], the shared request layer in [`crate::http`].
 
 pub mod api;
+pub mod media;
+pub mod media_insights;
+pub mod stories;
+pub mod story_insights;
+pub mod user_insights;
+pub mod user_lifetime_insights;
 pub mod users;
 
 use crate::protocol::{Sink, StreamStatus};

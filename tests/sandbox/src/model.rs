@@ -405,15 +405,15 @@ pub fn generate_media(rng: &mut Rng, count: usize, account_index: usize, special
         })
         .collect::<Vec<_>>()
         .into_iter()
-        .enumerate()
-        .map(|(index, mut media)| {
+        .scan(special_errors && account_index == 0, |pending, mut media| {
             // The first carousel of the first account lost a slide since it was posted.
-            if special_errors && account_index == 0 && media.media_type == "CAROUSEL_ALBUM" && index < 20 {
+            if *pending && media.media_type == "CAROUSEL_ALBUM" {
                 if let Some(child) = media.children.get_mut(1) {
                     child.deleted = true;
+                    *pending = false;
                 }
             }
-            media
+            Some(media)
         })
         .collect()
 }

@@ -1,0 +1,176 @@
+//! `media` (reference §5): every post of every account, with carousel slides expanded.
+//! Also the parent of `media_insights`, read once per sync.
+
+use super::StreamOutput;
+use crate::graph::{self, Account, CHILD_FIELDS, MEDIA_FIELDS};
+use crate::http::client::GraphClient;
+use crate::protocol::{Failure, LogLevel};
+use crate::transform;
+use futures::{StreamExt, TryStreamExt};
+use serde_json::{Map, Value, json};
+
+pub const NAME: &str = "media";
+
+/// What `media_insights` needs of a media record (its `media_insights_info` plus the timestamp).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MediaRef {
+    pub media_id: String,
+    pub media_type: Option<String>,
+    pub media_product_type: Option<String>,
+    pub account: Account,
+    /// RFC 3339, as in the media record.
+    pub timestamp: Option<Value>,
+}
+
+/// Transforms one raw media item (steps 1–4 and 6 of §5.2; children are step 5, done by the caller).
+pub fn transform(raw: Value, account: &Account) -> Option<(Map<String, Value>, MediaRef)> {
+    let Value::Object(mut record) = raw else { return None };
+    let media_id = graph::id_string(record.get("id"))?;
+    let text = |key: &str| record.get(key).and_then(Value::as_str).map(str::to_owned);
+    let (media_type, media_product_type) = (text("media_type"), text("media_product_type"));
+    record.insert(
+        "media_insights_info".into(),
+        json!({
+            "media_id": media_id,
+            "media_type": record.get("media_type").cloned().unwrap_or(Value::Null),
+            "media_product_type": record.get("media_product_type").cloned().unwrap_or(Value::Null),
+            "business_account_id": account.business_account_id,
+            "page_id": account.page_id,
+        }),
+    );
+    record.insert("page_id".into(), Value::String(account.page_id.clone()));
+    transform::rfc3339_field(&mut record, "timestamp");
+    record.insert("business_account_id".into(), Value::String(account.business_account_id.clone()));
+    transform::clean_urls(&mut record);
+    let media_ref = MediaRef {
+        media_id,
+        media_type,
+        media_product_type,
+        account: account.clone(),
+        timestamp: record.get("timestamp").cloned(),
+    };
+    Some((record, media_ref))
+}
+
+/// One carousel slide, fetched with the reduced field list, cleaned like a media record.
+fn transform_child(raw: Value) -> Value {
+    let Value::Object(mut child) = raw else { return raw };
+    transform::clean_urls(&mut child);
+    transform::rfc3339_field(&mut child, "timestamp");
+    Value::Object(child)
+}
+
+fn child_ids(record: &Map<String, Value>) -> Option<Vec<String>> {
+    let children = record.get("children")?;
+    let list = children.get("data")?.as_array()?;
+    Some(list.iter().filter_map(|c| graph::id_string(c.get("id"))).collect())
+}
+
+/// Replaces `children.data[{id}]` with the slides themselves; a slide that cannot be fetched is
+/// skipped with a WARN naming it and its parent (4.2.28 behaviour).
+async fn expand_children(client: &GraphClient<'_>, record: &mut Map<String, Value>) {
+    let truthy = record.get("children").is_some_and(|c| !c.is_null() && c != &json!({}));
+    let Some(ids) = child_ids(record).filter(|_| truthy) else { return };
+    let parent = record.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let fetches = ids.iter().map(|child_id| async move {
+        let path = format!("/{child_id}");
+        (child_id, client.get(&path, &[("fields", CHILD_FIELDS)], NAME).await)
+    });
+    let results: Vec<_> = futures::stream::iter(fetches).buffered(ids.len().max(1)).collect().await;
+    let mut children = Vec::with_capacity(results.len());
+    for (child_id, result) in results {
+        match result {
+            Ok(child) => children.push(transform_child(child)),
+            Err(error) => client.sink().log(
+                LogLevel::Warn,
+                &format!("media: skipping carousel child {child_id} of media {parent}: {}", error.to_failure().message),
+            ),
+        }
+    }
+    record.insert("children".into(), Value::Array(children));
+}
+
+/// All media of all accounts, transformed. `with_children` is off when media is read only as the
+/// parent of `media_insights`, which never looks at slides.
+pub async fn read_all(
+    client: &GraphClient<'_>,
+    accounts: &[Account],
+    with_children: bool,
+) -> Result<Vec<(Value, MediaRef)>, Failure> {
+    let per_account = accounts.iter().map(|account| async move {
+        let path = format!("/{}/media", account.business_account_id);
+        let mut pages = std::pin::pin!(graph::pages(client, path, vec![("fields", MEDIA_FIELDS.into())], NAME));
+        let mut out = Vec::new();
+        while let Some(page) = pages.try_next().await.map_err(|e| e.to_failure())? {
+            let transformed: Vec<_> = page.into_iter().filter_map(|raw| transform(raw, account)).collect();
+            let expanded = futures::stream::iter(transformed.into_iter().map(|(mut record, media_ref)| async move {
+                if with_children {
+                    expand_children(client, &mut record).await;
+                }
+                (Value::Object(record), media_ref)
+            }))
+            .buffered(64)
+            .collect::<Vec<_>>()
+            .await;
+            out.extend(expanded);
+        }
+        Ok::<_, Failure>(out)
+    });
+    let mut all = Vec::new();
+    let mut accounts = futures::stream::iter(per_account).buffered(accounts.len().max(1));
+    while let Some(records) = accounts.try_next().await? {
+        all.extend(records);
+    }
+    Ok(all)
+}
+
+pub fn emit(media: &[(Value, MediaRef)], out: &StreamOutput<'_>) {
+    for (record, _) in media {
+        out.emit(record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account() -> Account {
+        Account { business_account_id: "41408147298757123".into(), page_id: "144706962067225".into() }
+    }
+
+    #[test]
+    fn media_record_gets_info_from_the_raw_record_then_ids_and_rfc3339() {
+        let sample: Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/samples/media_for_children.json"))
+                .expect("json");
+        let raw = sample["data"][0].clone();
+        let (record, media_ref) = transform(raw, &account()).expect("record");
+        assert_eq!(record["timestamp"], "2021-03-03T22:48:39+00:00");
+        assert_eq!(
+            record["media_insights_info"],
+            json!({"media_id": "66123508374641123", "media_type": "CAROUSEL_ALBUM", "media_product_type": "FEED",
+                   "business_account_id": "41408147298757123", "page_id": "144706962067225"})
+        );
+        assert_eq!(record["page_id"], "144706962067225");
+        assert_eq!(record["business_account_id"], "41408147298757123");
+        assert_eq!(media_ref.timestamp, Some(json!("2021-03-03T22:48:39+00:00")));
+        let keys: Vec<&str> = record.keys().map(String::as_str).collect();
+        assert_eq!(&keys[keys.len() - 3..], ["media_insights_info", "page_id", "business_account_id"]);
+        assert_eq!(child_ids(&record).map(|ids| ids.len()), Some(4));
+    }
+
+    #[test]
+    fn children_keep_their_fields_and_get_clean_urls_and_rfc3339() {
+        let sample: Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/samples/media_children_for_children.json"))
+                .expect("json");
+        let child = transform_child(sample);
+        assert_eq!(child["timestamp"], "2021-03-03T22:48:39+00:00");
+        assert!(child.get("page_id").is_none());
+        let dirty =
+            json!({"media_url": "https://x/a.jpg?_nc_cat=1&_nc_rid=abc", "thumbnail_url": "https://x/t?_nc_rid=1"});
+        let clean = transform_child(dirty);
+        assert_eq!(clean["media_url"], "https://x/a.jpg?_nc_cat=1");
+        assert_eq!(clean["thumbnail_url"], "https://x/t?_nc_rid=1", "thumbnail_url is never cleaned");
+    }
+}

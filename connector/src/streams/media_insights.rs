@@ -1,0 +1,134 @@
+//! `media_insights` (reference §6): one insights request per media, metric list by type.
+
+use super::StreamOutput;
+use super::media::MediaRef;
+use crate::graph;
+use crate::http::client::GraphClient;
+use crate::protocol::Failure;
+use crate::transform;
+use futures::{StreamExt, TryStreamExt};
+use serde_json::Value;
+
+pub const NAME: &str = "media_insights";
+
+/// First matching rule wins (4.2.28 lists, in this order: REELS, VIDEO+FEED, VIDEO,
+/// CAROUSEL_ALBUM, anything else).
+pub fn metrics_for(media_type: Option<&str>, media_product_type: Option<&str>) -> &'static str {
+    match (media_type, media_product_type) {
+        (_, Some("REELS")) => {
+            "comments,ig_reels_avg_watch_time,ig_reels_video_view_total_time,likes,reach,saved,shares,views"
+        }
+        (Some("VIDEO"), Some("FEED")) => "reach,saved,views",
+        (Some("VIDEO"), _) => "reach,saved,likes,comments,shares,follows,profile_visits",
+        (Some("CAROUSEL_ALBUM"), _) => "reach,saved,shares,follows,profile_visits",
+        _ => "reach,saved,likes,comments,shares,follows,profile_visits",
+    }
+}
+
+/// Flattened insights plus `id`, `page_id`, `business_account_id` and the parent's `timestamp`.
+pub fn transform(body: Value, media: &MediaRef) -> Value {
+    let mut record = transform::flatten_insights(body);
+    record.insert("id".into(), Value::String(media.media_id.clone()));
+    record.insert("page_id".into(), Value::String(media.account.page_id.clone()));
+    record.insert("business_account_id".into(), Value::String(media.account.business_account_id.clone()));
+    transform::clean_urls(&mut record);
+    if let Some(timestamp) = &media.timestamp {
+        record.insert("timestamp".into(), timestamp.clone());
+    }
+    Value::Object(record)
+}
+
+pub async fn read(
+    client: &GraphClient<'_>,
+    media: &[MediaRef],
+    fan_out: usize,
+    out: &StreamOutput<'_>,
+) -> Result<(), Failure> {
+    let requests = media.iter().map(|item| async move {
+        let path = format!("/{}/insights", item.media_id);
+        let metric = metrics_for(item.media_type.as_deref(), item.media_product_type.as_deref());
+        let body = graph::get_or_ignore(client, &path, &[("metric", metric)], NAME, graph::ignore_insights_errors)
+            .await
+            .map_err(|e| e.to_failure())?;
+        Ok::<_, Failure>(body.map(|body| transform(body, item)))
+    });
+    let mut records = futures::stream::iter(requests).buffered(fan_out.max(1));
+    while let Some(record) = records.try_next().await? {
+        if let Some(record) = record {
+            out.emit(&record);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::Account;
+    use serde_json::json;
+
+    #[test]
+    fn metric_rules_apply_in_reference_order() {
+        let reels = metrics_for(Some("VIDEO"), Some("REELS"));
+        assert_eq!(
+            reels,
+            "comments,ig_reels_avg_watch_time,ig_reels_video_view_total_time,likes,reach,saved,shares,views"
+        );
+        assert_eq!(metrics_for(Some("CAROUSEL_ALBUM"), Some("REELS")), reels, "REELS wins over the media type");
+        assert_eq!(metrics_for(Some("VIDEO"), Some("FEED")), "reach,saved,views");
+        assert_eq!(metrics_for(Some("VIDEO"), Some("AD")), "reach,saved,likes,comments,shares,follows,profile_visits");
+        assert_eq!(metrics_for(Some("CAROUSEL_ALBUM"), Some("FEED")), "reach,saved,shares,follows,profile_visits");
+        assert_eq!(
+            metrics_for(Some("IMAGE"), Some("FEED")),
+            "reach,saved,likes,comments,shares,follows,profile_visits"
+        );
+        assert_eq!(metrics_for(None, None), "reach,saved,likes,comments,shares,follows,profile_visits");
+    }
+
+    #[test]
+    fn record_is_flat_with_string_ids() {
+        let media = MediaRef {
+            media_id: "1789".into(),
+            media_type: Some("VIDEO".into()),
+            media_product_type: Some("REELS".into()),
+            account: Account { business_account_id: "178414".into(), page_id: "1447".into() },
+            timestamp: Some(json!("2023-06-12T19:20:02+00:00")),
+        };
+        let body = json!({"data": [
+            {"name": "comments", "period": "lifetime", "values": [{"value": 7}], "title": "t", "id": "1789/insights/comments/lifetime"},
+            {"name": "ig_reels_avg_watch_time", "period": "lifetime", "values": [{"value": 12549}]}
+        ]});
+        assert_eq!(
+            transform(body, &media),
+            json!({"comments": 7, "ig_reels_avg_watch_time": 12549, "id": "1789", "page_id": "1447",
+                   "business_account_id": "178414", "timestamp": "2023-06-12T19:20:02+00:00"})
+        );
+    }
+
+    #[test]
+    fn ignore_rules_match_the_reference_samples() {
+        use crate::http::HttpResponse;
+        use crate::http::error::RequestError;
+        let error_for = |name: &str| {
+            let body: Value = serde_json::from_str(
+                &std::fs::read_to_string(format!("../tests/fixtures/samples/{name}")).expect("sample"),
+            )
+            .expect("json");
+            let response = HttpResponse { status: 400, headers: vec![], body: body.to_string().into_bytes() };
+            RequestError::from_response(&response, Some(&body), "/x/insights")
+        };
+        let before = graph::ignore_insights_errors(&error_for("media_insights_for_error_posted_before_business.json"));
+        assert_eq!(before.as_deref(), Some("Insights error for business_account_id: Invalid parameter"));
+        let perms = graph::ignore_insights_errors(&error_for("media_insights_for_error_with_wrong_permissions.json"));
+        assert_eq!(perms.as_deref(), Some("Check provided permissions for: Invalid parameter"));
+        let code10 =
+            graph::ignore_insights_errors(&error_for("media_insights_for_error_with_wrong_permissions_code_10.json"));
+        assert!(code10.is_some_and(|m| m.starts_with("Check provided permissions for: (#10)")));
+        let other_10 = RequestError::from_response(
+            &HttpResponse { status: 400, headers: vec![], body: vec![] },
+            Some(&json!({"error": {"code": 10, "message": "(#10) Not enough viewers for the media to show insights"}})),
+            "/x",
+        );
+        assert_eq!(graph::ignore_insights_errors(&other_10), None, "another code-10 text is not ignored");
+    }
+}

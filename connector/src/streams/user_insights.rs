@@ -1,0 +1,290 @@
+//! `user_insights` (reference §8.2): the only incremental stream. Per account, one-day windows
+//! from the cursor (minus a one-day lookback) or the start date up to now + 1 day; four metric
+//! groups per window merged into one record per day.
+
+use super::StreamOutput;
+use crate::graph::{self, Account};
+use crate::http::client::GraphClient;
+use crate::http::error::RequestError;
+use crate::protocol::{Failure, LogLevel};
+use crate::state::{PartitionCursors, format_cursor, parse_cursor};
+use crate::transform;
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use futures::{StreamExt, TryStreamExt};
+use serde_json::{Map, Value};
+
+pub const NAME: &str = "user_insights";
+
+/// The four metric groups requested for every window: (period, metrics).
+pub const GROUPS: [(&str, &str); 4] =
+    [("day", "follower_count,reach"), ("week", "reach"), ("days_28", "reach"), ("lifetime", "online_followers")];
+/// A first sync never looks back further than this, whatever `start_date` says.
+const MAX_HISTORY: i64 = 30;
+/// Emit a state at least this often.
+pub const CHECKPOINT_EVERY: u64 = 1_000;
+
+/// What drives one read of the stream.
+pub struct Plan {
+    pub now: DateTime<Utc>,
+    pub start_date: Option<DateTime<Utc>>,
+    /// Incoming cursors (empty for a full refresh).
+    pub cursors: PartitionCursors,
+}
+
+impl Plan {
+    fn now(&self) -> DateTime<Utc> {
+        self.now.duration_trunc(Duration::seconds(1)).unwrap_or(self.now)
+    }
+
+    /// `max(start_date, now − 30 days)`.
+    pub fn start(&self) -> DateTime<Utc> {
+        let floor = self.now() - Duration::days(MAX_HISTORY);
+        self.start_date.map_or(floor, |start| start.max(floor))
+    }
+
+    /// now + 1 day (4.2.18: accounts east of UTC otherwise lose "today").
+    pub fn end(&self) -> DateTime<Utc> {
+        self.now() + Duration::days(1)
+    }
+
+    /// The windows of one account: `[since, until)` pairs of at most a day.
+    pub fn windows(&self, account: &str) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+        let lower = match self.cursors.get(account) {
+            Some(cursor) => self.start().max(cursor - Duration::days(1)),
+            None => self.start(),
+        };
+        let end = self.end();
+        let mut windows = Vec::new();
+        let mut since = lower;
+        while since < end {
+            let until = (since + Duration::days(1)).min(end);
+            windows.push((since, until));
+            since = until;
+        }
+        windows
+    }
+}
+
+/// One record from one group's response: `{date, metric[_suffix]: values[0].value}`; `None` for
+/// an empty response.
+pub fn extract(body: &Value, period: &str) -> Option<Map<String, Value>> {
+    let items = body.get("data")?.as_array()?;
+    let first = items.first()?;
+    let mut record = Map::new();
+    if let Some(date) = first.pointer("/values/0/end_time") {
+        record.insert("date".into(), date.clone());
+    }
+    let suffix = match period {
+        "week" => "_week",
+        "days_28" => "_days_28",
+        _ => "",
+    };
+    for item in items {
+        let Some(name) = item.get("name").and_then(Value::as_str) else { continue };
+        record.insert(format!("{name}{suffix}"), item.pointer("/values/0/value").cloned().unwrap_or(Value::Null));
+    }
+    Some(record)
+}
+
+/// Merges the groups' records by their raw `date`; later groups update earlier keys.
+pub fn merge(records: Vec<Map<String, Value>>) -> Vec<Map<String, Value>> {
+    let mut merged: Vec<Map<String, Value>> = Vec::new();
+    for record in records {
+        match merged.iter_mut().find(|m| m.get("date") == record.get("date")) {
+            Some(existing) => existing.extend(record),
+            None => merged.push(record),
+        }
+    }
+    merged
+}
+
+/// The insights rules, plus 4.2.28's skip of windows whose `since` Graph refuses.
+fn ignore(error: &RequestError) -> Option<String> {
+    if error.code() == Some(100) && error.message().contains("since param is not valid") {
+        return Some(format!("Skipping time window with future 'since' date: {}", error.message()));
+    }
+    graph::ignore_insights_errors(error)
+}
+
+/// The four groups of one window, merged, as finished records (with ids and RFC 3339 `date`).
+async fn read_window(
+    client: &GraphClient<'_>,
+    account: &Account,
+    (since, until): (DateTime<Utc>, DateTime<Utc>),
+    latest_allowed: DateTime<Utc>,
+) -> Result<Vec<(Value, DateTime<Utc>)>, RequestError> {
+    let (since, until) = (format_cursor(since), format_cursor(until));
+    let path = format!("/{}/insights", account.business_account_id);
+    let groups = GROUPS.iter().map(|(period, metric)| {
+        let query = [("period", *period), ("metric", *metric), ("since", since.as_str()), ("until", until.as_str())];
+        let path = path.as_str();
+        async move { graph::get_or_ignore(client, path, &query, NAME, ignore).await.map(|b| (b, *period)) }
+    });
+    let responses = futures::future::try_join_all(groups).await?;
+    let mut extracted = Vec::new();
+    for (body, period) in responses {
+        let Some(body) = body else { continue };
+        match extract(&body, period) {
+            Some(record) => extracted.push(record),
+            None => client.sink().log(
+                LogLevel::Info,
+                &format!("{NAME}: no {period} data for account {} in [{since}, {until})", account.business_account_id),
+            ),
+        }
+    }
+    let mut records = Vec::new();
+    for mut record in merge(extracted) {
+        let Some(date) = record.get("date").and_then(Value::as_str).and_then(parse_cursor) else {
+            client.sink().log(
+                LogLevel::Warn,
+                &format!("{NAME}: dropped a record without a usable date for account {}", account.business_account_id),
+            );
+            continue;
+        };
+        if date > latest_allowed {
+            continue;
+        }
+        record.insert("page_id".into(), Value::String(account.page_id.clone()));
+        record.insert("business_account_id".into(), Value::String(account.business_account_id.clone()));
+        transform::rfc3339_field(&mut record, "date");
+        records.push((Value::Object(record), date));
+    }
+    Ok(records)
+}
+
+/// Reads every account's windows in order, emitting records at or after each account's cursor and
+/// checkpointing after every account and at least every [`CHECKPOINT_EVERY`] records. On failure
+/// the state reached so far is emitted before the error is returned.
+pub async fn read(
+    client: &GraphClient<'_>,
+    accounts: &[Account],
+    plan: &Plan,
+    fan_out: usize,
+    out: &StreamOutput<'_>,
+) -> Result<(), Failure> {
+    let started = plan.now();
+    let mut cursors = plan.cursors.clone();
+    let elapsed = |cursors: &PartitionCursors| {
+        let seconds = (client.runtime().now() - started).num_seconds().max(0) as u64;
+        cursors.to_state(seconds)
+    };
+    let latest_allowed = plan.end();
+    let mut since_checkpoint = 0u64;
+    for account in accounts {
+        let incoming = plan.cursors.get(&account.business_account_id);
+        let windows = plan.windows(&account.business_account_id);
+        let mut results = futures::stream::iter(
+            windows.into_iter().map(|window| read_window(client, account, window, latest_allowed)),
+        )
+        .buffered(fan_out.max(1));
+        loop {
+            let batch = match results.try_next().await {
+                Ok(Some(batch)) => batch,
+                Ok(None) => break,
+                Err(error) => {
+                    out.checkpoint(&elapsed(&cursors));
+                    return Err(error.to_failure());
+                }
+            };
+            for (record, date) in batch {
+                if incoming.is_some_and(|cursor| date < cursor) {
+                    continue;
+                }
+                out.emit(&record);
+                cursors.advance(&account.business_account_id, date);
+                since_checkpoint += 1;
+            }
+            if since_checkpoint >= CHECKPOINT_EVERY {
+                out.checkpoint(&elapsed(&cursors));
+                since_checkpoint = 0;
+            }
+        }
+        out.checkpoint(&elapsed(&cursors));
+        since_checkpoint = 0;
+    }
+    out.checkpoint(&elapsed(&cursors));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        parse_cursor(text).expect("date")
+    }
+
+    fn plan(now: &str, start: Option<&str>, state: Option<Value>) -> Plan {
+        Plan {
+            now: at(now),
+            start_date: start.map(at),
+            cursors: PartitionCursors::from_state(state.as_ref()).expect("state"),
+        }
+    }
+
+    #[test]
+    fn first_sync_starts_at_start_date_clamped_to_30_days_and_ends_tomorrow() {
+        let p = plan("2024-01-15T12:00:00Z", Some("2024-01-15T00:00:00Z"), None);
+        assert_eq!(
+            p.windows("a"),
+            vec![
+                (at("2024-01-15T00:00:00Z"), at("2024-01-16T00:00:00Z")),
+                (at("2024-01-16T00:00:00Z"), at("2024-01-16T12:00:00Z")),
+            ]
+        );
+        let old = plan("2024-01-15T12:00:00Z", Some("2020-01-01T00:00:00Z"), None);
+        assert_eq!(old.windows("a")[0].0, at("2023-12-16T12:00:00Z"), "start is clamped to now - 30 days");
+        assert_eq!(old.windows("a").len(), 31);
+    }
+
+    #[test]
+    fn a_future_cursor_starts_one_day_back_and_a_far_future_one_reads_nothing() {
+        let state = json!({"states": [{"partition": {"business_account_id": "a"}, "cursor": {"date": "2024-01-16T07:00:00+00:00"}}]});
+        let p = plan("2024-01-15T12:00:00Z", Some("2024-01-14T00:00:00Z"), Some(state));
+        assert_eq!(
+            p.windows("a"),
+            vec![
+                (at("2024-01-15T07:00:00Z"), at("2024-01-16T07:00:00Z")),
+                (at("2024-01-16T07:00:00Z"), at("2024-01-16T12:00:00Z")),
+            ]
+        );
+        let far = json!({"a": {"date": "2030-01-01T00:00:00+00:00"}});
+        assert!(plan("2024-01-15T12:00:00Z", None, Some(far)).windows("a").is_empty());
+    }
+
+    #[test]
+    fn groups_are_extracted_with_suffixes_and_merged_by_date() {
+        let day: Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/samples/user_insights.json")).expect("json");
+        let lifetime: Value =
+            serde_json::from_str(include_str!("../../../tests/fixtures/samples/user_insights_for_lifetime.json"))
+                .expect("json");
+        let week = json!({"data": [{"name": "reach", "period": "week", "values": [{"value": 3, "end_time": "2024-01-15T07:00:00+0000"}]}]});
+        let records = vec![
+            extract(&day, "day").expect("day"),
+            extract(&week, "week").expect("week"),
+            extract(&lifetime, "lifetime").expect("lifetime"),
+        ];
+        let merged = merge(records);
+        assert_eq!(merged.len(), 1);
+        let record = &merged[0];
+        let keys: Vec<&str> = record.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["date", "follower_count", "reach", "reach_week", "online_followers"]);
+        assert_eq!(record["date"], "2024-01-15T07:00:00+0000");
+        assert_eq!(record["online_followers"]["23"], 2400);
+        assert_eq!(extract(&json!({"data": []}), "day"), None);
+    }
+
+    #[test]
+    fn since_param_errors_are_skipped_windows() {
+        use crate::http::HttpResponse;
+        let body = json!({"error": {"message": "(#100) since param is not valid. Metrics data is available for the last 2 years", "type": "OAuthException", "code": 100, "fbtrace_id": "ABC123"}});
+        let error = RequestError::from_response(
+            &HttpResponse { status: 400, headers: vec![], body: vec![] },
+            Some(&body),
+            "/x",
+        );
+        assert!(ignore(&error).is_some_and(|m| m.contains("Skipping time window with future 'since' date")));
+    }
+}
