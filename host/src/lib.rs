@@ -22,7 +22,8 @@ mod bindings;
 pub mod egress;
 pub mod messages;
 mod runner;
+pub mod state_file;
 
 pub use bindings::airbyte::source::types::{Failure, FailureType, LogLevel, StreamStatus};
 pub use messages::{AirbyteWriter, MessageSink};
-pub use runner::{Connector, RunOptions};
+pub use runner::{Connector, RunOptions, SharedSink};

@@ -4,7 +4,8 @@
 
 use clap::{Parser, Subcommand};
 use instagram_host::messages::trace_error;
-use instagram_host::{AirbyteWriter, Connector, Failure, FailureType, RunOptions};
+use instagram_host::state_file::PersistingSink;
+use instagram_host::{AirbyteWriter, Connector, Failure, FailureType, RunOptions, SharedSink};
 use serde_json::json;
 use std::io::{BufWriter, Stdout};
 use std::path::{Path, PathBuf};
@@ -42,6 +43,9 @@ enum Command {
         catalog: PathBuf,
         #[arg(long)]
         state: Option<PathBuf>,
+        /// Write the latest state of every stream here (atomically) after each STATE message.
+        #[arg(long)]
+        state_file: Option<PathBuf>,
     },
 }
 
@@ -125,15 +129,21 @@ fn run(cli: Cli, writer: Writer) -> Result<ExitCode, Failure> {
                 emit(&writer, &json!({"type": "CATALOG", "catalog": catalog}));
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Read { config, catalog, state } => {
+            Command::Read { config, catalog, state, state_file } => {
                 let config = read_file(&config, "config")?;
                 let catalog = read_file(&catalog, "catalog")?;
-                let state = state.map(|path| read_file(&path, "state")).transpose()?;
+                // A state file that does not exist yet is the first sync.
+                let state = match state {
+                    Some(path) if state_file.as_ref() == Some(&path) && !path.exists() => None,
+                    Some(path) => Some(read_file(&path, "state")?),
+                    None => None,
+                };
                 let options = RunOptions::for_config(&config);
-                connector
-                    .read(&options, writer.clone(), &config, &catalog, state.as_deref())
-                    .await
-                    .map_err(host_failure)??;
+                let sink: SharedSink = match state_file {
+                    Some(path) => Arc::new(Mutex::new(PersistingSink::new(writer.clone(), path, state.as_deref()))),
+                    None => writer.clone(),
+                };
+                connector.read(&options, sink, &config, &catalog, state.as_deref()).await.map_err(host_failure)??;
                 Ok(ExitCode::SUCCESS)
             }
         }

@@ -24,6 +24,25 @@ pub trait MessageSink: Send {
     fn error(&mut self, stream: Option<&str>, failure: &Failure);
 }
 
+/// A sink shared behind a mutex is a sink too (the CLI shares stdout between wrappers).
+impl<S: MessageSink + ?Sized> MessageSink for std::sync::Arc<std::sync::Mutex<S>> {
+    fn record(&mut self, stream: &str, data: &RawValue) {
+        self.lock().unwrap_or_else(|p| p.into_inner()).record(stream, data);
+    }
+    fn state(&mut self, stream: &str, stream_state: &RawValue, record_count: u64) {
+        self.lock().unwrap_or_else(|p| p.into_inner()).state(stream, stream_state, record_count);
+    }
+    fn log(&mut self, level: LogLevel, message: &str) {
+        self.lock().unwrap_or_else(|p| p.into_inner()).log(level, message);
+    }
+    fn stream_status(&mut self, stream: &str, status: StreamStatus, rate_limited_until_ms: Option<u64>) {
+        self.lock().unwrap_or_else(|p| p.into_inner()).stream_status(stream, status, rate_limited_until_ms);
+    }
+    fn error(&mut self, stream: Option<&str>, failure: &Failure) {
+        self.lock().unwrap_or_else(|p| p.into_inner()).error(stream, failure);
+    }
+}
+
 /// Milliseconds since the epoch, as Airbyte's `emitted_at`.
 pub fn now_millis() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
