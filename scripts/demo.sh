@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # `make run`: a real sync from the offline Graph API sandbox, end to end.
-# Starts the sandbox on a free loopback port, runs `check` and a `read` of every supported stream
-# through bin/source-instagram, writes all messages to out/messages.jsonl, prints a summary and
-# stops the sandbox.
+# Starts the sandbox on a free loopback port, runs `check` and a `read` of all eight streams
+# (user_insights incremental) through bin/source-instagram, writes all messages to
+# out/messages.jsonl and the state to out/state.json, prints a summary and stops the sandbox.
+# Run it twice to see an incremental read pick up from out/state.json.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="$root/out"
 mkdir -p "$out"
-streams=(Api users)
+streams=(media media_insights users user_lifetime_insights stories story_insights Api user_insights)
 
 "$root/target/release/graph-sandbox" --port 0 --seed 42 --accounts 3 >"$out/sandbox.url" 2>"$out/sandbox.log" &
 sandbox_pid=$!
@@ -21,7 +22,9 @@ printf '{"access_token":"sandbox-token","base_url":"%s","num_workers":8}\n' "$ba
   printf '{"streams":['
   sep=""
   for s in "${streams[@]}"; do
-    printf '%s{"stream":{"name":"%s","json_schema":{},"supported_sync_modes":["full_refresh"]},"sync_mode":"full_refresh","destination_sync_mode":"overwrite"}' "$sep" "$s"
+    mode=full_refresh
+    [[ "$s" == user_insights ]] && mode=incremental
+    printf '%s{"stream":{"name":"%s","json_schema":{},"supported_sync_modes":["full_refresh"]},"sync_mode":"%s","destination_sync_mode":"append"}' "$sep" "$s" "$mode"
     sep=","
   done
   printf ']}\n'
@@ -32,7 +35,8 @@ echo "== check"
 "$root/bin/source-instagram" check --config "$out/config.json" | tee "$out/check.jsonl"
 echo "== read ${streams[*]}"
 status=0
-"$root/bin/source-instagram" read --config "$out/config.json" --catalog "$out/catalog.json" >"$out/messages.jsonl" || status=$?
+"$root/bin/source-instagram" read --config "$out/config.json" --catalog "$out/catalog.json" \
+  --state "$out/state.json" --state-file "$out/state.json" >"$out/messages.jsonl" || status=$?
 
 python3 - "$out/messages.jsonl" <<'PY'
 import collections, json, sys
@@ -53,6 +57,8 @@ for name in statuses:
     print(f"{name:<24}{records[name]:>8}{states[name]:>8}  {statuses[name]}")
 for e in errors:
     print("error:", e)
+logs = [json.loads(l)["log"]["message"] for l in open(sys.argv[1]) if '"type":"LOG"' in l]
+print(next((l for l in logs if l.startswith("Read done")), ""))
 PY
-echo "== messages in out/messages.jsonl (read exit code $status)"
+echo "== messages in out/messages.jsonl, state in out/state.json (read exit code $status)"
 exit $status

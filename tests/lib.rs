@@ -155,3 +155,49 @@ pub fn sample(name: &str) -> Value {
     let path = workspace_root().join("tests/fixtures/samples").join(name);
     serde_json::from_str(&std::fs::read_to_string(&path).expect("sample")).expect("sample JSON")
 }
+
+/// Every stream, user_insights incremental, the rest full refresh.
+pub fn catalog_all() -> Value {
+    let names = [
+        "media",
+        "media_insights",
+        "users",
+        "user_lifetime_insights",
+        "stories",
+        "story_insights",
+        "Api",
+        "user_insights",
+    ];
+    json!({"streams": names.iter().map(|name| {
+        let incremental = *name == "user_insights";
+        json!({
+            "stream": {"name": name, "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
+            "sync_mode": if incremental { "incremental" } else { "full_refresh" },
+            "destination_sync_mode": if incremental { "append" } else { "overwrite" }
+        })
+    }).collect::<Vec<_>>()})
+}
+
+/// Runs `read` with an explicit catalog and extra arguments (e.g. `--state`).
+pub fn read_catalog(scratch: &Scratch, config: &Value, catalog: &Value, extra: &[&str]) -> Output {
+    let config = scratch.write("config.json", &config.to_string());
+    let catalog = scratch.write("catalog.json", &catalog.to_string());
+    let mut args = vec!["read", "--config", path_str(&config), "--catalog", path_str(&catalog)];
+    args.extend_from_slice(extra);
+    run_cli(&args)
+}
+
+impl Output {
+    pub fn logs(&self) -> Vec<String> {
+        self.of_type("LOG").into_iter().filter_map(|m| m["log"]["message"].as_str().map(str::to_owned)).collect()
+    }
+
+    /// The last STATE of `stream`.
+    pub fn last_state(&self, stream: &str) -> Option<Value> {
+        self.of_type("STATE")
+            .into_iter()
+            .rev()
+            .find(|m| m["state"]["stream"]["stream_descriptor"]["name"] == stream)
+            .map(|m| m["state"]["stream"]["stream_state"].clone())
+    }
+}

@@ -4,5 +4,9 @@
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 mod commands;
+mod concurrency;
 mod egress;
+mod incremental;
 mod read_accounts;
+mod resilience;
+mod streams;

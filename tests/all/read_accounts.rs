@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 #[test]
 fn api_and_users_yield_exactly_the_reference_records() {
-    let model = Model::generate(&ModelSpec { seed: 7, accounts: 4, pages_without_instagram: 3 });
+    let model =
+        Model::generate(&ModelSpec { seed: 7, accounts: 4, pages_without_instagram: 3, ..ModelSpec::default() });
     let sandbox = Sandbox::start(SandboxOptions::new(model.clone())).expect("sandbox");
     let scratch = Scratch::new("read-accounts");
     let out = read(&scratch, &config_for(&sandbox), &["Api", "users"]);

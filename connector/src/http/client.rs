@@ -194,6 +194,52 @@ mod tests {
     }
 
     #[test]
+    fn retries_wait_the_reference_schedule_then_give_up_with_six_attempts() {
+        use crate::http::testing::{ScriptedRuntime, respond};
+        use crate::protocol::testing::{Message, RecordingSink};
+        let runtime = ScriptedRuntime::new(chrono::Utc::now(), |_| {
+            respond(
+                400,
+                serde_json::json!({"error": {"message": "(#80002) There have been too many calls", "code": 80002}}),
+            )
+        });
+        let sink = RecordingSink::default();
+        let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
+        let error = futures::executor::block_on(client.get("/me/accounts", &[], "Api")).expect_err("throttled");
+        assert_eq!(error.attempts, 6);
+        let waits: Vec<u64> = runtime.sleeps.borrow().iter().map(Duration::as_secs).collect();
+        assert_eq!(waits, vec![10, 20, 40, 80, 160]);
+        let statuses = sink
+            .messages
+            .borrow()
+            .iter()
+            .filter(|m| matches!(m, Message::Status(_, StreamStatus::Running, Some(_))))
+            .count();
+        assert_eq!(statuses, 5, "each wait is announced as RATE_LIMITED");
+        assert!(error.to_failure().message.starts_with("Rate limit exceeded for Instagram Graph API."));
+    }
+
+    #[test]
+    fn a_transient_fault_is_retried_once_and_succeeds() {
+        use crate::http::testing::{ScriptedRuntime, respond};
+        use crate::protocol::testing::RecordingSink;
+        let calls = std::cell::Cell::new(0);
+        let runtime = ScriptedRuntime::new(chrono::Utc::now(), move |_| {
+            calls.set(calls.get() + 1);
+            if calls.get() == 1 {
+                respond(503, serde_json::json!({}))
+            } else {
+                respond(200, serde_json::json!({"ok": true}))
+            }
+        });
+        let sink = RecordingSink::default();
+        let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
+        let body = futures::executor::block_on(client.get("/me", &[], "users")).expect("retried");
+        assert_eq!(body["ok"], true);
+        assert_eq!(runtime.sleeps.borrow().as_slice(), [Duration::from_secs(10)]);
+    }
+
+    #[test]
     fn usage_header_sets_the_wait_for_throttling_only() {
         let r = HttpResponse {
             status: 400,

@@ -12,6 +12,8 @@
 pub mod client;
 pub mod error;
 pub mod limiter;
+#[cfg(test)]
+pub mod testing;
 
 use chrono::{DateTime, Utc};
 use futures::future::LocalBoxFuture;

@@ -209,6 +209,7 @@ pub async fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::streams::StreamOutput;
     use serde_json::json;
 
     fn at(text: &str) -> DateTime<Utc> {
@@ -274,6 +275,49 @@ mod tests {
         assert_eq!(record["date"], "2024-01-15T07:00:00+0000");
         assert_eq!(record["online_followers"]["23"], 2400);
         assert_eq!(extract(&json!({"data": []}), "day"), None);
+    }
+
+    #[test]
+    fn many_accounts_checkpoint_every_thousand_records_and_never_repeat_a_state() {
+        use crate::http::client::{GraphClient, RetryPolicy};
+        use crate::http::testing::{ScriptedRuntime, respond};
+        use crate::protocol::testing::{Message, RecordingSink};
+        let now = at("2024-01-15T12:00:00Z");
+        let runtime = ScriptedRuntime::new(now, |request| {
+            let url = url::Url::parse(&request.url).expect("url");
+            let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+            let since = parse_cursor(&query["since"]).expect("since");
+            let end_time = (since + Duration::hours(7)).format("%Y-%m-%dT%H:%M:%S+0000").to_string();
+            let names: Vec<Value> = query["metric"]
+                .split(',')
+                .map(|m| json!({"name": m, "period": query["period"], "values": [{"value": 1, "end_time": end_time}]}))
+                .collect();
+            respond(200, json!({ "data": names }))
+        });
+        let sink = RecordingSink::default();
+        let client = GraphClient::new("http://x/v23.0", "t", 8, RetryPolicy::default(), &runtime, &sink);
+        let accounts: Vec<Account> = (0..40)
+            .map(|i| Account { business_account_id: format!("acct{i:02}"), page_id: format!("page{i}") })
+            .collect();
+        let plan = plan("2024-01-15T12:00:00Z", None, None);
+        let out = StreamOutput::new(NAME, &sink);
+        futures::executor::block_on(read(&client, &accounts, &plan, 8, &out)).expect("read");
+        assert_eq!(out.emitted(), 40 * 31);
+        let states: Vec<(Value, u64)> = sink
+            .messages
+            .borrow()
+            .iter()
+            .filter_map(|m| match m {
+                Message::State(_, state, count) => Some((state.clone(), *count)),
+                _ => None,
+            })
+            .collect();
+        assert!(states.iter().all(|(_, count)| *count <= 1_000), "a state at least every 1,000 records");
+        assert_eq!(states.iter().map(|(_, c)| c).sum::<u64>(), 40 * 31);
+        assert!(states.windows(2).all(|pair| pair[0].0 != pair[1].0), "never two identical states in a row");
+        let last = &states.last().expect("state").0;
+        assert_eq!(last["states"].as_array().map(Vec::len), Some(40));
+        assert_eq!(last["state"]["date"], "2024-01-15T19:00:00+00:00", "the newest record date over all accounts");
     }
 
     #[test]

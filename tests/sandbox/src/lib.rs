@@ -261,7 +261,7 @@ impl Shared {
         if roll >= self.options.fault_rate {
             return None;
         }
-        let mut reply = if draw % 2 == 0 {
+        let mut reply = if draw.is_multiple_of(2) {
             let mut reply = graph::graph_error(503, 2, None, "Service temporarily unavailable");
             reply.body["error"]["is_transient"] = serde_json::json!(true);
             reply

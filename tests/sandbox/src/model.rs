@@ -407,11 +407,12 @@ pub fn generate_media(rng: &mut Rng, count: usize, account_index: usize, special
         .into_iter()
         .scan(special_errors && account_index == 0, |pending, mut media| {
             // The first carousel of the first account lost a slide since it was posted.
-            if *pending && media.media_type == "CAROUSEL_ALBUM" {
-                if let Some(child) = media.children.get_mut(1) {
-                    child.deleted = true;
-                    *pending = false;
-                }
+            if *pending
+                && media.media_type == "CAROUSEL_ALBUM"
+                && let Some(child) = media.children.get_mut(1)
+            {
+                child.deleted = true;
+                *pending = false;
             }
             Some(media)
         })

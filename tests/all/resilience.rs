@@ -1,0 +1,95 @@
+//! Faults, throttling and rate limits: every record still arrives, or the failure says why.
+
+use e2e_tests::{Output, Scratch, catalog_all, config_for, read_catalog};
+use graph_sandbox::model::{Model, ModelSpec};
+use graph_sandbox::{RateLimit, Sandbox, SandboxOptions};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn model() -> Model {
+    Model::generate(&ModelSpec { accounts: 2, media_per_account: 10, stories_per_account: 2, ..ModelSpec::default() })
+}
+
+/// Records per stream, sorted, without volatile fields.
+fn record_set(out: &Output) -> BTreeMap<String, Vec<String>> {
+    let mut set: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for message in out.of_type("RECORD") {
+        let stream = message["record"]["stream"].as_str().unwrap_or("").to_owned();
+        set.entry(stream).or_default().push(message["record"]["data"].to_string());
+    }
+    set.values_mut().for_each(|v| v.sort());
+    set
+}
+
+fn sync(options: SandboxOptions) -> (Sandbox, Output) {
+    let sandbox = Sandbox::start(options).expect("sandbox");
+    let scratch = Scratch::new("resilience");
+    let out = read_catalog(&scratch, &config_for(&sandbox), &catalog_all(), &[]);
+    (sandbox, out)
+}
+
+#[test]
+fn a_sync_under_ten_percent_faults_delivers_every_record() {
+    let (_clean_sandbox, clean) = sync(SandboxOptions::new(model()));
+    assert_eq!(clean.code, 0);
+    let faulty =
+        SandboxOptions { fault_rate: 0.10, fault_seed: 7, retry_after_secs: 0, ..SandboxOptions::new(model()) };
+    let (sandbox, out) = sync(faulty);
+    assert_eq!(out.code, 0, "{:?}", out.errors());
+    let injected = sandbox.requests().iter().filter(|r| r.injected).count();
+    assert!(injected >= 10, "faults were injected: {injected}");
+    assert_eq!(record_set(&out), record_set(&clean), "same records as a clean run");
+    assert!(
+        out.logs().iter().any(|l| l.contains("throttled by the Graph API")),
+        "throttling (code 4 as HTTP 400) is retried"
+    );
+    assert!(out.logs().iter().any(|l| l.contains("retrying")), "503s are retried");
+}
+
+#[test]
+fn a_tight_per_token_rate_limit_is_waited_out() {
+    let model = Model::generate(&ModelSpec {
+        accounts: 1,
+        media_per_account: 6,
+        stories_per_account: 1,
+        ..ModelSpec::default()
+    });
+    let limited = SandboxOptions {
+        rate_limit: Some(RateLimit { calls: 40, window: Duration::from_secs(1) }),
+        retry_after_secs: 1,
+        ..SandboxOptions::new(model)
+    };
+    let (sandbox, out) = sync(limited);
+    assert_eq!(out.code, 0, "{:?}", out.errors());
+    assert!(sandbox.requests().iter().any(|r| r.injected), "the limit was hit");
+    let rate_limited: Vec<&Value> = out
+        .of_type("TRACE")
+        .into_iter()
+        .filter(|m| m["trace"]["stream_status"]["reasons"][0]["type"] == "RATE_LIMITED")
+        .collect();
+    assert!(!rate_limited.is_empty(), "waiting is announced as RUNNING with a RATE_LIMITED reason");
+    assert_eq!(rate_limited[0]["trace"]["stream_status"]["status"], "RUNNING");
+    assert!(rate_limited[0]["trace"]["stream_status"]["reasons"][0]["rate_limited"]["quota_reset"].is_u64());
+    assert_eq!(out.records("user_insights").len(), 31);
+}
+
+#[test]
+fn an_endless_rate_limit_fails_after_six_attempts_with_the_reference_message() {
+    let blocked = SandboxOptions {
+        rate_limit: Some(RateLimit { calls: 0, window: Duration::from_secs(3600) }),
+        retry_after_secs: 0,
+        ..SandboxOptions::new(model())
+    };
+    let sandbox = Sandbox::start(blocked).expect("sandbox");
+    let scratch = Scratch::new("blocked");
+    let out = e2e_tests::read(&scratch, &config_for(&sandbox), &["users"]);
+    assert_eq!(out.code, 1);
+    let error = out.errors().into_iter().find(|e| e["stream_descriptor"]["name"] == "users").expect("users error");
+    assert_eq!(error["failure_type"], "transient_error");
+    assert!(
+        error["message"].as_str().expect("m").starts_with("Rate limit exceeded for Instagram Graph API."),
+        "{error}"
+    );
+    assert_eq!(sandbox.requests().len(), 6, "one attempt and five retries");
+}
