@@ -321,6 +321,42 @@ mod tests {
     }
 
     #[test]
+    fn records_dated_after_tomorrow_and_empty_responses_are_dropped() {
+        use crate::http::client::{GraphClient, RetryPolicy};
+        use crate::http::testing::{ScriptedRuntime, respond};
+        use crate::protocol::testing::RecordingSink;
+        let runtime = ScriptedRuntime::new(at("2024-01-15T12:00:00Z"), |request| {
+            // The first group answers two days ahead (beyond now + 1 day), the others nothing.
+            if request.url.contains("period=day&") {
+                respond(
+                    200,
+                    json!({"data": [{"name": "reach", "values": [{"value": 1, "end_time": "2024-01-17T07:00:00+0000"}]}]}),
+                )
+            } else {
+                respond(200, json!({"data": []}))
+            }
+        });
+        let sink = RecordingSink::default();
+        let client = GraphClient::new("http://x/v23.0", "t", 4, RetryPolicy::default(), &runtime, &sink);
+        let account = Account { business_account_id: "a".into(), page_id: "p".into() };
+        let window = (at("2024-01-15T12:00:00Z"), at("2024-01-16T12:00:00Z"));
+        let records = futures::executor::block_on(read_window(&client, &account, window, at("2024-01-16T12:00:00Z")))
+            .expect("window");
+        assert!(records.is_empty(), "2024-01-17T07:00 is later than now + 1 day");
+        assert_eq!(
+            sink.logs().iter().filter(|(_, m)| m.starts_with("user_insights: no ")).count(),
+            3,
+            "empty groups are logged"
+        );
+        // 2024-01-15T20:00 passes at now 2024-01-15T12:00 (the reference's own example).
+        let record = extract(
+            &json!({"data": [{"name": "reach", "values": [{"value": 1, "end_time": "2024-01-15T20:00:00+0000"}]}]}),
+            "day",
+        );
+        assert!(record.is_some());
+    }
+
+    #[test]
     fn since_param_errors_are_skipped_windows() {
         use crate::http::HttpResponse;
         let body = json!({"error": {"message": "(#100) since param is not valid. Metrics data is available for the last 2 years", "type": "OAuthException", "code": 100, "fbtrace_id": "ABC123"}});
