@@ -7,7 +7,7 @@ WASM_TARGET := wasm32-wasip2
 COMPONENT   := target/$(WASM_TARGET)/release/instagram_connector.wasm
 HOST        := target/release/source-instagram-host
 
-.PHONY: build wasm-target component host run test lint clean
+.PHONY: build wasm-target component host test-components run test bench lint clean
 
 build: component host
 
@@ -24,13 +24,17 @@ host:
 run: build
 	scripts/demo.sh
 
-test: build
+# Misbehaving components the host tests must contain; built for the tests, never shipped.
+test-components: wasm-target
+	$(CARGO) build --release --locked -p hostile-component --target $(WASM_TARGET)
+
+test: build test-components
 	$(CARGO) test --release --locked --workspace
 
 lint: wasm-target
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --release --locked -p instagram-connector --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy --release --locked -p instagram-connector -p hostile-component --target $(WASM_TARGET) -- -D warnings
 
 clean:
 	$(CARGO) clean

@@ -108,9 +108,28 @@ impl Output {
     }
 }
 
-/// Runs `source-instagram-host COMPONENT args…` and parses stdout as JSON lines (asserting that
-/// every stdout line is a protocol message).
+/// Runs `source-instagram-host COMPONENT args…` like an operator who trusts the sandbox: the
+/// origin of the `--config` file's `base_url` is allowed explicitly (`--allow-host`), since the
+/// default policy refuses plain http and loopback addresses.
 pub fn run_cli(args: &[&str]) -> Output {
+    let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    if let Some(origin) = config_origin(&args) {
+        args.extend(["--allow-host".to_owned(), origin]);
+    }
+    run_cli_raw(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn config_origin(args: &[String]) -> Option<String> {
+    let path = args.iter().position(|a| a == "--config").and_then(|i| args.get(i + 1))?;
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let base = config.get("base_url")?.as_str()?;
+    let (scheme, rest) = base.split_once("://")?;
+    Some(format!("{scheme}://{}", rest.split('/').next()?))
+}
+
+/// Runs the CLI with exactly `args` (no implicit `--allow-host`) and parses stdout as JSON lines,
+/// asserting that every stdout line is a protocol message.
+pub fn run_cli_raw(args: &[&str]) -> Output {
     let output = Command::new(host_binary()).arg(component()).args(args).output().expect("run the host");
     let stdout = String::from_utf8(output.stdout).expect("utf-8 stdout");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();

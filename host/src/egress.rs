@@ -5,9 +5,15 @@
 //! It is fail-closed: an origin is reachable only if it is listed, and by default only the origin
 //! of the config's `base_url` is.
 
+use crate::limits::{AbortSignal, LimitExceeded, Limits};
 use http_body_util::BodyExt;
 use std::fmt;
+use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// The Graph API, when the config names no `base_url`.
@@ -19,6 +25,16 @@ pub struct Origin {
     scheme: String,
     host: String,
     port: u16,
+}
+
+impl std::str::FromStr for Origin {
+    type Err = String;
+
+    /// `http://127.0.0.1:8123`, `https://graph.facebook.com` or `host:port` (https).
+    fn from_str(text: &str) -> Result<Origin, String> {
+        let url = if text.contains("://") { text.to_owned() } else { format!("https://{text}") };
+        Origin::from_url(&url).ok_or_else(|| format!("`{text}` is not an origin like http://127.0.0.1:8123"))
+    }
 }
 
 impl Origin {
@@ -74,25 +90,99 @@ impl fmt::Display for Origin {
 /// query, which could carry secrets).
 pub type DenialReporter = Arc<dyn Fn(&str) + Send + Sync>;
 
-/// The `WasiHttpHooks` that enforce the allow-list.
+/// Which origins a run may reach.
+///
+/// * `explicit` origins are the operator's opt-in (`--allow-host`): allowed whatever their scheme
+///   or address, so a loopback sandbox can be reached on purpose;
+/// * the `default` origin (the config's `base_url`) is allowed only over https and only when its
+///   name resolves to public addresses, so a config cannot point the connector at the operator's
+///   own network (cloud metadata, internal services).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AllowList {
+    /// Operator-approved origins.
+    pub explicit: Vec<Origin>,
+    /// The config's origin, subject to the https and public-address rules.
+    pub default: Option<Origin>,
+}
+
+impl AllowList {
+    /// Only the config's `base_url` origin (https, public addresses).
+    pub fn for_config(config: &str) -> AllowList {
+        AllowList { explicit: Vec::new(), default: Origin::of_config(config) }
+    }
+}
+
+/// Whether an address is one a config must not reach without the operator's opt-in.
+pub fn is_private(address: &IpAddr) -> bool {
+    match address {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.octets()[0] == 0
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64) // 100.64/10 carrier-grade NAT
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00 // fc00::/7 unique local
+                || (first & 0xffc0) == 0xfe80 // fe80::/10 link local
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(&IpAddr::V4(v4)))
+        }
+    }
+}
+
+/// The `WasiHttpHooks` that enforce the allow-list and the HTTP limits of a run.
 pub struct EgressPolicy {
-    allowed: Vec<Origin>,
+    allow: AllowList,
     on_denied: DenialReporter,
+    slots: Arc<Semaphore>,
+    limits: Limits,
+    abort: AbortSignal,
 }
 
 impl EgressPolicy {
-    /// Allows exactly `allowed`.
-    pub fn new(allowed: Vec<Origin>, on_denied: DenialReporter) -> Self {
-        EgressPolicy { allowed, on_denied }
+    /// A policy for one run.
+    pub fn new(allow: AllowList, limits: Limits, abort: AbortSignal, on_denied: DenialReporter) -> Self {
+        let slots = Arc::new(Semaphore::new(limits.max_concurrent_requests.max(1)));
+        EgressPolicy { allow, on_denied, slots, limits, abort }
     }
 
-    fn permits(&self, uri: &http::Uri) -> Result<(), String> {
-        match Origin::of_uri(uri) {
-            Some(origin) if self.allowed.contains(&origin) => Ok(()),
-            Some(origin) => Err(format!("refused an outbound request to {origin}: not in the egress allow-list")),
-            None => Err("refused an outbound request without a valid http(s) origin".to_owned()),
+    /// Static checks: origin listed, scheme allowed, no Host header naming another origin.
+    fn check_request(&self, request: &http::Request<WasiBody>) -> Result<Admission, String> {
+        let uri = request.uri();
+        let Some(origin) = Origin::of_uri(uri) else {
+            return Err("refused an outbound request without a valid http(s) origin".to_owned());
+        };
+        if let Some(host) = request.headers().get(http::header::HOST) {
+            let named = host.to_str().unwrap_or("").to_ascii_lowercase();
+            let authority = uri.authority().map(|a| a.as_str().to_ascii_lowercase()).unwrap_or_default();
+            if named != authority {
+                return Err(format!("refused an outbound request to {origin} whose Host header names another host"));
+            }
         }
+        if self.allow.explicit.contains(&origin) {
+            return Ok(Admission::Explicit);
+        }
+        if self.allow.default.as_ref() == Some(&origin) {
+            if origin.scheme != "https" {
+                return Err(format!(
+                    "refused an outbound request to {origin}: plain http needs an explicit --allow-host"
+                ));
+            }
+            return Ok(Admission::PublicOnly(origin));
+        }
+        Err(format!("refused an outbound request to {origin}: not in the egress allow-list"))
     }
+}
+
+enum Admission {
+    Explicit,
+    /// Allowed if the name resolves to public addresses only.
+    PublicOnly(Origin),
 }
 
 type SendFuture = Box<
@@ -104,6 +194,10 @@ type SendFuture = Box<
         > + Send,
 >;
 
+fn clamp(guest: Option<Duration>, cap: Duration) -> Option<Duration> {
+    Some(guest.map_or(cap, |g| g.min(cap)))
+}
+
 impl WasiHttpHooks for EgressPolicy {
     fn send_request(
         &mut self,
@@ -111,17 +205,80 @@ impl WasiHttpHooks for EgressPolicy {
         options: Option<RequestOptions>,
         _request_body_result: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> SendFuture {
-        if let Err(reason) = self.permits(request.uri()) {
-            (self.on_denied)(&reason);
-            return Box::new(async { Err(HttpError::HttpRequestDenied) });
-        }
+        let admission = match self.check_request(&request) {
+            Ok(admission) => admission,
+            Err(reason) => {
+                (self.on_denied)(&reason);
+                return Box::new(async { Err(HttpError::HttpRequestDenied) });
+            }
+        };
+        let cap = self.limits.request_timeout;
+        let options = RequestOptions {
+            connect_timeout: clamp(options.and_then(|o| o.connect_timeout), cap),
+            first_byte_timeout: clamp(options.and_then(|o| o.first_byte_timeout), cap),
+            between_bytes_timeout: clamp(options.and_then(|o| o.between_bytes_timeout), cap),
+        };
+        let (slots, on_denied, abort) = (self.slots.clone(), self.on_denied.clone(), self.abort.clone());
+        let max_bytes = self.limits.max_response_bytes;
         Box::new(async move {
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-            ))
+            if let Admission::PublicOnly(origin) = admission {
+                let resolved: Vec<IpAddr> = tokio::net::lookup_host((origin.host.as_str(), origin.port))
+                    .await
+                    .map_err(|_| HttpError::DnsError { rcode: Some("lookup failed".into()), info_code: None })?
+                    .map(|address| address.ip())
+                    .collect();
+                if resolved.is_empty() || resolved.iter().any(is_private) {
+                    on_denied(&format!(
+                        "refused an outbound request to {origin}: it resolves to a private, loopback or link-local address (allow it explicitly with --allow-host)"
+                    ));
+                    return Err(HttpError::DestinationIpProhibited);
+                }
+            }
+            let permit = slots.acquire_owned().await.map_err(|_| HttpError::ConnectionLimitReached)?;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let response = response.map(|body| {
+                LimitedBody { inner: body.boxed_unsync(), remaining: max_bytes, max_bytes, abort, _permit: permit }
+                    .boxed_unsync()
+            });
+            Ok((response, Box::new(io) as Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>))
         })
+    }
+}
+
+/// A response body that ends the run past `max_bytes`, and holds the request's slot until the
+/// body is done.
+struct LimitedBody {
+    inner: WasiBody,
+    remaining: u64,
+    max_bytes: u64,
+    abort: AbortSignal,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl http_body::Body for LimitedBody {
+    type Data = bytes::Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &frame
+            && let Some(data) = frame.data_ref()
+        {
+            let size = data.len() as u64;
+            if size > self.remaining {
+                self.abort.trigger(LimitExceeded::ResponseBody { limit: self.max_bytes });
+                return Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(self.max_bytes)))));
+            }
+            self.remaining -= size;
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
     }
 }
 
@@ -142,18 +299,68 @@ mod tests {
         );
         assert_eq!(Origin::of_config("not json"), None);
         assert_eq!(Origin::of_config(r#"{"base_url":"ftp://x"}"#), None);
+        assert_eq!("127.0.0.1:9".parse::<Origin>().map(|o| o.to_string()), Ok("https://127.0.0.1:9".into()));
+    }
+
+    fn policy(allow: AllowList) -> EgressPolicy {
+        EgressPolicy::new(allow, Limits::default(), AbortSignal::default(), Arc::new(|_| {}))
+    }
+
+    fn request(uri: &str, host: Option<&str>) -> http::Request<WasiBody> {
+        let mut builder = http::Request::get(uri);
+        if let Some(host) = host {
+            builder = builder.header(http::header::HOST, host);
+        }
+        let body =
+            http_body_util::Empty::new().map_err(|never: std::convert::Infallible| match never {}).boxed_unsync();
+        builder.body(body).expect("request")
     }
 
     #[test]
-    fn only_listed_origins_pass() {
-        let allowed = Origin::from_url("http://127.0.0.1:9000/").into_iter().collect();
-        let policy = EgressPolicy::new(allowed, Arc::new(|_| {}));
-        let ok: http::Uri = "http://127.0.0.1:9000/v23.0/me".parse().expect("uri");
-        let other_port: http::Uri = "http://127.0.0.1:9001/".parse().expect("uri");
-        let other_host: http::Uri = "https://example.com/".parse().expect("uri");
-        assert!(policy.permits(&ok).is_ok());
-        assert!(policy.permits(&other_port).is_err());
-        let reason = policy.permits(&other_host).expect_err("denied");
+    fn explicit_origins_pass_and_others_are_refused() {
+        let explicit = vec!["http://127.0.0.1:9000".parse().expect("origin")];
+        let policy = policy(AllowList { explicit, default: None });
+        assert!(matches!(
+            policy.check_request(&request("http://127.0.0.1:9000/v23.0/me", None)),
+            Ok(Admission::Explicit)
+        ));
+        assert!(policy.check_request(&request("http://127.0.0.1:9001/", None)).is_err());
+        let reason = policy.check_request(&request("https://example.com/", None)).err().expect("denied");
         assert!(reason.contains("https://example.com:443"), "{reason}");
+    }
+
+    #[test]
+    fn the_default_origin_needs_https_and_a_matching_host_header() {
+        let plain = policy(AllowList::for_config(r#"{"base_url":"http://localhost:9000/v23.0"}"#));
+        let reason = plain.check_request(&request("http://localhost:9000/x", None)).err().expect("denied");
+        assert!(reason.contains("plain http"), "{reason}");
+        let policy = policy(AllowList::for_config("{}"));
+        assert!(matches!(
+            policy.check_request(&request("https://graph.facebook.com/v23.0/me", None)),
+            Ok(Admission::PublicOnly(_))
+        ));
+        let smuggled = request("https://graph.facebook.com/v23.0/me", Some("169.254.169.254"));
+        assert!(policy.check_request(&smuggled).err().expect("denied").contains("Host header"));
+    }
+
+    #[test]
+    fn private_ranges_are_recognised() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_private(&private.parse().expect("ip")), "{private}");
+        }
+        for public in ["157.240.1.1", "8.8.8.8", "2a03:2880::1"] {
+            assert!(!is_private(&public.parse().expect("ip")), "{public}");
+        }
     }
 }

@@ -20,10 +20,17 @@
 
 mod bindings;
 pub mod egress;
+pub mod engine;
+pub mod limits;
 pub mod messages;
+pub mod output_dir;
 mod runner;
 pub mod state_file;
+pub mod tenants;
 
 pub use bindings::airbyte::source::types::{Failure, FailureType, LogLevel, StreamStatus};
+pub use egress::{AllowList, Origin};
+pub use engine::CacheOutcome;
+pub use limits::{LimitExceeded, Limits};
 pub use messages::{AirbyteWriter, MessageSink};
-pub use runner::{Connector, RunOptions, SharedSink};
+pub use runner::{Connector, HostError, RunOptions, SharedSink};

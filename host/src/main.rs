@@ -1,24 +1,90 @@
-//! `source-instagram-host COMPONENT.wasm spec | check | discover | read`: the Airbyte source CLI
-//! contract on top of the `instagram_host` library. Protocol messages go to stdout, one JSON
-//! object per line; the host's own diagnostics go to stderr.
+//! `source-instagram-host COMPONENT.wasm [OPTIONS] spec | check | discover | read | run-many`:
+//! the Airbyte source CLI contract on top of the `instagram_host` library. Protocol messages go to
+//! stdout, one JSON object per line; the host's own diagnostics go to stderr.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use instagram_host::messages::trace_error;
+use instagram_host::output_dir::directory_with_state;
 use instagram_host::state_file::PersistingSink;
-use instagram_host::{AirbyteWriter, Connector, Failure, FailureType, RunOptions, SharedSink};
+use instagram_host::tenants::{Outcome, run_many};
+use instagram_host::{
+    AirbyteWriter, Connector, Failure, FailureType, HostError, Limits, Origin, RunOptions, SharedSink,
+};
 use serde_json::json;
 use std::io::{BufWriter, Stdout};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(version, about = "Runs the Instagram source connector component under wasmtime")]
 struct Cli {
     /// The connector component (`instagram_connector.wasm`).
     component: PathBuf,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
     #[command(subcommand)]
     command: Command,
+}
+
+/// What the component may reach and use. Every limit that fires ends the run with a
+/// `system_error` naming it.
+#[derive(Args)]
+struct SandboxArgs {
+    /// Also allow this origin (e.g. `http://127.0.0.1:8123`), whatever its scheme or address.
+    /// By default only the config's `base_url` origin is reachable, over https, on public addresses.
+    #[arg(long = "allow-host", global = true, value_name = "ORIGIN")]
+    allow_hosts: Vec<String>,
+    /// Guest memory cap in MiB.
+    #[arg(long, global = true, default_value_t = Limits::default().memory_bytes >> 20)]
+    memory_mib: usize,
+    /// Guest CPU cap in fuel units (about one per wasm instruction; 0 = no cap).
+    #[arg(long, global = true, default_value_t = Limits::default().fuel.unwrap_or(0))]
+    fuel: u64,
+    /// Wall-time cap of the whole command in seconds (0 = no cap).
+    #[arg(long, global = true, default_value_t = Limits::default().wall_time.map_or(0, |d| d.as_secs()))]
+    wall_time_secs: u64,
+    /// Outbound requests in flight at once.
+    #[arg(long, global = true, default_value_t = Limits::default().max_concurrent_requests)]
+    max_requests: usize,
+    /// Largest response body in MiB.
+    #[arg(long, global = true, default_value_t = Limits::default().max_response_bytes >> 20)]
+    max_response_mib: u64,
+    /// Cap on the connect, first-byte and between-bytes timeouts of each request, in seconds.
+    #[arg(long, global = true, default_value_t = Limits::default().request_timeout.as_secs())]
+    request_timeout_secs: u64,
+    /// Directory of precompiled components (default: ~/.cache/instagram-source).
+    #[arg(long, global = true)]
+    cache_dir: Option<PathBuf>,
+    /// Compile the component on every start.
+    #[arg(long, global = true)]
+    no_cache: bool,
+}
+
+impl SandboxArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            memory_bytes: self.memory_mib << 20,
+            fuel: (self.fuel > 0).then_some(self.fuel),
+            wall_time: (self.wall_time_secs > 0).then(|| Duration::from_secs(self.wall_time_secs)),
+            max_concurrent_requests: self.max_requests,
+            max_response_bytes: self.max_response_mib << 20,
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+        }
+    }
+
+    fn options(&self, config: &str) -> Result<RunOptions, Failure> {
+        let mut options = RunOptions { limits: self.limits(), ..RunOptions::for_config(config) };
+        for host in &self.allow_hosts {
+            options = options.allow_origin(host.parse::<Origin>().map_err(|e| failure(FailureType::ConfigError, e))?);
+        }
+        Ok(options)
+    }
+
+    fn cache_dir(&self) -> Option<PathBuf> {
+        if self.no_cache { None } else { self.cache_dir.clone().or_else(instagram_host::engine::default_cache_dir) }
+    }
 }
 
 #[derive(Subcommand)]
@@ -46,6 +112,14 @@ enum Command {
         /// Write the latest state of every stream here (atomically) after each STATE message.
         #[arg(long)]
         state_file: Option<PathBuf>,
+        /// Write records to DIR/<stream>.jsonl and states to DIR/state.json instead of stdout.
+        #[arg(long, value_name = "DIR")]
+        output: Option<PathBuf>,
+    },
+    /// Run the syncs of a jobs file concurrently in this process; prints one summary line per job.
+    RunMany {
+        /// The jobs file (see README, "Running untrusted or many connectors").
+        jobs: PathBuf,
     },
 }
 
@@ -84,14 +158,10 @@ fn read_file(path: &Path, what: &str) -> Result<String, Failure> {
         .map_err(|e| failure(FailureType::ConfigError, format!("Cannot read the {what} file {}: {e}", path.display())))
 }
 
-/// A failure of the host itself (the component trapped, could not load, …).
-fn host_failure(error: wasmtime::Error) -> Failure {
-    eprintln!("source-instagram-host: {error:?}");
-    Failure {
-        message: format!("The connector component failed: {error}"),
-        internal_message: Some(format!("{error:?}")),
-        failure_type: FailureType::SystemError,
-    }
+/// A failure of the host or a limit: reported as a `system_error`.
+fn host_failure(error: HostError) -> Failure {
+    eprintln!("source-instagram-host: {error}");
+    error.to_failure()
 }
 
 fn run(cli: Cli, writer: Writer) -> Result<ExitCode, Failure> {
@@ -99,7 +169,9 @@ fn run(cli: Cli, writer: Writer) -> Result<ExitCode, Failure> {
         .enable_all()
         .build()
         .map_err(|e| failure(FailureType::SystemError, format!("Cannot start the async runtime: {e}")))?;
-    let connector = Connector::from_file(&cli.component).map_err(host_failure)?;
+    let cache_dir = cli.sandbox.cache_dir();
+    let (connector, _) =
+        Connector::load(&cli.component, cache_dir.as_deref()).map_err(|e| host_failure(HostError::Trap(e)))?;
     runtime.block_on(async {
         match cli.command {
             Command::Spec => {
@@ -111,7 +183,7 @@ fn run(cli: Cli, writer: Writer) -> Result<ExitCode, Failure> {
             }
             Command::Check { config } => {
                 let config = read_file(&config, "config")?;
-                let options = RunOptions::for_config(&config);
+                let options = cli.sandbox.options(&config)?;
                 let status = match connector.check(&options, writer.clone(), &config).await.map_err(host_failure)? {
                     Ok(()) => json!({"status": "SUCCEEDED"}),
                     Err(failure) => json!({"status": "FAILED", "message": failure.message}),
@@ -121,7 +193,7 @@ fn run(cli: Cli, writer: Writer) -> Result<ExitCode, Failure> {
             }
             Command::Discover { config } => {
                 let config = read_file(&config, "config")?;
-                let options = RunOptions::for_config(&config);
+                let options = cli.sandbox.options(&config)?;
                 let catalog = connector.discover(&options, writer.clone(), &config).await.map_err(host_failure)??;
                 let catalog: serde_json::Value = serde_json::from_str(&catalog).map_err(|e| {
                     failure(FailureType::SystemError, format!("The connector's catalog is not JSON: {e}"))
@@ -129,22 +201,58 @@ fn run(cli: Cli, writer: Writer) -> Result<ExitCode, Failure> {
                 emit(&writer, &json!({"type": "CATALOG", "catalog": catalog}));
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Read { config, catalog, state, state_file } => {
+            Command::Read { config, catalog, state, state_file, output } => {
                 let config = read_file(&config, "config")?;
                 let catalog = read_file(&catalog, "catalog")?;
                 // A state file that does not exist yet is the first sync.
+                let chained = |path: &PathBuf| {
+                    state_file.as_ref() == Some(path)
+                        || output.as_ref().is_some_and(|dir| dir.join("state.json") == *path)
+                };
                 let state = match state {
-                    Some(path) if state_file.as_ref() == Some(&path) && !path.exists() => None,
+                    Some(path) if chained(&path) && !path.exists() => None,
                     Some(path) => Some(read_file(&path, "state")?),
                     None => None,
                 };
-                let options = RunOptions::for_config(&config);
-                let sink: SharedSink = match state_file {
-                    Some(path) => Arc::new(Mutex::new(PersistingSink::new(writer.clone(), path, state.as_deref()))),
-                    None => writer.clone(),
+                let options = cli.sandbox.options(&config)?;
+                let sink: SharedSink = match (output, state_file) {
+                    (Some(dir), _) => Arc::new(Mutex::new(
+                        directory_with_state(&dir, writer.clone(), state.as_deref()).map_err(|e| {
+                            failure(
+                                FailureType::ConfigError,
+                                format!("Cannot use the output directory {}: {e}", dir.display()),
+                            )
+                        })?,
+                    )),
+                    (None, Some(path)) => {
+                        Arc::new(Mutex::new(PersistingSink::new(writer.clone(), path, state.as_deref())))
+                    }
+                    (None, None) => writer.clone(),
                 };
                 connector.read(&options, sink, &config, &catalog, state.as_deref()).await.map_err(host_failure)??;
                 Ok(ExitCode::SUCCESS)
+            }
+            Command::RunMany { jobs } => {
+                let text = read_file(&jobs, "jobs")?;
+                let parsed = serde_json::from_str(&text)
+                    .map_err(|e| failure(FailureType::ConfigError, format!("The jobs file is not valid: {e}")))?;
+                let base = jobs.parent().unwrap_or(Path::new(".")).to_path_buf();
+                let reports = run_many(&connector, parsed, &base, cli.sandbox.limits(), cache_dir.as_deref()).await;
+                let mut all_ok = true;
+                let mut out = writer.lock().unwrap_or_else(|p| p.into_inner());
+                for report in &reports {
+                    let (status, detail) = match &report.outcome {
+                        Outcome::Succeeded => ("succeeded", String::new()),
+                        Outcome::Failed(message) => ("failed", message.clone()),
+                        Outcome::Stopped(message) => ("stopped", message.clone()),
+                    };
+                    all_ok &= report.outcome == Outcome::Succeeded;
+                    out.write_message(&json!({
+                        "tenant": report.name, "status": status, "detail": detail,
+                        "records": report.records, "seconds": report.duration.as_secs_f64(),
+                    }));
+                }
+                Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
             }
         }
     })

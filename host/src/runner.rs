@@ -2,9 +2,11 @@
 
 use crate::bindings::airbyte::source::{sink, types};
 use crate::bindings::{SourceConnector, SourceConnectorPre};
-use crate::egress::{EgressPolicy, Origin};
+use crate::egress::{AllowList, EgressPolicy, Origin};
+use crate::engine::{self, CacheOutcome};
+use crate::limits::{AbortSignal, LimitExceeded, Limits, MemoryCap};
 use crate::messages::MessageSink;
-use crate::{Failure, LogLevel, StreamStatus};
+use crate::{Failure, FailureType, LogLevel, StreamStatus};
 use serde_json::value::RawValue;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,21 +19,73 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 /// A sink shared between the caller and a running component.
 pub type SharedSink = Arc<Mutex<dyn MessageSink>>;
 
-/// Per-run policy.
+/// Per-run policy: who the component may call and what it may use.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// Origins the component may call; everything else is refused.
-    pub allowed_origins: Vec<Origin>,
+    pub allow: AllowList,
+    /// Memory, CPU, time and HTTP limits.
+    pub limits: Limits,
 }
 
 impl RunOptions {
-    /// Allows only the origin of the config's `base_url` (the Graph API by default).
+    /// Allows only the origin of the config's `base_url` (the Graph API by default, over https,
+    /// public addresses only), with default limits.
     pub fn for_config(config: &str) -> RunOptions {
-        RunOptions { allowed_origins: Origin::of_config(config).into_iter().collect() }
+        RunOptions { allow: AllowList::for_config(config), limits: Limits::default() }
+    }
+
+    /// Also allows `origin`, whatever its scheme or address (the operator's explicit opt-in).
+    pub fn allow_origin(mut self, origin: Origin) -> RunOptions {
+        self.allow.explicit.push(origin);
+        self
     }
 }
 
-/// A compiled connector component, ready to instantiate cheaply for each run.
+/// A failure of the host or a limit, as opposed to a failure the component reported.
+#[derive(Debug)]
+pub enum HostError {
+    /// A resource limit ended the run.
+    Limit(LimitExceeded),
+    /// The component trapped or could not be instantiated.
+    Trap(wasmtime::Error),
+}
+
+impl HostError {
+    fn classify(error: wasmtime::Error, limits: &Limits) -> HostError {
+        if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
+            return HostError::Limit(limit.clone());
+        }
+        if error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel) {
+            return HostError::Limit(LimitExceeded::Cpu { fuel: limits.fuel.unwrap_or(u64::MAX) });
+        }
+        HostError::Trap(error)
+    }
+
+    /// The Airbyte failure to report (always a `system_error`).
+    pub fn to_failure(&self) -> Failure {
+        let (message, internal) = match self {
+            HostError::Limit(limit) => (format!("The connector was stopped: {limit}."), None),
+            HostError::Trap(error) => (format!("The connector component failed: {error}"), Some(format!("{error:?}"))),
+        };
+        Failure { message, internal_message: internal, failure_type: FailureType::SystemError }
+    }
+}
+
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostError::Limit(limit) => write!(f, "{limit}"),
+            HostError::Trap(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+impl std::error::Error for HostError {}
+
+/// A compiled connector component, ready to instantiate cheaply for each run. Cheap to share:
+/// every run gets its own store; runs share only the compiled code.
+#[derive(Clone)]
 pub struct Connector {
     pre: SourceConnectorPre<HostState>,
 }
@@ -43,19 +97,37 @@ struct HostState {
     table: ResourceTable,
     egress: EgressPolicy,
     sink: SharedSink,
+    memory: MemoryCap,
 }
+
+/// A running instance plus what the runner needs to police it.
+struct Running {
+    store: Store<HostState>,
+    instance: SourceConnector,
+    abort: AbortSignal,
+    limits: Limits,
+}
+
+/// Fuel between yields to the async runtime: a guest spinning in wasm still lets other tenants
+/// and the wall-time timer run (~1 ms of guest work).
+const FUEL_YIELD_INTERVAL: u64 = 2_000_000;
 
 fn lock(sink: &SharedSink) -> MutexGuard<'_, dyn MessageSink + 'static> {
     sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Connector {
-    /// Compiles the component at `path` and links it against the host.
+    /// Compiles the component at `path` (no cache) and links it against the host.
     pub fn from_file(path: &Path) -> wasmtime::Result<Connector> {
-        let engine = Engine::new(&wasmtime::Config::new())?;
-        let component = Component::from_file(&engine, path)
+        Connector::load(path, None).map(|(connector, _)| connector)
+    }
+
+    /// Loads the component at `path`, through the precompiled cache in `cache_dir` if given.
+    pub fn load(path: &Path, cache_dir: Option<&Path>) -> wasmtime::Result<(Connector, CacheOutcome)> {
+        let engine = engine::new_engine()?;
+        let (component, outcome) = engine::load_component(&engine, path, cache_dir)
             .with_context(|| format!("cannot load the connector component {}", path.display()))?;
-        Connector::from_component(&engine, &component)
+        Ok((Connector::from_component(&engine, &component)?, outcome))
     }
 
     fn from_component(engine: &Engine, component: &Component) -> wasmtime::Result<Connector> {
@@ -71,14 +143,15 @@ impl Connector {
         Ok(Connector { pre })
     }
 
-    async fn instantiate(
-        &self,
-        options: &RunOptions,
-        sink: SharedSink,
-    ) -> wasmtime::Result<(Store<HostState>, SourceConnector)> {
+    /// A fresh store and instance for one run, with the run's limits and egress policy.
+    async fn instantiate(&self, options: &RunOptions, sink: SharedSink) -> Result<Running, HostError> {
+        let limits = options.limits.clone();
+        let abort = AbortSignal::default();
         let denial_sink = sink.clone();
         let egress = EgressPolicy::new(
-            options.allowed_origins.clone(),
+            options.allow.clone(),
+            limits.clone(),
+            abort.clone(),
             Arc::new(move |reason: &str| lock(&denial_sink).log(LogLevel::Warn, reason)),
         );
         let state = HostState {
@@ -87,16 +160,21 @@ impl Connector {
             table: ResourceTable::new(),
             egress,
             sink,
+            memory: MemoryCap { limit: limits.memory_bytes },
         };
         let mut store = Store::new(self.pre.engine(), state);
-        let instance = self.pre.instantiate_async(&mut store).await?;
-        Ok((store, instance))
+        store.limiter(|state| &mut state.memory);
+        let classify = |e| HostError::classify(e, &limits);
+        store.set_fuel(limits.fuel.unwrap_or(u64::MAX)).map_err(classify)?;
+        store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)).map_err(classify)?;
+        let instance = self.pre.instantiate_async(&mut store).await.map_err(classify)?;
+        Ok(Running { store, instance, abort, limits })
     }
 
     /// The SPEC payload (JSON text).
-    pub async fn spec(&self, sink: SharedSink) -> wasmtime::Result<String> {
-        let (mut store, instance) = self.instantiate(&RunOptions::default(), sink).await?;
-        instance.airbyte_source_source().call_spec(&mut store).await
+    pub async fn spec(&self, sink: SharedSink) -> Result<String, HostError> {
+        let Running { mut store, instance, abort, limits } = self.instantiate(&RunOptions::default(), sink).await?;
+        guarded(instance.airbyte_source_source().call_spec(&mut store), &abort, &limits).await
     }
 
     /// `check`: `Ok(Ok(()))` is SUCCEEDED, `Ok(Err(failure))` is FAILED; `Err` is a host failure.
@@ -105,9 +183,9 @@ impl Connector {
         options: &RunOptions,
         sink: SharedSink,
         config: &str,
-    ) -> wasmtime::Result<Result<(), Failure>> {
-        let (mut store, instance) = self.instantiate(options, sink).await?;
-        instance.airbyte_source_source().call_check(&mut store, config).await
+    ) -> Result<Result<(), Failure>, HostError> {
+        let Running { mut store, instance, abort, limits } = self.instantiate(options, sink).await?;
+        guarded(instance.airbyte_source_source().call_check(&mut store, config), &abort, &limits).await
     }
 
     /// `discover`: the catalog JSON text, or the guest's failure.
@@ -116,9 +194,9 @@ impl Connector {
         options: &RunOptions,
         sink: SharedSink,
         config: &str,
-    ) -> wasmtime::Result<Result<String, Failure>> {
-        let (mut store, instance) = self.instantiate(options, sink).await?;
-        instance.airbyte_source_source().call_discover(&mut store, config).await
+    ) -> Result<Result<String, Failure>, HostError> {
+        let Running { mut store, instance, abort, limits } = self.instantiate(options, sink).await?;
+        guarded(instance.airbyte_source_source().call_discover(&mut store, config), &abort, &limits).await
     }
 
     /// `read`: messages go to `sink`; the result summarises failed streams.
@@ -129,9 +207,38 @@ impl Connector {
         config: &str,
         catalog: &str,
         state: Option<&str>,
-    ) -> wasmtime::Result<Result<(), Failure>> {
-        let (mut store, instance) = self.instantiate(options, sink).await?;
-        instance.airbyte_source_source().call_read(&mut store, config, catalog, state).await
+    ) -> Result<Result<(), Failure>, HostError> {
+        let Running { mut store, instance, abort, limits } = self.instantiate(options, sink).await?;
+        guarded(instance.airbyte_source_source().call_read(&mut store, config, catalog, state), &abort, &limits).await
+    }
+}
+
+/// Runs a guest call until it returns, a host-side limit trips, or the wall-time cap passes.
+/// Dropping the call future abandons the instance, which is never used again.
+async fn guarded<T>(
+    call: impl Future<Output = wasmtime::Result<T>>,
+    abort: &AbortSignal,
+    limits: &Limits,
+) -> Result<T, HostError> {
+    let deadline = async {
+        match limits.wall_time {
+            Some(limit) => {
+                tokio::time::sleep(limit).await;
+                LimitExceeded::WallTime { limit }
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        result = call => {
+            // A host-side limit that tripped while the guest still returned wins: the run was not whole.
+            if let Some(limit) = abort.triggered_now() {
+                return Err(HostError::Limit(limit));
+            }
+            result.map_err(|e| HostError::classify(e, limits))
+        }
+        limit = abort.triggered() => Err(HostError::Limit(limit)),
+        limit = deadline => Err(HostError::Limit(limit)),
     }
 }
 

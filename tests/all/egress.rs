@@ -1,20 +1,25 @@
-//! The host refuses requests to origins outside its allow-list (the embedding API, with the
+//! The host refuses requests outside its egress policy (the embedding API and the CLI, with the
 //! real component and a real server that would have answered).
 
+use e2e_tests::{Scratch, config_for, path_str, run_cli_raw};
 use graph_sandbox::model::{Model, ModelSpec};
 use graph_sandbox::{Sandbox, SandboxOptions};
-use instagram_host::egress::Origin;
-use instagram_host::{AirbyteWriter, Connector, RunOptions};
+use instagram_host::{AirbyteWriter, AllowList, Connector, Origin, RunOptions};
 use std::sync::{Arc, Mutex};
+
+fn sandbox() -> Sandbox {
+    Sandbox::start(SandboxOptions::new(Model::generate(&ModelSpec::default()))).expect("sandbox")
+}
 
 #[test]
 fn a_request_to_a_foreign_origin_is_refused_and_logged() {
-    let sandbox = Sandbox::start(SandboxOptions::new(Model::generate(&ModelSpec::default()))).expect("sandbox");
+    let sandbox = sandbox();
     let connector = Connector::from_file(&e2e_tests::component()).expect("component");
-    let config = e2e_tests::config_for(&sandbox).to_string();
+    let config = config_for(&sandbox).to_string();
     // Allow only another port on the same host: the sandbox's own origin is foreign.
-    let other = format!("http://127.0.0.1:{}/", sandbox.addr().port().wrapping_add(1).max(1));
-    let options = RunOptions { allowed_origins: Origin::from_url(&other).into_iter().collect() };
+    let other: Origin =
+        format!("http://127.0.0.1:{}", sandbox.addr().port().wrapping_add(1).max(1)).parse().expect("origin");
+    let options = RunOptions { allow: AllowList { explicit: vec![other], default: None }, ..RunOptions::default() };
     let buffer = Arc::new(Mutex::new(AirbyteWriter::new(Vec::new())));
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -30,12 +35,43 @@ fn a_request_to_a_foreign_origin_is_refused_and_logged() {
 }
 
 #[test]
-fn the_default_policy_allows_only_the_base_url_origin() {
-    let config = r#"{"access_token":"t","base_url":"http://127.0.0.1:4321/v23.0"}"#;
-    let options = RunOptions::for_config(config);
-    assert_eq!(options.allowed_origins, Origin::from_url("http://127.0.0.1:4321").into_iter().collect::<Vec<_>>());
-    assert_eq!(
-        RunOptions::for_config("{}").allowed_origins,
-        Origin::from_url("https://graph.facebook.com").into_iter().collect::<Vec<_>>()
+fn by_default_a_plain_http_or_loopback_base_url_is_refused() {
+    let sandbox = sandbox();
+    let scratch = Scratch::new("egress-default");
+    // Plain http to the loopback sandbox: refused without an explicit --allow-host.
+    let config = scratch.write("config.json", &config_for(&sandbox).to_string());
+    let out = run_cli_raw(&["check", "--config", path_str(&config)]);
+    let status = &out.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+    assert_eq!(status["status"], "FAILED");
+    assert!(out.logs().iter().any(|l| l.contains("plain http needs an explicit --allow-host")), "{:?}", out.logs());
+    // https to a name that resolves to 127.0.0.1: refused after resolution.
+    let port = sandbox.addr().port();
+    let config = scratch.write(
+        "config.json",
+        &serde_json::json!({"access_token": sandbox.token(), "base_url": format!("https://localhost:{port}/v23.0")})
+            .to_string(),
     );
+    let out = run_cli_raw(&["check", "--config", path_str(&config)]);
+    assert_eq!(out.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"], "FAILED");
+    assert!(
+        out.logs().iter().any(|l| l.contains("resolves to a private, loopback or link-local address")),
+        "{:?}",
+        out.logs()
+    );
+    assert!(sandbox.requests().is_empty(), "nothing reached the server");
+    // The operator's explicit opt-in opens exactly that origin.
+    let config = scratch.write("config.json", &config_for(&sandbox).to_string());
+    let origin = format!("http://127.0.0.1:{port}");
+    let out = run_cli_raw(&["check", "--config", path_str(&config), "--allow-host", &origin]);
+    assert_eq!(out.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"], "SUCCEEDED");
+}
+
+#[test]
+fn the_default_policy_allows_only_the_base_url_origin() {
+    let config = r#"{"access_token":"t","base_url":"https://graph.example.com/v23.0"}"#;
+    assert_eq!(
+        RunOptions::for_config(config).allow,
+        AllowList { explicit: vec![], default: Origin::from_url("https://graph.example.com") }
+    );
+    assert_eq!(RunOptions::for_config("{}").allow.default, Origin::from_url("https://graph.facebook.com"));
 }

@@ -1,0 +1,116 @@
+//! `--output DIR`: one JSONL file of record data per stream plus `state.json`.
+//!
+//! Order of writes is the guarantee: before a state is persisted, every stream file is flushed and
+//! synced, so after a crash the state on disk never covers records that are not on disk.
+
+use crate::messages::{MessageSink, now_millis};
+use crate::state_file::PersistingSink;
+use crate::{Failure, LogLevel, StreamStatus};
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Records to files; everything else (logs, statuses, errors, states) to `inner`.
+pub struct DirectorySink<S: MessageSink> {
+    dir: PathBuf,
+    files: BTreeMap<String, BufWriter<File>>,
+    counts: BTreeMap<String, u64>,
+    inner: S,
+    failed: Option<String>,
+}
+
+impl<S: MessageSink> DirectorySink<S> {
+    /// Creates `dir` if needed; stream files are created on their first record (truncating old ones).
+    pub fn create(dir: &Path, inner: S) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        Ok(DirectorySink {
+            dir: dir.to_path_buf(),
+            files: BTreeMap::new(),
+            counts: BTreeMap::new(),
+            inner,
+            failed: None,
+        })
+    }
+
+    /// Records written per stream.
+    pub fn counts(&self) -> &BTreeMap<String, u64> {
+        &self.counts
+    }
+
+    /// The first write error, if any (the run is then not trustworthy).
+    pub fn write_error(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    fn write_record(&mut self, stream: &str, data: &RawValue) -> std::io::Result<()> {
+        if !self.files.contains_key(stream) {
+            let safe: String =
+                stream.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+            let file = File::create(self.dir.join(format!("{safe}.jsonl")))?;
+            self.files.insert(stream.to_owned(), BufWriter::new(file));
+        }
+        if let Some(file) = self.files.get_mut(stream) {
+            writeln!(file, r#"{{"emitted_at":{},"data":{}}}"#, now_millis(), data.get())?;
+        }
+        *self.counts.entry(stream.to_owned()).or_default() += 1;
+        Ok(())
+    }
+
+    /// Flushes and syncs every stream file.
+    pub fn sync_files(&mut self) -> std::io::Result<()> {
+        for file in self.files.values_mut() {
+            file.flush()?;
+            file.get_ref().sync_data()?;
+        }
+        Ok(())
+    }
+
+    fn note_failure(&mut self, error: std::io::Error) {
+        if self.failed.is_none() {
+            let message = format!("Cannot write to the output directory {}: {error}", self.dir.display());
+            self.inner.log(LogLevel::Error, &message);
+            self.failed = Some(message);
+        }
+    }
+}
+
+impl<S: MessageSink> MessageSink for DirectorySink<S> {
+    fn record(&mut self, stream: &str, data: &RawValue) {
+        if let Err(error) = self.write_record(stream, data) {
+            self.note_failure(error);
+        }
+    }
+
+    fn state(&mut self, stream: &str, stream_state: &RawValue, record_count: u64) {
+        // Data first: a state must never be on disk before the records it covers.
+        match self.sync_files() {
+            Ok(()) => self.inner.state(stream, stream_state, record_count),
+            Err(error) => self.note_failure(error),
+        }
+    }
+
+    fn log(&mut self, level: LogLevel, message: &str) {
+        self.inner.log(level, message);
+    }
+
+    fn stream_status(&mut self, stream: &str, status: StreamStatus, rate_limited_until_ms: Option<u64>) {
+        self.inner.stream_status(stream, status, rate_limited_until_ms);
+    }
+
+    fn error(&mut self, stream: Option<&str>, failure: &Failure) {
+        let _ = self.sync_files();
+        self.inner.error(stream, failure);
+    }
+}
+
+/// A directory sink whose states are persisted to `DIR/state.json`.
+pub fn directory_with_state<S: MessageSink>(
+    dir: &Path,
+    inner: S,
+    initial_state: Option<&str>,
+) -> std::io::Result<DirectorySink<PersistingSink<S>>> {
+    let persisting = PersistingSink::new(inner, dir.join("state.json"), initial_state);
+    DirectorySink::create(dir, persisting)
+}

@@ -1,0 +1,242 @@
+//! Many syncs in one process (`run-many JOBS.json`).
+//!
+//! Tenants share the compiled component and nothing else: each gets its own store (memory, fuel,
+//! wall-time cap), its own egress policy and request slots, its own sink and output directory. One
+//! tenant that traps, exhausts a limit or is denied egress ends only its own run.
+
+use crate::messages::MessageSink;
+use crate::output_dir::directory_with_state;
+use crate::{AirbyteWriter, Connector, Limits, Origin, RunOptions, SharedSink};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The jobs file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsFile {
+    /// Limits every job starts from.
+    #[serde(default)]
+    pub defaults: LimitOverrides,
+    /// The tenants.
+    pub jobs: Vec<Job>,
+}
+
+/// One tenant's sync.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    /// Unique name, used in the summary.
+    pub name: String,
+    /// The config object, or a path to a config file.
+    pub config: Value,
+    /// The configured catalog object, or a path to one.
+    pub catalog: Value,
+    /// A state file to start from (and to update); missing means a first sync.
+    #[serde(default)]
+    pub state: Option<PathBuf>,
+    /// Where records, `state.json` and `messages.jsonl` go.
+    pub output: PathBuf,
+    /// Extra origins this tenant may reach (e.g. `http://127.0.0.1:8123`).
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    /// Limits for this tenant, over the defaults.
+    #[serde(default)]
+    pub limits: LimitOverrides,
+    /// Another component for this tenant (compiled once per distinct path, shared by its tenants).
+    #[serde(default)]
+    pub component: Option<PathBuf>,
+}
+
+/// Limit settings in a jobs file; unset fields keep the value below them.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitOverrides {
+    /// Guest memory in MiB.
+    pub memory_mib: Option<usize>,
+    /// Guest fuel (instructions).
+    pub fuel: Option<u64>,
+    /// Wall-time cap in seconds.
+    pub wall_time_secs: Option<u64>,
+    /// Outbound requests in flight.
+    pub max_concurrent_requests: Option<usize>,
+    /// Largest response body in MiB.
+    pub max_response_mib: Option<u64>,
+    /// Cap on each request timeout, in seconds.
+    pub request_timeout_secs: Option<u64>,
+}
+
+impl LimitOverrides {
+    /// `base` with these overrides applied.
+    pub fn apply(&self, mut base: Limits) -> Limits {
+        if let Some(mib) = self.memory_mib {
+            base.memory_bytes = mib << 20;
+        }
+        if let Some(fuel) = self.fuel {
+            base.fuel = Some(fuel);
+        }
+        if let Some(secs) = self.wall_time_secs {
+            base.wall_time = Some(Duration::from_secs(secs));
+        }
+        if let Some(n) = self.max_concurrent_requests {
+            base.max_concurrent_requests = n;
+        }
+        if let Some(mib) = self.max_response_mib {
+            base.max_response_bytes = mib << 20;
+        }
+        if let Some(secs) = self.request_timeout_secs {
+            base.request_timeout = Duration::from_secs(secs);
+        }
+        base
+    }
+}
+
+/// How a tenant's run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every stream synced.
+    Succeeded,
+    /// The component reported a failure (some streams failed, bad config, …).
+    Failed(String),
+    /// The host stopped it (limit, trap) or could not start it.
+    Stopped(String),
+}
+
+/// One line of the summary.
+#[derive(Clone, Debug)]
+pub struct TenantReport {
+    /// The job's name.
+    pub name: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Records written per stream.
+    pub records: BTreeMap<String, u64>,
+    /// Wall time of the run.
+    pub duration: Duration,
+}
+
+fn resolve(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() { path.to_path_buf() } else { base.join(path) }
+}
+
+fn text_or_file(value: &Value, base: &Path, what: &str) -> Result<String, String> {
+    match value {
+        Value::String(path) => std::fs::read_to_string(resolve(base, Path::new(path)))
+            .map_err(|e| format!("cannot read the {what} file {path}: {e}")),
+        Value::Object(_) => Ok(value.to_string()),
+        _ => Err(format!("the {what} must be an object or a file path")),
+    }
+}
+
+/// Runs every job concurrently and reports on each, in the jobs file's order. Jobs without a
+/// `component` use `connector`; the others load theirs through `cache_dir`.
+pub async fn run_many(
+    connector: &Connector,
+    jobs: JobsFile,
+    base_dir: &Path,
+    base_limits: Limits,
+    cache_dir: Option<&Path>,
+) -> Vec<TenantReport> {
+    let defaults = jobs.defaults.apply(base_limits);
+    let mut components: BTreeMap<PathBuf, Result<Connector, String>> = BTreeMap::new();
+    for path in jobs.jobs.iter().filter_map(|job| job.component.as_ref()) {
+        let path = resolve(base_dir, path);
+        components
+            .entry(path.clone())
+            .or_insert_with(|| Connector::load(&path, cache_dir).map(|(c, _)| c).map_err(|e| format!("{e}")));
+    }
+    let handles: Vec<_> = jobs
+        .jobs
+        .into_iter()
+        .map(|job| {
+            let connector = match &job.component {
+                Some(path) => {
+                    components.get(&resolve(base_dir, path)).cloned().unwrap_or_else(|| Err("not loaded".into()))
+                }
+                None => Ok(connector.clone()),
+            };
+            let base_dir = base_dir.to_path_buf();
+            let limits = job.limits.apply(defaults.clone());
+            let name = job.name.clone();
+            let task = async move {
+                match connector {
+                    Ok(connector) => run_one(&connector, job, &base_dir, limits).await,
+                    Err(error) => TenantReport {
+                        name: job.name,
+                        outcome: Outcome::Stopped(format!("cannot load the component: {error}")),
+                        records: BTreeMap::new(),
+                        duration: Duration::ZERO,
+                    },
+                }
+            };
+            (name, tokio::spawn(task))
+        })
+        .collect();
+    let mut reports = Vec::with_capacity(handles.len());
+    for (name, handle) in handles {
+        reports.push(handle.await.unwrap_or_else(|e| TenantReport {
+            name,
+            outcome: Outcome::Stopped(format!("the tenant's task failed: {e}")),
+            records: BTreeMap::new(),
+            duration: Duration::ZERO,
+        }));
+    }
+    reports
+}
+
+async fn run_one(connector: &Connector, job: Job, base_dir: &Path, limits: Limits) -> TenantReport {
+    let started = Instant::now();
+    let report =
+        |outcome, records| TenantReport { name: job.name.clone(), outcome, records, duration: started.elapsed() };
+    let inputs = (|| {
+        let config = text_or_file(&job.config, base_dir, "config")?;
+        let catalog = text_or_file(&job.catalog, base_dir, "catalog")?;
+        let state_path = job.state.as_ref().map(|p| resolve(base_dir, p));
+        let state = match &state_path {
+            Some(path) if path.exists() => {
+                Some(std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?)
+            }
+            _ => None,
+        };
+        let mut options = RunOptions { limits, ..RunOptions::for_config(&config) };
+        for host in &job.allow_hosts {
+            options = options.allow_origin(host.parse::<Origin>()?);
+        }
+        Ok::<_, String>((config, catalog, state, options))
+    })();
+    let (config, catalog, state, options) = match inputs {
+        Ok(inputs) => inputs,
+        Err(message) => return report(Outcome::Stopped(message), BTreeMap::new()),
+    };
+    let output = resolve(base_dir, &job.output);
+    let log = match std::fs::create_dir_all(&output).and_then(|()| std::fs::File::create(output.join("messages.jsonl")))
+    {
+        Ok(file) => AirbyteWriter::new(BufWriter::new(file)),
+        Err(e) => return report(Outcome::Stopped(format!("cannot create {}: {e}", output.display())), BTreeMap::new()),
+    };
+    let sink = match directory_with_state(&output, log, state.as_deref()) {
+        Ok(sink) => Arc::new(Mutex::new(sink)),
+        Err(e) => return report(Outcome::Stopped(format!("cannot use {}: {e}", output.display())), BTreeMap::new()),
+    };
+    let shared: SharedSink = sink.clone();
+    let result = connector.read(&options, shared, &config, &catalog, state.as_deref()).await;
+    let mut sink = sink.lock().unwrap_or_else(|p| p.into_inner());
+    let outcome = match result {
+        Ok(Ok(())) => Outcome::Succeeded,
+        Ok(Err(failure)) => {
+            sink.error(None, &failure);
+            Outcome::Failed(failure.message)
+        }
+        Err(host) => {
+            let failure = host.to_failure();
+            sink.error(None, &failure);
+            Outcome::Stopped(failure.message)
+        }
+    };
+    let _ = sink.sync_files();
+    report(outcome, sink.counts().clone())
+}

@@ -1,0 +1,121 @@
+//! A component implementing the `source-connector` world that misbehaves on purpose, so tests can
+//! prove the host contains it. The config's `mode` picks the misbehaviour of `read` and `check`:
+//! `busy-loop`, `alloc-bomb`, `sleep`, `forbidden-host`, `fetch` (GET the config's `url`),
+//! `snoop` (read files, environment and arguments). Built only for the tests.
+
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+mod component {
+    use bindings::airbyte::source::sink;
+    use bindings::airbyte::source::types::{Failure, FailureType, LogLevel};
+    use bindings::exports::airbyte::source::source::Guest;
+    use wasi::http::outgoing_handler;
+    use wasi::http::types::{Fields, OutgoingRequest, Scheme};
+
+    mod bindings {
+        wit_bindgen::generate!({
+            path: "../../wit",
+            world: "source-connector",
+            with: {
+                "wasi:http/types@0.2.12": wasi::http::types,
+                "wasi:http/outgoing-handler@0.2.12": wasi::http::outgoing_handler,
+                "wasi:io/poll@0.2.12": wasi::io::poll,
+                "wasi:io/error@0.2.12": wasi::io::error,
+                "wasi:io/streams@0.2.12": wasi::io::streams,
+                "wasi:clocks/monotonic-clock@0.2.12": wasi::clocks::monotonic_clock,
+            },
+        });
+    }
+
+    struct Hostile;
+    bindings::export!(Hostile with_types_in bindings);
+
+    fn failure(message: String) -> Failure {
+        Failure { message, internal_message: None, failure_type: FailureType::SystemError }
+    }
+
+    /// GET `url`; the outcome as text.
+    fn fetch(url: &str) -> String {
+        let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+        let (authority, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
+        let request = OutgoingRequest::new(Fields::new());
+        let _ = request.set_scheme(Some(&if scheme == "http" { Scheme::Http } else { Scheme::Https }));
+        let _ = request.set_authority(Some(authority));
+        let _ = request.set_path_with_query(Some(&path));
+        match outgoing_handler::handle(request, None) {
+            Err(code) => format!("refused at once: {code:?}"),
+            Ok(pending) => {
+                pending.subscribe().block();
+                match pending.get() {
+                    Some(Ok(Ok(response))) => format!("answered with status {}", response.status()),
+                    Some(Ok(Err(code))) => format!("failed: {code:?}"),
+                    _ => "no answer".to_owned(),
+                }
+            }
+        }
+    }
+
+    fn misbehave(config: &str) -> Result<(), Failure> {
+        let config: serde_json::Value = serde_json::from_str(config).unwrap_or_default();
+        match config["mode"].as_str().unwrap_or("") {
+            "busy-loop" => {
+                let mut counter: u64 = 0;
+                loop {
+                    counter = std::hint::black_box(counter.wrapping_add(1));
+                }
+            }
+            "alloc-bomb" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "sleep" => {
+                // Blocked in the host, running no wasm: only a host-side timer can stop this.
+                wasi::clocks::monotonic_clock::subscribe_duration(3_600_000_000_000).block();
+                Ok(())
+            }
+            "forbidden-host" => {
+                let outcome = fetch("https://example.com/steal");
+                sink::log(LogLevel::Info, &format!("forbidden-host: {outcome}"));
+                Err(failure(format!("forbidden-host: {outcome}")))
+            }
+            "fetch" => {
+                let url = config["url"].as_str().unwrap_or("https://localhost/");
+                let outcome = fetch(url);
+                sink::log(LogLevel::Info, &format!("fetch {url}: {outcome}"));
+                Err(failure(format!("fetch: {outcome}")))
+            }
+            "snoop" => {
+                let file = std::fs::read_to_string("/etc/passwd").map(|t| t.len());
+                let dir = std::fs::read_dir("/").map(|d| d.count());
+                let env = std::env::vars().count();
+                let home = std::env::var("HOME").ok();
+                let args = std::env::args().count();
+                let report = format!("snoop: file={file:?} dir={dir:?} env_vars={env} home={home:?} args={args}");
+                sink::log(LogLevel::Info, &report);
+                Ok(())
+            }
+            other => Err(failure(format!("unknown mode `{other}`"))),
+        }
+    }
+
+    impl Guest for Hostile {
+        fn spec() -> String {
+            "{}".to_owned()
+        }
+
+        fn check(config: String) -> Result<(), Failure> {
+            misbehave(&config)
+        }
+
+        fn discover(_config: String) -> Result<String, Failure> {
+            Ok(r#"{"streams":[]}"#.to_owned())
+        }
+
+        fn read(config: String, _catalog: String, _state: Option<String>) -> Result<(), Failure> {
+            misbehave(&config)
+        }
+    }
+}
