@@ -220,3 +220,20 @@ impl Output {
             .map(|m| m["state"]["stream"]["stream_state"].clone())
     }
 }
+
+/// The misbehaving test component, built once by `make test`.
+pub fn hostile_component() -> PathBuf {
+    let path = workspace_root().join("target/wasm32-wasip2/release/hostile_component.wasm");
+    assert!(path.exists(), "{} is missing: run `make test` (it builds the test components)", path.display());
+    path
+}
+
+/// The most requests in flight at one instant, from the sandbox's timestamps (checked at every
+/// arrival).
+pub fn peak_in_flight(requests: &[graph_sandbox::LoggedRequest]) -> usize {
+    requests
+        .iter()
+        .map(|r| requests.iter().filter(|o| o.received <= r.received && r.received < o.answered).count())
+        .max()
+        .unwrap_or(0)
+}

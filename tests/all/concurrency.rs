@@ -1,20 +1,11 @@
 //! `num_workers` requests really are in flight at once inside the single-threaded component,
 //! shown on the sandbox's request timestamps (not on wall-clock assertions).
 
-use e2e_tests::{Scratch, read};
+use e2e_tests::{Scratch, peak_in_flight, read};
 use graph_sandbox::model::{Model, ModelSpec};
 use graph_sandbox::{LoggedRequest, Sandbox, SandboxOptions};
 use serde_json::json;
 use std::time::Duration;
-
-/// The most requests that overlapped in time.
-fn peak_overlap(requests: &[LoggedRequest]) -> usize {
-    requests
-        .iter()
-        .map(|r| requests.iter().filter(|o| o.received < r.answered && r.received < o.answered).count())
-        .max()
-        .unwrap_or(0)
-}
 
 /// Sequential round trips: the longest chain of requests each sent after the previous answered.
 fn sequential_rounds(requests: &[LoggedRequest]) -> usize {
@@ -49,7 +40,7 @@ fn insights_of_80_media_take_about_10_round_trips_with_8_workers() {
     let insights: Vec<LoggedRequest> =
         sandbox.requests().into_iter().filter(|r| r.path.ends_with("/insights")).collect();
     assert_eq!(insights.len(), 80);
-    assert_eq!(peak_overlap(&insights), 8, "exactly num_workers requests in flight");
+    assert_eq!(peak_in_flight(&insights), 8, "exactly num_workers requests in flight");
     let rounds = sequential_rounds(&insights);
     assert!((10..=12).contains(&rounds), "80 requests / 8 workers ≈ 10 sequential round trips, got {rounds}");
 }

@@ -7,6 +7,7 @@ mod commands;
 mod concurrency;
 mod egress;
 mod incremental;
+mod limits;
 mod read_accounts;
 mod resilience;
 mod streams;
