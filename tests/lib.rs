@@ -130,17 +130,21 @@ fn config_origin(args: &[String]) -> Option<String> {
 /// Runs the CLI with exactly `args` (no implicit `--allow-host`) and parses stdout as JSON lines,
 /// asserting that every stdout line is a protocol message.
 pub fn run_cli_raw(args: &[&str]) -> Output {
+    let output = run_json_lines(args);
+    for message in &output.messages {
+        assert!(message["type"].is_string(), "not an Airbyte message: {message}");
+    }
+    output
+}
+
+/// Runs the CLI with exactly `args`; stdout parsed as JSON lines of any shape.
+pub fn run_json_lines(args: &[&str]) -> Output {
     let output = Command::new(host_binary()).arg(component()).args(args).output().expect("run the host");
     let stdout = String::from_utf8(output.stdout).expect("utf-8 stdout");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let messages = stdout
         .lines()
-        .map(|line| {
-            let message: Value =
-                serde_json::from_str(line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
-            assert!(message["type"].is_string(), "not an Airbyte message: {line}");
-            message
-        })
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}")))
         .collect();
     Output { code: output.status.code().unwrap_or(-1), messages, stdout, stderr }
 }

@@ -11,3 +11,4 @@ mod limits;
 mod read_accounts;
 mod resilience;
 mod streams;
+mod tenants;

@@ -99,23 +99,35 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Binds 127.0.0.1 and serves on a background thread.
+    /// Binds 127.0.0.1 and serves on a background thread with its own runtime (so it can be
+    /// started from sync code and from inside another async runtime alike).
     pub fn start(options: SandboxOptions) -> std::io::Result<Sandbox> {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        let listener = runtime.block_on(bind(options.port))?;
-        let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
-            faults: Mutex::new(model::Rng::new(options.fault_seed)),
-            window: Mutex::new((Instant::now(), 0)),
-            options,
-            origin: format!("http://{addr}"),
-            log: Mutex::new(Vec::new()),
-        });
+        let (ready, bound) = std::sync::mpsc::channel();
         let (shutdown, stop) = oneshot::channel();
-        let serving = shared.clone();
         let thread = std::thread::Builder::new().name("graph-sandbox".into()).spawn(move || {
-            runtime.block_on(serve(listener, serving, stop));
+            let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(error) => return drop(ready.send(Err(error))),
+            };
+            runtime.block_on(async move {
+                let listener = match bind(options.port).await.and_then(|l| l.local_addr().map(|a| (l, a))) {
+                    Ok(bound) => bound,
+                    Err(error) => return drop(ready.send(Err(error))),
+                };
+                let (listener, addr) = listener;
+                let shared = Arc::new(Shared {
+                    faults: Mutex::new(model::Rng::new(options.fault_seed)),
+                    window: Mutex::new((Instant::now(), 0)),
+                    options,
+                    origin: format!("http://{addr}"),
+                    log: Mutex::new(Vec::new()),
+                });
+                if ready.send(Ok((addr, shared.clone()))).is_ok() {
+                    serve(listener, shared, stop).await;
+                }
+            });
         })?;
+        let (addr, shared) = bound.recv().map_err(|_| std::io::Error::other("the sandbox thread ended early"))??;
         Ok(Sandbox { addr, shared, shutdown: Some(shutdown), thread: Some(thread) })
     }
 

@@ -1,0 +1,102 @@
+//! 100 well-behaved tenants and 5 hostile ones in one process (`run-many`): the hostile ones
+//! fail with the right errors, and every well-behaved tenant's output equals a solo run's.
+
+use e2e_tests::{Scratch, catalog_of, config_for, hostile_component, path_str, run_json_lines};
+use graph_sandbox::model::{Model, ModelSpec};
+use graph_sandbox::{Sandbox, SandboxOptions};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const STREAMS: [&str; 4] = ["Api", "users", "media", "stories"];
+
+/// Each stream file's records (data only, sorted), without `emitted_at`.
+fn outputs(dir: &Path) -> BTreeMap<String, Vec<String>> {
+    STREAMS
+        .iter()
+        .map(|stream| {
+            let text = std::fs::read_to_string(dir.join(format!("{stream}.jsonl"))).unwrap_or_default();
+            let mut data: Vec<String> = text
+                .lines()
+                .map(|line| serde_json::from_str::<Value>(line).expect("json line")["data"].to_string())
+                .collect();
+            data.sort();
+            ((*stream).to_owned(), data)
+        })
+        .collect()
+}
+
+fn run_many(scratch: &Scratch, jobs: &Value) -> Vec<Value> {
+    let path = scratch.write("jobs.json", &jobs.to_string());
+    let out = run_json_lines(&["run-many", path_str(&path)]);
+    out.messages
+}
+
+#[test]
+fn a_hundred_tenants_complete_while_five_hostile_ones_fail_alone() {
+    let model = Model::generate(&ModelSpec {
+        accounts: 2,
+        media_per_account: 4,
+        stories_per_account: 1,
+        ..ModelSpec::default()
+    });
+    let sandbox = Sandbox::start(SandboxOptions::new(model)).expect("sandbox");
+    let scratch = Scratch::new("tenants");
+    let origin = format!("http://{}", sandbox.addr());
+    let good = |name: String| {
+        json!({"name": name, "config": config_for(&sandbox), "catalog": catalog_of(&STREAMS),
+               "output": name, "allow_hosts": [origin]})
+    };
+
+    let solo = run_many(&scratch, &json!({"jobs": [good("solo".into())]}));
+    assert_eq!(solo[0]["status"], "succeeded", "{solo:?}");
+    let expected = outputs(&scratch.path().join("solo"));
+    assert!(expected.values().all(|records| !records.is_empty()));
+
+    let hostile = hostile_component();
+    let hostile_job = |name: &str, config: Value, limits: Value| {
+        json!({"name": name, "config": config, "catalog": {"streams": []}, "output": name,
+               "component": hostile, "limits": limits})
+    };
+    let mut jobs: Vec<Value> = (0..100).map(|i| good(format!("tenant-{i:03}"))).collect();
+    jobs.extend([
+        hostile_job("busy-loop", json!({"mode": "busy-loop"}), json!({"fuel": 500_000_000u64})),
+        hostile_job("alloc-bomb", json!({"mode": "alloc-bomb"}), json!({"memory_mib": 64})),
+        hostile_job("sleeper", json!({"mode": "sleep"}), json!({"wall_time_secs": 2})),
+        hostile_job("forbidden-host", json!({"mode": "forbidden-host"}), json!({})),
+        hostile_job(
+            "loopback-name",
+            json!({"mode": "fetch", "url": format!("https://localhost:{}/", sandbox.addr().port()),
+                   "base_url": format!("https://localhost:{}/v23.0", sandbox.addr().port())}),
+            json!({}),
+        ),
+    ]);
+    let summary = run_many(&scratch, &json!({"jobs": jobs}));
+    assert_eq!(summary.len(), 105);
+    let by_name: BTreeMap<&str, &Value> = summary.iter().map(|s| (s["tenant"].as_str().unwrap_or(""), s)).collect();
+
+    for i in 0..100 {
+        let name = format!("tenant-{i:03}");
+        assert_eq!(by_name[name.as_str()]["status"], "succeeded", "{}", by_name[name.as_str()]);
+        assert_eq!(outputs(&scratch.path().join(&name)), expected, "{name} differs from the solo run");
+        assert!(scratch.path().join(&name).join("state.json").exists());
+    }
+    let detail = |name: &str| {
+        (
+            by_name[name]["status"].as_str().unwrap_or("").to_owned(),
+            by_name[name]["detail"].as_str().unwrap_or("").to_owned(),
+        )
+    };
+    let (status, message) = detail("busy-loop");
+    assert!(status == "stopped" && message.contains("CPU limit exceeded"), "{message}");
+    let (status, message) = detail("alloc-bomb");
+    assert!(status == "stopped" && message.contains("memory limit exceeded"), "{message}");
+    let (status, message) = detail("sleeper");
+    assert!(status == "stopped" && message.contains("wall-time limit exceeded"), "{message}");
+    let (status, message) = detail("forbidden-host");
+    assert!(status == "failed" && message.contains("HttpRequestDenied"), "{message}");
+    let (status, message) = detail("loopback-name");
+    assert!(status == "failed" && message.contains("DestinationIpProhibited"), "{message}");
+    let log = std::fs::read_to_string(scratch.path().join("forbidden-host/messages.jsonl")).expect("log");
+    assert!(log.contains("refused an outbound request to https://example.com:443"));
+}
