@@ -31,6 +31,10 @@ test-components: wasm-target
 test: build test-components
 	$(CARGO) test --release --locked --workspace
 
+# Start-up and multi-tenant figures (see tests/bench); prints markdown tables.
+bench: build test-components
+	$(CARGO) run --release --locked -p e2e-tests --bin bench
+
 lint: wasm-target
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
