@@ -142,7 +142,6 @@ fn a_limit_on_the_cli_is_a_system_error_with_exit_1_and_the_state_file_stays_int
     let state =
         json!([{"type": "STREAM", "stream": {"stream_descriptor": {"name": "users"}, "stream_state": {"kept": true}}}]);
     let state_path = scratch.write("state.json", &state.to_string());
-    let before = std::fs::read_to_string(&state_path).expect("state");
     let config = scratch.write("config.json", &config_for(&sandbox).to_string());
     let catalog_path = scratch.write("catalog.json", &catalog(&["Api", "users", "media"]));
     let state_arg = path_str(&state_path);
