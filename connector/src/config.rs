@@ -21,6 +21,25 @@ pub struct Config {
     pub num_workers: usize,
     /// Without a trailing slash, e.g. `https://graph.facebook.com/v23.0`.
     pub base_url: String,
+    /// Call reduction switches (all default on; off is the reference's request pattern).
+    pub optimizations: Optimizations,
+}
+
+/// Ways to get the same records with fewer calls and round trips.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Optimizations {
+    /// Carousel slides through `children{…}` field expansion instead of one GET per slide.
+    pub expand_children: bool,
+    /// Media and story insights through the Batch API, 50 per round trip.
+    pub batch_insights: bool,
+    /// user_insights metric groups for up to 30 days per request instead of one day.
+    pub insights_ranges: bool,
+}
+
+impl Default for Optimizations {
+    fn default() -> Self {
+        Optimizations { expand_children: true, batch_insights: true, insights_ranges: true }
+    }
 }
 
 /// Secrets stay out of any debug output.
@@ -31,6 +50,7 @@ impl fmt::Debug for Config {
             .field("start_date", &self.start_date)
             .field("num_workers", &self.num_workers)
             .field("base_url", &self.base_url)
+            .field("optimizations", &self.optimizations)
             .finish_non_exhaustive()
     }
 }
@@ -87,7 +107,21 @@ impl Config {
             return Err(Failure::config("Config field `base_url` must not carry a query or fragment."));
         }
 
+        let flag = |key: &str| -> Result<bool, Failure> {
+            match map.get(key) {
+                None | Some(Value::Null) => Ok(true),
+                Some(Value::Bool(b)) => Ok(*b),
+                Some(_) => Err(Failure::config(format!("Config field `{key}` must be true or false."))),
+            }
+        };
+        let optimizations = Optimizations {
+            expand_children: flag("expand_carousel_children")?,
+            batch_insights: flag("batch_insights_requests")?,
+            insights_ranges: flag("user_insights_date_ranges")?,
+        };
+
         Ok(Config {
+            optimizations,
             access_token,
             client_secret: optional_string("client_secret")?,
             start_date,
@@ -121,6 +155,15 @@ mod tests {
         assert_eq!(c.num_workers, 15);
         assert_eq!(c.base_url, DEFAULT_BASE_URL);
         assert!(c.start_date.is_none());
+        assert_eq!(c.optimizations, Optimizations::default());
+        let off =
+            Config::parse(r#"{"access_token":"t","batch_insights_requests":false,"expand_carousel_children":false}"#)
+                .expect("valid");
+        assert_eq!(
+            off.optimizations,
+            Optimizations { expand_children: false, batch_insights: false, insights_ranges: true }
+        );
+        assert!(Config::parse(r#"{"access_token":"t","batch_insights_requests":"yes"}"#).is_err());
     }
 
     #[test]

@@ -44,7 +44,17 @@ pub async fn get_or_ignore(
     stream: &str,
     ignore: IgnoreRule,
 ) -> Result<Option<Value>, RequestError> {
-    match client.get(path, query, stream).await {
+    apply_ignore(client.get(path, query, stream).await, client, stream, ignore)
+}
+
+/// Applies an ignore rule to an outcome (of a single request or a batch item).
+pub fn apply_ignore(
+    outcome: Result<Value, RequestError>,
+    client: &GraphClient<'_>,
+    stream: &str,
+    ignore: IgnoreRule,
+) -> Result<Option<Value>, RequestError> {
+    match outcome {
         Ok(body) => Ok(Some(body)),
         Err(error) => match ignore(&error) {
             Some(message) => {
@@ -56,6 +66,27 @@ pub async fn get_or_ignore(
     }
 }
 
+/// GETs `items` (path and query) singly or through the Batch API, applying `ignore`; outcomes in
+/// the order of `items`.
+pub async fn get_many_or_ignore(
+    client: &GraphClient<'_>,
+    items: Vec<(String, Vec<(&str, String)>)>,
+    batch: bool,
+    stream: &str,
+    ignore: IgnoreRule,
+) -> Vec<Result<Option<Value>, RequestError>> {
+    if batch {
+        let outcomes = client.get_batch(&items, stream).await;
+        outcomes.into_iter().map(|outcome| apply_ignore(outcome, client, stream, ignore)).collect()
+    } else {
+        let singles = items.iter().map(|(path, query)| async move {
+            let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            get_or_ignore(client, path, &pairs, stream, ignore).await
+        });
+        futures::future::join_all(singles).await
+    }
+}
+
 /// An Instagram business account behind a Facebook Page: the parent of every account stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Account {
@@ -63,37 +94,76 @@ pub struct Account {
     pub page_id: String,
 }
 
+/// One page of a paginated edge.
+pub struct Page {
+    pub records: Vec<Value>,
+    /// The page was fetched with the fallback query because the primary one failed.
+    pub fallback: bool,
+}
+
 /// The records of a paginated edge, one `Vec` per page.
-///
-/// Follows `paging.cursors.after` while the response also has `paging.next`: Meta omits `next`
-/// on the last page, so this saves the empty extra request the reference makes when a last page
-/// still carries a cursor. A repeated cursor ends the walk instead of looping forever.
 pub fn pages<'c>(
     client: &'c GraphClient<'c>,
     path: String,
     query: Vec<(&'static str, String)>,
     stream: &'c str,
 ) -> impl Stream<Item = Result<Vec<Value>, RequestError>> + 'c {
+    use futures::StreamExt;
+    pages_with_fallback(client, path, query, None, stream).map(|page| page.map(|p| p.records))
+}
+
+/// Cursor pagination shared by every paginated stream.
+///
+/// Follows `paging.cursors.after` while the response also has `paging.next`: Meta omits `next`
+/// on the last page, so this saves the empty extra request the reference makes when a last page
+/// still carries a cursor. A repeated cursor ends the walk instead of looping forever. When a page
+/// fails (after the client's retries) and a `fallback` query is given, the same page is asked
+/// again with it (e.g. without a field expansion).
+pub fn pages_with_fallback<'c>(
+    client: &'c GraphClient<'c>,
+    path: String,
+    query: Vec<(&'static str, String)>,
+    fallback: Option<Vec<(&'static str, String)>>,
+    stream: &'c str,
+) -> impl Stream<Item = Result<Page, RequestError>> + 'c {
     enum Cursor {
         First,
         After(String),
         Done,
     }
     futures::stream::unfold(Cursor::First, move |cursor| {
-        let path = path.clone();
-        let query = query.clone();
+        let (path, query, fallback) = (path.clone(), query.clone(), fallback.clone());
         async move {
             let after = match cursor {
                 Cursor::Done => return None,
                 Cursor::First => None,
                 Cursor::After(after) => Some(after),
             };
-            let mut params: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            params.push(("limit", PAGE_SIZE));
-            if let Some(after) = after.as_deref() {
-                params.push(("after", after));
+            let fetch = |query: Vec<(&'static str, String)>| {
+                let (path, after) = (path.clone(), after.clone());
+                async move {
+                    let mut params: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    params.push(("limit", PAGE_SIZE));
+                    if let Some(after) = after.as_deref() {
+                        params.push(("after", after));
+                    }
+                    client.get(&path, &params, stream).await
+                }
+            };
+            let mut used_fallback = false;
+            let mut answer = fetch(query).await;
+            if let (Err(error), Some(fallback)) = (&answer, fallback) {
+                client.sink().log(
+                    crate::protocol::LogLevel::Info,
+                    &format!(
+                        "{stream}: a page failed ({}); asking for it again without field expansion",
+                        error.to_failure().message
+                    ),
+                );
+                used_fallback = true;
+                answer = fetch(fallback).await;
             }
-            match client.get(&path, &params, stream).await {
+            match answer {
                 Err(error) => Some((Err(error), Cursor::Done)),
                 Ok(body) => {
                     let next = next_cursor(&body).filter(|next| Some(next) != after.as_ref());
@@ -104,7 +174,8 @@ pub fn pages<'c>(
                         },
                         _ => Vec::new(),
                     };
-                    Some((Ok(records), next.map_or(Cursor::Done, Cursor::After)))
+                    let page = Page { records, fallback: used_fallback };
+                    Some((Ok(page), next.map_or(Cursor::Done, Cursor::After)))
                 }
             }
         }

@@ -8,12 +8,13 @@ use crate::http::Runtime;
 use crate::http::client::{GraphClient, RetryPolicy};
 use crate::protocol::{Failure, LogLevel, RedactingSink, Sink, StreamStatus};
 use crate::state::{InputState, PartitionCursors};
-use crate::streams::media::MediaRef;
-use crate::streams::stories::StoryRef;
 use crate::streams::{
     self, StreamOutput, api, media, media_insights, stories, story_insights, user_insights, user_lifetime_insights,
     users,
 };
+use futures::FutureExt;
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender};
+use futures::future::{LocalBoxFuture, Shared};
 use serde_json::Value;
 use std::rc::Rc;
 
@@ -46,6 +47,12 @@ pub fn discover(config: &str) -> Result<String, Failure> {
 }
 
 /// Syncs the configured streams; see the WIT `read` for the contract.
+///
+/// Every configured stream runs concurrently within the one `num_workers` request pool. Parents
+/// are read once: `Api` as a shared future, `media` and `stories` as page pipelines whose pages
+/// feed `media_insights` / `story_insights` as they arrive, so insights of one page are fetched
+/// while the next page is read. Records of different streams may interleave (as in Airbyte's
+/// concurrent CDK); each stream's own messages keep their order.
 pub async fn read(
     config: &str,
     configured_catalog: &str,
@@ -57,37 +64,121 @@ pub async fn read(
     let configured = catalog::parse_configured(configured_catalog)?;
     let state = InputState::parse(state)?;
     let sink = RedactingSink::new(sink, config.secrets());
-    let client = client_for(&config, runtime, &sink);
-    let selected: Vec<&str> = configured.iter().map(|s| s.name.as_str()).collect();
-    let mut sync = Sync {
-        client: &client,
-        config: &config,
-        state: &state,
-        media_with_children: selected.contains(&media::NAME),
-        accounts: None,
-        media: None,
-        stories: None,
-    };
+    let client = &client_for(&config, runtime, &sink);
+    let selected = |name: &str| configured.iter().any(|s| s.name == name);
+    let optimizations = config.optimizations;
+    let fan_out = config.num_workers * 2;
 
-    let mut failed = Vec::new();
-    for stream in &configured {
-        sink.stream_status(&stream.name, StreamStatus::Started, None);
-        let out = StreamOutput::new(&stream.name, &sink);
-        match sync.read_stream(stream, &out).await {
-            Ok(()) => {
-                if stream.name != user_insights::NAME {
-                    out.checkpoint(&streams::final_full_refresh_state());
+    let accounts: Accounts<'_> =
+        api::read_all(client).map(|r| r.map(Rc::new).map_err(|e| e.to_failure())).boxed_local().shared();
+    let account_list = || {
+        let accounts = accounts.clone();
+        async move { Ok::<_, Failure>(accounts.await?.iter().map(|(_, a)| a.clone()).collect::<Vec<Account>>()) }
+    };
+    let (media_refs, media_insights_refs) = pipe(selected(media_insights::NAME));
+    let (story_refs, story_insights_refs) = pipe(selected(story_insights::NAME));
+    let mut media_insights_refs = media_insights_refs;
+    let mut story_insights_refs = story_insights_refs;
+    let outputs: Vec<StreamOutput<'_>> = configured.iter().map(|s| StreamOutput::new(&s.name, &sink)).collect();
+
+    let mut tasks: Vec<LocalBoxFuture<'_, Option<&str>>> = Vec::new();
+    for (stream, out) in configured.iter().zip(&outputs) {
+        let body: LocalBoxFuture<'_, Result<(), Failure>> = match check_mode(stream) {
+            Err(failure) => async move { Err(failure) }.boxed_local(),
+            Ok(()) => match stream.name.as_str() {
+                api::NAME => {
+                    let accounts = accounts.clone();
+                    async move {
+                        accounts.await?.iter().for_each(|(record, _)| out.emit(record));
+                        Ok(())
+                    }
+                    .boxed_local()
                 }
-                sink.stream_status(&stream.name, StreamStatus::Complete, None);
-            }
-            Err(failure) => {
-                sink.error(Some(&stream.name), &failure);
-                sink.stream_status(&stream.name, StreamStatus::Incomplete, None);
-                failed.push(stream.name.as_str());
-            }
-        }
-        sink.log(LogLevel::Info, &format!("{}: {} records", stream.name, out.emitted()));
+                users::NAME => async { users::read(client, &account_list().await?, out).await }.boxed_local(),
+                media::NAME => {
+                    let refs = media_refs.clone();
+                    async move {
+                        let accounts = account_list().await.inspect_err(|f| send_failure(&refs, f))?;
+                        media::produce(client, &accounts, optimizations.expand_children, Some(out), refs.as_ref()).await
+                    }
+                    .boxed_local()
+                }
+                media_insights::NAME => match media_insights_refs.take() {
+                    Some(refs) => {
+                        media_insights::consume(client, refs, optimizations.batch_insights, fan_out, out).boxed_local()
+                    }
+                    None => async { Err(Failure::system("media_insights is listed twice")) }.boxed_local(),
+                },
+                stories::NAME => {
+                    let refs = story_refs.clone();
+                    async move {
+                        let accounts = account_list().await.inspect_err(|f| send_failure(&refs, f))?;
+                        stories::produce(client, &accounts, Some(out), refs.as_ref()).await
+                    }
+                    .boxed_local()
+                }
+                story_insights::NAME => match story_insights_refs.take() {
+                    Some(refs) => {
+                        story_insights::consume(client, refs, optimizations.batch_insights, out).boxed_local()
+                    }
+                    None => async { Err(Failure::system("story_insights is listed twice")) }.boxed_local(),
+                },
+                user_lifetime_insights::NAME => {
+                    async { user_lifetime_insights::read(client, &account_list().await?, fan_out, out).await }
+                        .boxed_local()
+                }
+                user_insights::NAME => {
+                    // A full refresh ignores incoming state (reference §13).
+                    let incoming = match stream.sync_mode {
+                        SyncMode::Incremental => state.get(user_insights::NAME),
+                        SyncMode::FullRefresh => None,
+                    };
+                    let plan = PartitionCursors::from_state(incoming).map(|cursors| user_insights::Plan {
+                        now: runtime.now(),
+                        start_date: config.start_date,
+                        cursors,
+                        window_days: if optimizations.insights_ranges { user_insights::MAX_RANGE_DAYS } else { 1 },
+                    });
+                    let num_workers = config.num_workers;
+                    async move {
+                        let plan = plan?;
+                        user_insights::read(client, &account_list().await?, &plan, num_workers, out).await
+                    }
+                    .boxed_local()
+                }
+                other => {
+                    let failure = Failure::system(format!("The stream `{other}` has no reader."));
+                    async move { Err(failure) }.boxed_local()
+                }
+            },
+        };
+        tasks.push(run_stream(stream, out, &sink, body).boxed_local());
     }
+    // Parents whose stream is not synced still feed their children.
+    if let (Some(refs), false) = (media_refs, selected(media::NAME)) {
+        tasks.push(
+            async move {
+                if let Ok(accounts) = account_list().await.inspect_err(|f| send_failure(&Some(refs.clone()), f)) {
+                    let _ = media::produce(client, &accounts, false, None, Some(&refs)).await;
+                }
+                None
+            }
+            .boxed_local(),
+        );
+    }
+    if let (Some(refs), false) = (story_refs, selected(stories::NAME)) {
+        tasks.push(
+            async move {
+                if let Ok(accounts) = account_list().await.inspect_err(|f| send_failure(&Some(refs.clone()), f)) {
+                    let _ = stories::produce(client, &accounts, None, Some(&refs)).await;
+                }
+                None
+            }
+            .boxed_local(),
+        );
+    }
+    let failed: Vec<&str> = futures::future::join_all(tasks).await.into_iter().flatten().collect();
+
     sink.log(
         LogLevel::Info,
         &format!(
@@ -111,117 +202,66 @@ fn client_for<'a>(config: &Config, runtime: &'a dyn Runtime, sink: &'a dyn Sink)
     GraphClient::new(&config.base_url, &config.access_token, config.num_workers, RetryPolicy::default(), runtime, sink)
 }
 
-/// A parent read once per sync and shared by its children (or its failure, shared likewise).
-type Parent<T> = Option<Result<Rc<Vec<T>>, Failure>>;
+/// The accounts, read once and awaited by every stream that needs them.
+type Accounts<'a> = Shared<LocalBoxFuture<'a, Result<Rc<Vec<(Value, Account)>>, Failure>>>;
 
-/// What one `read` shares between its streams.
-struct Sync<'c> {
-    client: &'c GraphClient<'c>,
-    config: &'c Config,
-    state: &'c InputState,
-    /// Carousel slides are fetched only when `media` itself is synced.
-    media_with_children: bool,
-    accounts: Parent<(Value, Account)>,
-    media: Parent<(Value, MediaRef)>,
-    stories: Parent<(Value, StoryRef)>,
+/// A page pipeline from a parent to its child stream, when the child is synced.
+fn pipe<T>(
+    wanted: bool,
+) -> (Option<UnboundedSender<Result<T, Failure>>>, Option<UnboundedReceiver<Result<T, Failure>>>) {
+    if !wanted {
+        return (None, None);
+    }
+    let (sender, receiver) = futures::channel::mpsc::unbounded();
+    (Some(sender), Some(receiver))
 }
 
-fn shared<T>(parent: &Parent<T>) -> Result<Rc<Vec<T>>, Failure> {
-    match parent {
-        Some(Ok(items)) => Ok(items.clone()),
-        Some(Err(failure)) => Err(failure.clone()),
-        None => Err(Failure::system("a parent stream was not loaded")),
+fn send_failure<T>(refs: &Option<UnboundedSender<Result<T, Failure>>>, failure: &Failure) {
+    if let Some(refs) = refs {
+        let _ = refs.unbounded_send(Err(failure.clone()));
     }
 }
 
-impl Sync<'_> {
-    /// Requests a fan-out keeps queued: enough to keep every worker busy.
-    fn fan_out(&self) -> usize {
-        self.config.num_workers * 2
+/// Unknown streams and unsupported sync modes fail that stream alone.
+fn check_mode(stream: &ConfiguredStream) -> Result<(), Failure> {
+    if !streams::ALL.contains(&stream.name.as_str()) {
+        return Err(Failure::config(format!(
+            "The stream `{}` in your connection configuration was not found in the source. Refresh the schema in your replication settings and remove this stream from future sync attempts.",
+            stream.name
+        )));
     }
-
-    async fn accounts(&mut self) -> Result<Rc<Vec<(Value, Account)>>, Failure> {
-        if self.accounts.is_none() {
-            self.accounts = Some(api::read_all(self.client).await.map(Rc::new).map_err(|e| e.to_failure()));
-        }
-        shared(&self.accounts)
+    if stream.sync_mode == SyncMode::Incremental && !catalog::supports_incremental(&stream.name) {
+        return Err(Failure::config(format!(
+            "The stream `{}` supports only full_refresh, but the catalog asks for incremental.",
+            stream.name
+        )));
     }
+    Ok(())
+}
 
-    async fn account_list(&mut self) -> Result<Vec<Account>, Failure> {
-        Ok(self.accounts().await?.iter().map(|(_, account)| account.clone()).collect())
-    }
-
-    async fn media(&mut self) -> Result<Rc<Vec<(Value, MediaRef)>>, Failure> {
-        if self.media.is_none() {
-            let accounts = self.account_list().await?;
-            let media = media::read_all(self.client, &accounts, self.media_with_children).await;
-            self.media = Some(media.map(Rc::new));
+/// One stream's life: STARTED, its records, a final state, COMPLETE; or TRACE ERROR and
+/// INCOMPLETE. Returns the stream's name if it failed.
+async fn run_stream<'s>(
+    stream: &'s ConfiguredStream,
+    out: &StreamOutput<'_>,
+    sink: &dyn Sink,
+    body: impl Future<Output = Result<(), Failure>>,
+) -> Option<&'s str> {
+    sink.stream_status(&stream.name, StreamStatus::Started, None);
+    let result = body.await;
+    sink.log(LogLevel::Info, &format!("{}: {} records", stream.name, out.emitted()));
+    match result {
+        Ok(()) => {
+            if stream.name != user_insights::NAME {
+                out.checkpoint(&streams::final_full_refresh_state());
+            }
+            sink.stream_status(&stream.name, StreamStatus::Complete, None);
+            None
         }
-        shared(&self.media)
-    }
-
-    async fn stories(&mut self) -> Result<Rc<Vec<(Value, StoryRef)>>, Failure> {
-        if self.stories.is_none() {
-            let accounts = self.account_list().await?;
-            self.stories = Some(stories::read_all(self.client, &accounts).await.map(Rc::new));
-        }
-        shared(&self.stories)
-    }
-
-    async fn read_stream(&mut self, stream: &ConfiguredStream, out: &StreamOutput<'_>) -> Result<(), Failure> {
-        if !streams::ALL.contains(&stream.name.as_str()) {
-            return Err(Failure::config(format!(
-                "The stream `{}` in your connection configuration was not found in the source. Refresh the schema in your replication settings and remove this stream from future sync attempts.",
-                stream.name
-            )));
-        }
-        if stream.sync_mode == SyncMode::Incremental && !catalog::supports_incremental(&stream.name) {
-            return Err(Failure::config(format!(
-                "The stream `{}` supports only full_refresh, but the catalog asks for incremental.",
-                stream.name
-            )));
-        }
-        let fan_out = self.fan_out();
-        match stream.name.as_str() {
-            api::NAME => {
-                self.accounts().await?.iter().for_each(|(record, _)| out.emit(record));
-                Ok(())
-            }
-            users::NAME => users::read(self.client, &self.account_list().await?, out).await,
-            media::NAME => {
-                media::emit(&self.media().await?, out);
-                Ok(())
-            }
-            media_insights::NAME => {
-                let media: Vec<MediaRef> = self.media().await?.iter().map(|(_, m)| m.clone()).collect();
-                media_insights::read(self.client, &media, fan_out, out).await
-            }
-            stories::NAME => {
-                self.stories().await?.iter().for_each(|(record, _)| out.emit(record));
-                Ok(())
-            }
-            story_insights::NAME => {
-                let stories: Vec<StoryRef> = self.stories().await?.iter().map(|(_, s)| s.clone()).collect();
-                story_insights::read(self.client, &stories, fan_out, out).await
-            }
-            user_lifetime_insights::NAME => {
-                user_lifetime_insights::read(self.client, &self.account_list().await?, fan_out, out).await
-            }
-            user_insights::NAME => {
-                // A full refresh ignores incoming state (reference §13).
-                let state = match stream.sync_mode {
-                    SyncMode::Incremental => self.state.get(user_insights::NAME),
-                    SyncMode::FullRefresh => None,
-                };
-                let plan = user_insights::Plan {
-                    now: self.client.runtime().now(),
-                    start_date: self.config.start_date,
-                    cursors: PartitionCursors::from_state(state)?,
-                };
-                let accounts = self.account_list().await?;
-                user_insights::read(self.client, &accounts, &plan, self.config.num_workers, out).await
-            }
-            other => Err(Failure::system(format!("The stream `{other}` has no reader."))),
+        Err(failure) => {
+            sink.error(Some(&stream.name), &failure);
+            sink.stream_status(&stream.name, StreamStatus::Incomplete, None);
+            Some(stream.name.as_str())
         }
     }
 }

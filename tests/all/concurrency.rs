@@ -32,7 +32,9 @@ fn insights_of_80_media_take_about_10_round_trips_with_8_workers() {
     let options = SandboxOptions { latency: Duration::from_millis(200), ..SandboxOptions::new(model) };
     let sandbox = Sandbox::start(options).expect("sandbox");
     let scratch = Scratch::new("concurrency");
-    let config = json!({"access_token": sandbox.token(), "base_url": sandbox.base_url(), "num_workers": 8});
+    // Single requests (no Batch API), to show the in-flight pool itself.
+    let config = json!({"access_token": sandbox.token(), "base_url": sandbox.base_url(), "num_workers": 8,
+                        "batch_insights_requests": false});
     let out = read(&scratch, &config, &["media_insights"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.records("media_insights").len(), 80);

@@ -26,12 +26,23 @@ fn dates(records: &[Value]) -> Vec<String> {
 
 #[test]
 fn a_second_read_returns_only_records_at_or_after_the_state() {
+    second_read(true);
+}
+
+#[test]
+fn a_second_read_with_one_day_windows_skips_the_future_window_like_the_reference() {
+    second_read(false);
+}
+
+fn second_read(date_ranges: bool) {
     let (sandbox, model) = sandbox();
+    let mut config = config_for(&sandbox);
+    config["user_insights_date_ranges"] = json!(date_ranges);
     let scratch = Scratch::new("incremental");
     let state_file = scratch.path().join("state.json");
     let state_arg = path_str(&state_file).to_owned();
     let args = ["--state", state_arg.as_str(), "--state-file", state_arg.as_str()];
-    let first = read_catalog(&scratch, &config_for(&sandbox), &catalog("incremental"), &args);
+    let first = read_catalog(&scratch, &config, &catalog("incremental"), &args);
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert_eq!(first.records("user_insights").len(), 62);
     let persisted: Value =
@@ -46,7 +57,7 @@ fn a_second_read_returns_only_records_at_or_after_the_state() {
         .collect();
     assert_eq!(cursors.len(), 2);
 
-    let second = read_catalog(&scratch, &config_for(&sandbox), &catalog("incremental"), &args);
+    let second = read_catalog(&scratch, &config, &catalog("incremental"), &args);
     assert_eq!(second.code, 0, "{}", second.stderr);
     let records = second.records("user_insights");
     for (record, (_, user)) in records.iter().zip(model.users()) {
@@ -60,7 +71,8 @@ fn a_second_read_returns_only_records_at_or_after_the_state() {
         assert!(record["date"].as_str() >= cursor.as_str(), "{} < {cursor}", record["date"]);
     }
     assert_eq!(records.len(), 2, "only the cursor day is read again (one-day lookback)");
-    assert!(second.logs().iter().any(|l| l.contains("Skipping time window with future 'since' date")));
+    let skipped = second.logs().iter().any(|l| l.contains("Skipping time window with future 'since' date"));
+    assert_eq!(skipped, !date_ranges, "one-day windows reach into the future and are skipped");
     assert_eq!(
         second.last_state("user_insights").expect("state")["states"],
         stream_state["states"],

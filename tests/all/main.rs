@@ -8,6 +8,7 @@ mod concurrency;
 mod egress;
 mod incremental;
 mod limits;
+mod optimizations;
 mod read_accounts;
 mod resilience;
 mod streams;

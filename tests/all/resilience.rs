@@ -38,7 +38,7 @@ fn a_sync_under_ten_percent_faults_delivers_every_record() {
     let (sandbox, out) = sync(faulty);
     assert_eq!(out.code, 0, "{:?}", out.errors());
     let injected = sandbox.requests().iter().filter(|r| r.injected).count();
-    assert!(injected >= 10, "faults were injected: {injected}");
+    assert!(injected >= 3, "faults were injected: {injected}");
     assert_eq!(record_set(&out), record_set(&clean), "same records as a clean run");
     assert!(
         out.logs().iter().any(|l| l.contains("throttled by the Graph API")),
@@ -56,7 +56,7 @@ fn a_tight_per_token_rate_limit_is_waited_out() {
         ..ModelSpec::default()
     });
     let limited = SandboxOptions {
-        rate_limit: Some(RateLimit { calls: 40, window: Duration::from_secs(1) }),
+        rate_limit: Some(RateLimit { calls: 8, window: Duration::from_secs(1) }),
         retry_after_secs: 1,
         ..SandboxOptions::new(model)
     };

@@ -8,10 +8,25 @@ use serde_json::json;
 use std::collections::HashMap;
 
 fn sync_all(model: &Model) -> (Sandbox, Output) {
+    sync_all_with(model, json!({}))
+}
+
+/// Syncs every stream with `settings` merged into the config (e.g. the reference's request
+/// pattern, to check rules that concern individual requests).
+fn sync_all_with(model: &Model, settings: serde_json::Value) -> (Sandbox, Output) {
     let sandbox = Sandbox::start(SandboxOptions::new(model.clone())).expect("sandbox");
     let scratch = Scratch::new("all-streams");
-    let out = read_catalog(&scratch, &config_for(&sandbox), &catalog_all(), &[]);
+    let mut config = config_for(&sandbox);
+    for (key, value) in settings.as_object().into_iter().flatten() {
+        config[key] = value.clone();
+    }
+    let out = read_catalog(&scratch, &config, &catalog_all(), &[]);
     (sandbox, out)
+}
+
+/// The reference's request pattern: one GET per slide, per insights object, per day.
+fn reference_pattern() -> serde_json::Value {
+    json!({"expand_carousel_children": false, "batch_insights_requests": false, "user_insights_date_ranges": false})
 }
 
 fn insights_requests(sandbox: &Sandbox) -> HashMap<String, LoggedRequest> {
@@ -59,10 +74,9 @@ fn media_records_carry_info_ids_rfc3339_and_clean_urls() {
     let media = out.records("media");
     let expected: usize = model.users().map(|(_, u)| u.media.len()).sum();
     assert_eq!(media.len(), expected);
-    for ((page, user), chunk) in model.users().zip(media.chunks(model.users().next().map_or(1, |(_, u)| u.media.len())))
-    {
-        for (record, source) in chunk.iter().zip(&user.media) {
-            assert_eq!(record["id"], source.id);
+    for (page, user) in model.users() {
+        for source in &user.media {
+            let record = media.iter().find(|r| r["id"] == source.id).expect("a record per media");
             assert_eq!(
                 record["media_insights_info"],
                 json!({"media_id": source.id, "media_type": source.media_type, "media_product_type": source.media_product_type,
@@ -89,7 +103,7 @@ fn media_records_carry_info_ids_rfc3339_and_clean_urls() {
 #[test]
 fn carousel_slides_are_fetched_with_the_reduced_fields_and_a_deleted_one_is_skipped_with_a_warning() {
     let model = Model::generate(&ModelSpec::default());
-    let (sandbox, out) = sync_all(&model);
+    let (sandbox, out) = sync_all_with(&model, reference_pattern());
     let media = out.records("media");
     let mut checked_deleted = false;
     for (_, user) in model.users() {
@@ -129,6 +143,7 @@ fn carousel_slides_are_fetched_with_the_reduced_fields_and_a_deleted_one_is_skip
 fn media_insights_use_the_metric_list_of_each_type_and_skip_the_ignorable_errors() {
     let model = Model::generate(&ModelSpec::default());
     let (sandbox, out) = sync_all(&model);
+    assert!(sandbox.requests().iter().any(|r| r.batched), "insights went through the Batch API");
     let requests = insights_requests(&sandbox);
     let records = out.records("media_insights");
     let mut ignored = 0;
@@ -240,7 +255,7 @@ fn user_insights_merge_four_groups_per_day_with_literal_utc_offsets() {
         ..ModelSpec::default()
     });
     let before = chrono::Utc::now();
-    let (sandbox, out) = sync_all(&model);
+    let (sandbox, out) = sync_all_with(&model, reference_pattern());
     let after = chrono::Utc::now();
     let records = out.records("user_insights");
     assert_eq!(records.len(), 31, "30 days back to tomorrow, one record per day");
@@ -280,4 +295,15 @@ fn user_insights_merge_four_groups_per_day_with_literal_utc_offsets() {
     assert!(last_until >= before + chrono::Duration::days(1) - chrono::Duration::seconds(1));
     let state = out.last_state("user_insights").expect("state");
     assert_eq!(state["states"][0]["cursor"]["date"], records.last().expect("record")["date"]);
+
+    // 30-day ranges: 2 requests per group instead of 31, the same records.
+    let (ranged_sandbox, ranged) = sync_all(&model);
+    let ranged_requests = ranged_sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/insights") && r.query.contains_key("since"))
+        .count();
+    assert_eq!(ranged_requests, 2 * 4);
+    let strip = |records: Vec<serde_json::Value>| records.into_iter().map(|r| r.to_string()).collect::<Vec<_>>();
+    assert_eq!(strip(ranged.records("user_insights")), strip(records));
 }

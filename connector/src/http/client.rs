@@ -2,9 +2,9 @@
 
 use super::error::{ErrorClass, RequestError};
 use super::limiter::Limiter;
-use super::{HttpRequest, HttpResponse, Method, Runtime};
+use super::{HttpRequest, HttpResponse, Method, Runtime, TransportError};
 use crate::protocol::{LogLevel, Sink, StreamStatus};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::cell::Cell;
 use std::time::Duration;
 
@@ -119,24 +119,155 @@ impl<'a> GraphClient<'a> {
         }
     }
 
+    /// One round trip under the in-flight limit.
+    async fn round_trip(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let _permit = self.limiter.acquire().await;
+        self.counters.round_trips.set(self.counters.round_trips.get() + 1);
+        self.runtime.send(request).await
+    }
+
     /// One round trip. On failure also returns the wait the server asked for, if any.
-    async fn send_once(&self, request: &HttpRequest, path: &str) -> Result<Value, (RequestError, Option<Duration>)> {
-        let response = {
-            let _permit = self.limiter.acquire().await;
-            self.counters.round_trips.set(self.counters.round_trips.get() + 1);
-            self.runtime.send(request.clone()).await
-        };
-        let response = response.map_err(|e| (RequestError::from_transport(&e, path), None))?;
-        let body: Option<Value> = serde_json::from_slice(&response.body).ok();
-        let ok_status = (200..300).contains(&response.status);
-        match body {
-            Some(body) if ok_status && body.get("error").is_none() => Ok(body),
-            body => {
-                let error = RequestError::from_response(&response, body.as_ref(), path);
-                let wait = server_requested_wait(&response, error.class);
-                Err((error, wait))
-            }
+    async fn send_once(&self, request: &HttpRequest, path: &str) -> Result<Value, Failed> {
+        match self.round_trip(request.clone()).await {
+            Ok(response) => classify(&response, path),
+            Err(error) => Err((RequestError::from_transport(&error, path), None)),
         }
+    }
+
+    /// GETs many Graph paths through the Batch API (`POST /` with up to [`MAX_BATCH`] relative
+    /// requests per round trip). Each item is classified, retried and reported exactly like a
+    /// single [`get`](Self::get); a batch call that fails as a whole falls back to single requests
+    /// for its items. Results come back in the order of `items`.
+    pub async fn get_batch(
+        &self,
+        items: &[(String, Vec<(&str, String)>)],
+        stream: &str,
+    ) -> Vec<Result<Value, RequestError>> {
+        let mut results: Vec<Option<Result<Value, RequestError>>> = items.iter().map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..items.len()).collect();
+        let mut attempt = 1;
+        while !pending.is_empty() {
+            let batches =
+                pending.chunks(MAX_BATCH).map(|chunk| async move { (chunk, self.send_batch(items, chunk).await) });
+            let answers = futures::future::join_all(batches).await;
+            let mut retry: Vec<(usize, RequestError, Option<Duration>)> = Vec::new();
+            for (chunk, answer) in answers {
+                match answer {
+                    Ok(outcomes) => {
+                        for (&index, outcome) in chunk.iter().zip(outcomes) {
+                            match outcome {
+                                Ok(body) => results[index] = Some(Ok(body)),
+                                Err((mut error, wait)) => {
+                                    error.attempts = attempt;
+                                    if error.class.is_retryable() && attempt <= self.policy.max_retries {
+                                        retry.push((index, error, wait));
+                                    } else {
+                                        results[index] = Some(Err(error));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        self.sink.log(
+                            LogLevel::Info,
+                            &format!(
+                                "{stream}: a batch call failed ({}); sending its {} requests one by one",
+                                error.to_failure().message,
+                                chunk.len()
+                            ),
+                        );
+                        let singles = chunk.iter().map(|&index| async move {
+                            let (path, query) = &items[index];
+                            let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                            (index, self.get(path, &query, stream).await)
+                        });
+                        for (index, result) in futures::future::join_all(singles).await {
+                            results[index] = Some(result);
+                        }
+                    }
+                }
+            }
+            let Some((_, first, _)) = retry.first() else { break };
+            let server_wait = retry.iter().filter_map(|(_, _, wait)| *wait).max();
+            let wait = server_wait.unwrap_or_else(|| self.policy.backoff(attempt)).min(self.policy.max_wait);
+            self.announce_retry(first, wait, stream);
+            self.counters.retries.set(self.counters.retries.get() + retry.len() as u64);
+            self.runtime.sleep(wait).await;
+            pending = retry.into_iter().map(|(index, _, _)| index).collect();
+            attempt += 1;
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(RequestError::from_transport(&TransportError::Connection("not sent".into()), ""))
+                })
+            })
+            .collect()
+    }
+
+    /// One Batch API round trip for `chunk` of `items`: per-item outcomes, or the batch's own failure.
+    async fn send_batch(
+        &self,
+        items: &[(String, Vec<(&str, String)>)],
+        chunk: &[usize],
+    ) -> Result<Vec<Result<Value, Failed>>, RequestError> {
+        let batch: Vec<Value> = chunk
+            .iter()
+            .map(|&index| {
+                let (path, query) = &items[index];
+                let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                json!({"method": "GET", "relative_url": relative_url(path, &pairs)})
+            })
+            .collect();
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("batch", &Value::Array(batch).to_string())
+            .finish();
+        let request = HttpRequest {
+            method: Method::Post,
+            url: format!("{}/", self.base_url),
+            headers: vec![
+                ("authorization".into(), format!("Bearer {}", self.token)),
+                ("content-type".into(), "application/x-www-form-urlencoded".into()),
+            ],
+            body: Some(body.into_bytes()),
+        };
+        let response = self.round_trip(request).await.map_err(|e| RequestError::from_transport(&e, "/ (batch)"))?;
+        let answers = match classify(&response, "/ (batch)") {
+            Ok(Value::Array(answers)) if answers.len() == chunk.len() => answers,
+            Ok(_) => return Err(RequestError::from_response(&response, None, "/ (batch)")),
+            Err((error, _)) => return Err(error),
+        };
+        Ok(answers
+            .into_iter()
+            .zip(chunk)
+            .map(|(answer, &index)| {
+                let path = items[index].0.as_str();
+                let Some(code) = answer.get("code").and_then(Value::as_u64) else {
+                    // Meta answers null for an item it did not get to: try it again.
+                    let missing = TransportError::Connection("no answer in the batch".into());
+                    return Err((RequestError::from_transport(&missing, path), None));
+                };
+                let headers = answer
+                    .get("headers")
+                    .and_then(Value::as_array)
+                    .map(|headers| {
+                        headers
+                            .iter()
+                            .filter_map(|h| {
+                                Some((
+                                    h.get("name")?.as_str()?.to_ascii_lowercase(),
+                                    h.get("value")?.as_str()?.to_owned(),
+                                ))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let body = answer.get("body").and_then(Value::as_str).unwrap_or("").as_bytes().to_vec();
+                classify(&HttpResponse { status: u16::try_from(code).unwrap_or(500), headers, body }, path)
+            })
+            .collect())
     }
 
     fn announce_retry(&self, error: &RequestError, wait: Duration, stream: &str) {
@@ -157,6 +288,37 @@ impl<'a> GraphClient<'a> {
                 LogLevel::Info,
                 &format!("{stream}: retrying in {}s, attempt {} failed ({cause})", wait.as_secs(), error.attempts),
             );
+        }
+    }
+}
+
+/// A failed attempt: the error and the wait the server asked for, if any.
+type Failed = (RequestError, Option<Duration>);
+
+/// The most requests one Batch API call carries (Meta's limit).
+pub const MAX_BATCH: usize = 50;
+
+/// `/123/insights` + query → `123/insights?metric=…` (a batch item's `relative_url`).
+fn relative_url(path: &str, query: &[(&str, &str)]) -> String {
+    let mut url = path.trim_start_matches('/').to_owned();
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(&url::form_urlencoded::Serializer::new(String::new()).extend_pairs(query).finish());
+    }
+    url
+}
+
+/// A response's outcome: the JSON body of a success, or the classified error (the same rules for
+/// a single request and for a batch item).
+fn classify(response: &HttpResponse, path: &str) -> Result<Value, Failed> {
+    let body: Option<Value> = serde_json::from_slice(&response.body).ok();
+    let ok_status = (200..300).contains(&response.status);
+    match body {
+        Some(body) if ok_status && body.get("error").is_none() => Ok(body),
+        body => {
+            let error = RequestError::from_response(response, body.as_ref(), path);
+            let wait = server_requested_wait(response, error.class);
+            Err((error, wait))
         }
     }
 }
@@ -237,6 +399,68 @@ mod tests {
         let body = futures::executor::block_on(client.get("/me", &[], "users")).expect("retried");
         assert_eq!(body["ok"], true);
         assert_eq!(runtime.sleeps.borrow().as_slice(), [Duration::from_secs(10)]);
+    }
+
+    #[test]
+    fn batch_items_are_classified_and_retried_like_single_requests() {
+        use crate::http::testing::{ScriptedRuntime, respond};
+        use crate::protocol::testing::RecordingSink;
+        let round = std::cell::Cell::new(0);
+        let runtime = ScriptedRuntime::new(chrono::Utc::now(), move |request| {
+            round.set(round.get() + 1);
+            let body = String::from_utf8(request.body.clone().unwrap_or_default()).unwrap_or_default();
+            let form: std::collections::HashMap<String, String> =
+                url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+            let items: Vec<Value> = serde_json::from_str(&form["batch"]).unwrap_or_default();
+            let answers: Vec<Value> = items
+                .iter()
+                .map(|item| {
+                    let url = item["relative_url"].as_str().unwrap_or("");
+                    if url.starts_with("bad") {
+                        json!({"code": 400, "body": json!({"error": {"code": 100, "message": "(#100) Invalid"}}).to_string()})
+                    } else if url.starts_with("slow") && round.get() == 1 {
+                        json!({"code": 400, "body": json!({"error": {"code": 4, "message": "(#4) limit"}}).to_string()})
+                    } else if url.starts_with("lost") && round.get() == 1 {
+                        Value::Null
+                    } else {
+                        json!({"code": 200, "body": json!({"url": url}).to_string()})
+                    }
+                })
+                .collect();
+            respond(200, Value::Array(answers))
+        });
+        let sink = RecordingSink::default();
+        let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
+        let items: Vec<(String, Vec<(&str, String)>)> =
+            ["/ok/insights", "/bad/insights", "/slow/insights", "/lost/insights"]
+                .iter()
+                .map(|p| (p.to_string(), vec![("metric", "reach,saved".to_string())]))
+                .collect();
+        let results = futures::executor::block_on(client.get_batch(&items, "media_insights"));
+        assert_eq!(results[0].as_ref().ok().map(|b| b["url"].clone()), Some(json!("ok/insights?metric=reach%2Csaved")));
+        let bad = results[1].as_ref().expect_err("fatal item");
+        assert_eq!((bad.code(), bad.attempts), (Some(100), 1), "a fatal item is not retried");
+        assert!(results[2].is_ok() && results[3].is_ok(), "throttled and missing items are retried");
+        assert_eq!(runtime.requests.borrow().len(), 2, "one batch, then one retry batch");
+        assert_eq!(runtime.sleeps.borrow().len(), 1);
+    }
+
+    #[test]
+    fn a_failed_batch_call_falls_back_to_single_requests() {
+        use crate::http::testing::{ScriptedRuntime, respond};
+        use crate::protocol::testing::RecordingSink;
+        let runtime = ScriptedRuntime::new(chrono::Utc::now(), |request| match request.method {
+            Method::Post => {
+                respond(500, json!({"error": {"code": 1, "message": "batch broke", "is_transient": false}}))
+            }
+            Method::Get => respond(200, json!({"single": true})),
+        });
+        let sink = RecordingSink::default();
+        let policy = RetryPolicy { max_retries: 0, ..RetryPolicy::default() };
+        let client = GraphClient::new("http://x/v23.0", "tok", 4, policy, &runtime, &sink);
+        let items = vec![("/a".to_string(), vec![]), ("/b".to_string(), vec![])];
+        let results = futures::executor::block_on(client.get_batch(&items, "story_insights"));
+        assert!(results.iter().all(|r| r.as_ref().is_ok_and(|b| b["single"] == true)));
     }
 
     #[test]

@@ -66,9 +66,9 @@ fn child_ids(record: &Map<String, Value>) -> Option<Vec<String>> {
     Some(list.iter().filter_map(|c| graph::id_string(c.get("id"))).collect())
 }
 
-/// Replaces `children.data[{id}]` with the slides themselves; a slide that cannot be fetched is
-/// skipped with a WARN naming it and its parent (4.2.28 behaviour).
-async fn expand_children(client: &GraphClient<'_>, record: &mut Map<String, Value>) {
+/// Replaces `children.data[{id}]` with the slides, one GET each (the reference's way, and the
+/// fallback); a slide that cannot be fetched is skipped with a WARN naming it and its parent.
+async fn expand_children_one_by_one(client: &GraphClient<'_>, record: &mut Map<String, Value>) {
     let truthy = record.get("children").is_some_and(|c| !c.is_null() && c != &json!({}));
     let Some(ids) = child_ids(record).filter(|_| truthy) else { return };
     let parent = record.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -90,44 +90,76 @@ async fn expand_children(client: &GraphClient<'_>, record: &mut Map<String, Valu
     record.insert("children".into(), Value::Array(children));
 }
 
-/// All media of all accounts, transformed. `with_children` is off when media is read only as the
-/// parent of `media_insights`, which never looks at slides.
-pub async fn read_all(
-    client: &GraphClient<'_>,
-    accounts: &[Account],
-    with_children: bool,
-) -> Result<Vec<(Value, MediaRef)>, Failure> {
-    let per_account = accounts.iter().map(|account| async move {
-        let path = format!("/{}/media", account.business_account_id);
-        let mut pages = std::pin::pin!(graph::pages(client, path, vec![("fields", MEDIA_FIELDS.into())], NAME));
-        let mut out = Vec::new();
-        while let Some(page) = pages.try_next().await.map_err(|e| e.to_failure())? {
-            let transformed: Vec<_> = page.into_iter().filter_map(|raw| transform(raw, account)).collect();
-            let expanded = futures::stream::iter(transformed.into_iter().map(|(mut record, media_ref)| async move {
-                if with_children {
-                    expand_children(client, &mut record).await;
-                }
-                (Value::Object(record), media_ref)
-            }))
-            .buffered(64)
-            .collect::<Vec<_>>()
-            .await;
-            out.extend(expanded);
-        }
-        Ok::<_, Failure>(out)
-    });
-    let mut all = Vec::new();
-    let mut accounts = futures::stream::iter(per_account).buffered(accounts.len().max(1));
-    while let Some(records) = accounts.try_next().await? {
-        all.extend(records);
+/// The page refs `media_insights` consumes, as media pages arrive (or the failure that ended them).
+pub type RefSender = futures::channel::mpsc::UnboundedSender<Result<Vec<MediaRef>, Failure>>;
+
+/// Replaces inline `children.data` (fetched by field expansion) with the cleaned slides.
+fn inline_children(record: &mut Map<String, Value>) {
+    let truthy = record.get("children").is_some_and(|c| !c.is_null() && c != &json!({}));
+    if !truthy {
+        return;
     }
-    Ok(all)
+    let slides = record.get_mut("children").and_then(|c| c.get_mut("data")).map(Value::take);
+    let slides = match slides {
+        Some(Value::Array(slides)) => slides.into_iter().map(transform_child).collect(),
+        _ => Vec::new(),
+    };
+    record.insert("children".into(), Value::Array(slides));
 }
 
-pub fn emit(media: &[(Value, MediaRef)], out: &StreamOutput<'_>) {
-    for (record, _) in media {
-        out.emit(record);
+/// Reads every account's media (accounts in parallel, pages in order), emitting records to `out`
+/// when `media` is synced and sending each page's refs to `refs` when `media_insights` is, so
+/// insights of a page are fetched while the next page is read. Slides are fetched only for `out`.
+pub async fn produce(
+    client: &GraphClient<'_>,
+    accounts: &[Account],
+    expand_children: bool,
+    out: Option<&StreamOutput<'_>>,
+    refs: Option<&RefSender>,
+) -> Result<(), Failure> {
+    let (fields, fallback) = match (out.is_some(), expand_children) {
+        (true, true) => {
+            let expanded = MEDIA_FIELDS.replace(",children", &format!(",children{{{CHILD_FIELDS}}}"));
+            (expanded, Some(vec![("fields", MEDIA_FIELDS.to_owned())]))
+        }
+        _ => (MEDIA_FIELDS.to_owned(), None),
+    };
+    let per_account = accounts.iter().map(|account| {
+        let (fields, fallback) = (fields.clone(), fallback.clone());
+        async move {
+            let path = format!("/{}/media", account.business_account_id);
+            let mut pages =
+                std::pin::pin!(graph::pages_with_fallback(client, path, vec![("fields", fields)], fallback, NAME));
+            while let Some(page) = pages.try_next().await.map_err(|e| e.to_failure())? {
+                let inline = expand_children && !page.fallback;
+                let transformed: Vec<_> = page.records.into_iter().filter_map(|raw| transform(raw, account)).collect();
+                if let Some(refs) = refs {
+                    let _ =
+                        refs.unbounded_send(Ok(transformed.iter().map(|(_, media_ref)| media_ref.clone()).collect()));
+                }
+                let Some(out) = out else { continue };
+                let records = futures::stream::iter(transformed.into_iter().map(|(mut record, _)| async move {
+                    if inline {
+                        inline_children(&mut record);
+                    } else {
+                        expand_children_one_by_one(client, &mut record).await;
+                    }
+                    Value::Object(record)
+                }))
+                .buffered(64)
+                .collect::<Vec<_>>()
+                .await;
+                records.iter().for_each(|record| out.emit(record));
+            }
+            Ok::<_, Failure>(())
+        }
+    });
+    let result =
+        futures::stream::iter(per_account).buffer_unordered(accounts.len().max(1)).try_collect::<Vec<()>>().await;
+    if let (Err(failure), Some(refs)) = (&result, refs) {
+        let _ = refs.unbounded_send(Err(failure.clone()));
     }
+    result.map(|_| ())
 }
 
 #[cfg(test)]
@@ -157,6 +189,19 @@ mod tests {
         let keys: Vec<&str> = record.keys().map(String::as_str).collect();
         assert_eq!(&keys[keys.len() - 3..], ["media_insights_info", "page_id", "business_account_id"]);
         assert_eq!(child_ids(&record).map(|ids| ids.len()), Some(4));
+    }
+
+    #[test]
+    fn inline_slides_are_cleaned_like_fetched_ones() {
+        let mut record = json!({"id": "1", "children": {"data": [
+            {"id": "c1", "media_url": "https://x/a.jpg?_nc_rid=1&k=v", "timestamp": "2021-03-03T22:48:39+0000"}
+        ]}});
+        let Value::Object(map) = &mut record else { unreachable!() };
+        inline_children(map);
+        assert_eq!(
+            map["children"],
+            json!([{"id": "c1", "media_url": "https://x/a.jpg?k=v", "timestamp": "2021-03-03T22:48:39+00:00"}])
+        );
     }
 
     #[test]

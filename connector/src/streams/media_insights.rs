@@ -3,7 +3,7 @@
 use super::StreamOutput;
 use super::media::MediaRef;
 use crate::graph;
-use crate::http::client::GraphClient;
+use crate::http::client::{GraphClient, MAX_BATCH};
 use crate::protocol::Failure;
 use crate::transform;
 use futures::{StreamExt, TryStreamExt};
@@ -38,25 +38,42 @@ pub fn transform(body: Value, media: &MediaRef) -> Value {
     Value::Object(record)
 }
 
-pub async fn read(
+/// Fetches the insights of each page of media refs as it arrives (`fan_out` pages at a time),
+/// through the Batch API when `batch` is on; records in media order.
+pub async fn consume(
     client: &GraphClient<'_>,
-    media: &[MediaRef],
+    refs: impl futures::Stream<Item = Result<Vec<MediaRef>, Failure>>,
+    batch: bool,
     fan_out: usize,
     out: &StreamOutput<'_>,
 ) -> Result<(), Failure> {
-    let requests = media.iter().map(|item| async move {
-        let path = format!("/{}/insights", item.media_id);
-        let metric = metrics_for(item.media_type.as_deref(), item.media_product_type.as_deref());
-        let body = graph::get_or_ignore(client, &path, &[("metric", metric)], NAME, graph::ignore_insights_errors)
-            .await
-            .map_err(|e| e.to_failure())?;
-        Ok::<_, Failure>(body.map(|body| transform(body, item)))
+    let pages = refs.map(|page| async move {
+        let page = page?;
+        let chunks = page.chunks(MAX_BATCH).map(|chunk| async move {
+            let items = chunk
+                .iter()
+                .map(|m| {
+                    let metric = metrics_for(m.media_type.as_deref(), m.media_product_type.as_deref());
+                    (format!("/{}/insights", m.media_id), vec![("metric", metric.to_owned())])
+                })
+                .collect();
+            let outcomes = graph::get_many_or_ignore(client, items, batch, NAME, graph::ignore_insights_errors).await;
+            chunk
+                .iter()
+                .zip(outcomes)
+                .filter_map(|(media, outcome)| match outcome {
+                    Ok(Some(body)) => Some(Ok(transform(body, media))),
+                    Ok(None) => None,
+                    Err(error) => Some(Err(error.to_failure())),
+                })
+                .collect::<Result<Vec<Value>, Failure>>()
+        });
+        let records: Vec<Vec<Value>> = futures::future::try_join_all(chunks).await?;
+        Ok::<_, Failure>(records.into_iter().flatten().collect::<Vec<_>>())
     });
-    let mut records = futures::stream::iter(requests).buffered(fan_out.max(1));
-    while let Some(record) = records.try_next().await? {
-        if let Some(record) = record {
-            out.emit(&record);
-        }
+    let mut pages = std::pin::pin!(pages.buffered(fan_out.max(1)));
+    while let Some(records) = pages.try_next().await? {
+        records.iter().for_each(|record| out.emit(record));
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `stories` (reference §7.1): the live stories of each account; parent of `story_insights`.
 
+use super::StreamOutput;
 use crate::graph::{self, Account, STORY_FIELDS};
 use crate::http::client::GraphClient;
 use crate::protocol::Failure;
@@ -30,19 +31,37 @@ pub fn transform(raw: Value, account: &Account) -> Option<(Value, StoryRef)> {
     Some((Value::Object(record), StoryRef { story_id, account: account.clone() }))
 }
 
-pub async fn read_all(client: &GraphClient<'_>, accounts: &[Account]) -> Result<Vec<(Value, StoryRef)>, Failure> {
+/// The page refs `story_insights` consumes.
+pub type RefSender = futures::channel::mpsc::UnboundedSender<Result<Vec<StoryRef>, Failure>>;
+
+/// Reads every account's stories, emitting records to `out` when `stories` is synced and sending
+/// each page's refs to `refs` when `story_insights` is.
+pub async fn produce(
+    client: &GraphClient<'_>,
+    accounts: &[Account],
+    out: Option<&StreamOutput<'_>>,
+    refs: Option<&RefSender>,
+) -> Result<(), Failure> {
     let per_account = accounts.iter().map(|account| async move {
         let path = format!("/{}/stories", account.business_account_id);
-        let pages = graph::pages(client, path, vec![("fields", STORY_FIELDS.into())], NAME);
-        let pages: Vec<Vec<Value>> = pages.try_collect().await.map_err(|e| e.to_failure())?;
-        Ok::<_, Failure>(pages.into_iter().flatten().filter_map(|raw| transform(raw, account)).collect::<Vec<_>>())
+        let mut pages = std::pin::pin!(graph::pages(client, path, vec![("fields", STORY_FIELDS.into())], NAME));
+        while let Some(page) = pages.try_next().await.map_err(|e| e.to_failure())? {
+            let stories: Vec<_> = page.into_iter().filter_map(|raw| transform(raw, account)).collect();
+            if let Some(refs) = refs {
+                let _ = refs.unbounded_send(Ok(stories.iter().map(|(_, story)| story.clone()).collect()));
+            }
+            if let Some(out) = out {
+                stories.iter().for_each(|(record, _)| out.emit(record));
+            }
+        }
+        Ok::<_, Failure>(())
     });
-    let mut all = Vec::new();
-    let mut accounts = futures::stream::iter(per_account).buffered(accounts.len().max(1));
-    while let Some(stories) = accounts.try_next().await? {
-        all.extend(stories);
+    let result =
+        futures::stream::iter(per_account).buffer_unordered(accounts.len().max(1)).try_collect::<Vec<()>>().await;
+    if let (Err(failure), Some(refs)) = (&result, refs) {
+        let _ = refs.unbounded_send(Err(failure.clone()));
     }
-    Ok(all)
+    result.map(|_| ())
 }
 
 #[cfg(test)]

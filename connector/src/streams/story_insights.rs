@@ -3,11 +3,11 @@
 use super::StreamOutput;
 use super::stories::StoryRef;
 use crate::graph::{self, STORY_METRICS};
-use crate::http::client::GraphClient;
+use crate::http::client::{GraphClient, MAX_BATCH};
 use crate::http::error::RequestError;
 use crate::protocol::Failure;
 use crate::transform;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use serde_json::Value;
 
 pub const NAME: &str = "story_insights";
@@ -26,23 +26,26 @@ pub fn transform(body: Value, story: &StoryRef) -> Value {
     Value::Object(record)
 }
 
-pub async fn read(
+/// Fetches the insights of the stories as their pages arrive, batched when `batch` is on.
+pub async fn consume(
     client: &GraphClient<'_>,
-    stories: &[StoryRef],
-    fan_out: usize,
+    refs: impl futures::Stream<Item = Result<Vec<StoryRef>, Failure>>,
+    batch: bool,
     out: &StreamOutput<'_>,
 ) -> Result<(), Failure> {
-    let requests = stories.iter().map(|story| async move {
-        let path = format!("/{}/insights", story.story_id);
-        let body = graph::get_or_ignore(client, &path, &[("metric", STORY_METRICS)], NAME, ignore_code_10)
-            .await
-            .map_err(|e| e.to_failure())?;
-        Ok::<_, Failure>(body.map(|body| transform(body, story)))
-    });
-    let mut records = futures::stream::iter(requests).buffered(fan_out.max(1));
-    while let Some(record) = records.try_next().await? {
-        if let Some(record) = record {
-            out.emit(&record);
+    let mut refs = std::pin::pin!(refs);
+    while let Some(page) = refs.try_next().await? {
+        for chunk in page.chunks(MAX_BATCH) {
+            let items = chunk
+                .iter()
+                .map(|story| (format!("/{}/insights", story.story_id), vec![("metric", STORY_METRICS.to_owned())]))
+                .collect();
+            let outcomes = graph::get_many_or_ignore(client, items, batch, NAME, ignore_code_10).await;
+            for (story, outcome) in chunk.iter().zip(outcomes) {
+                if let Some(body) = outcome.map_err(|e| e.to_failure())? {
+                    out.emit(&transform(body, story));
+                }
+            }
         }
     }
     Ok(())

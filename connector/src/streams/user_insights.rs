@@ -29,7 +29,13 @@ pub struct Plan {
     pub start_date: Option<DateTime<Utc>>,
     /// Incoming cursors (empty for a full refresh).
     pub cursors: PartitionCursors,
+    /// Window length: 1 day (the reference) or up to [`MAX_RANGE_DAYS`] (one request per metric
+    /// group covering many days, split back into daily records).
+    pub window_days: i64,
 }
+
+/// Graph refuses account-insights ranges longer than this.
+pub const MAX_RANGE_DAYS: i64 = 30;
 
 impl Plan {
     fn now(&self) -> DateTime<Utc> {
@@ -47,7 +53,7 @@ impl Plan {
         self.now() + Duration::days(1)
     }
 
-    /// The windows of one account: `[since, until)` pairs of at most a day.
+    /// The windows of one account: `[since, until)` pairs of at most `window_days`.
     pub fn windows(&self, account: &str) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
         let lower = match self.cursors.get(account) {
             Some(cursor) => self.start().max(cursor - Duration::days(1)),
@@ -57,7 +63,7 @@ impl Plan {
         let mut windows = Vec::new();
         let mut since = lower;
         while since < end {
-            let until = (since + Duration::days(1)).min(end);
+            let until = (since + Duration::days(self.window_days.clamp(1, MAX_RANGE_DAYS))).min(end);
             windows.push((since, until));
             since = until;
         }
@@ -65,25 +71,33 @@ impl Plan {
     }
 }
 
-/// One record from one group's response: `{date, metric[_suffix]: values[0].value}`; `None` for
-/// an empty response.
-pub fn extract(body: &Value, period: &str) -> Option<Map<String, Value>> {
-    let items = body.get("data")?.as_array()?;
-    let first = items.first()?;
-    let mut record = Map::new();
-    if let Some(date) = first.pointer("/values/0/end_time") {
-        record.insert("date".into(), date.clone());
-    }
+/// The records of one group's response: `{date, metric[_suffix]: values[j].value}`. A one-day
+/// window reads only `values[0]` (the reference); a range reads one record per value (one per
+/// day). Empty for an empty response.
+pub fn extract(body: &Value, period: &str, every_value: bool) -> Vec<Map<String, Value>> {
+    let Some(items) = body.get("data").and_then(Value::as_array) else { return Vec::new() };
+    let Some(first) = items.first() else { return Vec::new() };
     let suffix = match period {
         "week" => "_week",
         "days_28" => "_days_28",
         _ => "",
     };
-    for item in items {
-        let Some(name) = item.get("name").and_then(Value::as_str) else { continue };
-        record.insert(format!("{name}{suffix}"), item.pointer("/values/0/value").cloned().unwrap_or(Value::Null));
-    }
-    Some(record)
+    let count =
+        if every_value { first.get("values").and_then(Value::as_array).map_or(1, |v| v.len().max(1)) } else { 1 };
+    (0..count)
+        .map(|index| {
+            let mut record = Map::new();
+            if let Some(date) = first.pointer(&format!("/values/{index}/end_time")) {
+                record.insert("date".into(), date.clone());
+            }
+            for item in items {
+                let Some(name) = item.get("name").and_then(Value::as_str) else { continue };
+                let value = item.pointer(&format!("/values/{index}/value")).cloned().unwrap_or(Value::Null);
+                record.insert(format!("{name}{suffix}"), value);
+            }
+            record
+        })
+        .collect()
 }
 
 /// Merges the groups' records by their raw `date`; later groups update earlier keys.
@@ -112,6 +126,7 @@ async fn read_window(
     account: &Account,
     (since, until): (DateTime<Utc>, DateTime<Utc>),
     latest_allowed: DateTime<Utc>,
+    every_value: bool,
 ) -> Result<Vec<(Value, DateTime<Utc>)>, RequestError> {
     let (since, until) = (format_cursor(since), format_cursor(until));
     let path = format!("/{}/insights", account.business_account_id);
@@ -124,13 +139,14 @@ async fn read_window(
     let mut extracted = Vec::new();
     for (body, period) in responses {
         let Some(body) = body else { continue };
-        match extract(&body, period) {
-            Some(record) => extracted.push(record),
-            None => client.sink().log(
+        let records = extract(&body, period, every_value);
+        if records.is_empty() {
+            client.sink().log(
                 LogLevel::Info,
                 &format!("{NAME}: no {period} data for account {} in [{since}, {until})", account.business_account_id),
-            ),
+            );
         }
+        extracted.extend(records);
     }
     let mut records = Vec::new();
     for mut record in merge(extracted) {
@@ -174,7 +190,9 @@ pub async fn read(
         let incoming = plan.cursors.get(&account.business_account_id);
         let windows = plan.windows(&account.business_account_id);
         let mut results = futures::stream::iter(
-            windows.into_iter().map(|window| read_window(client, account, window, latest_allowed)),
+            windows
+                .into_iter()
+                .map(|window| read_window(client, account, window, latest_allowed, plan.window_days > 1)),
         )
         .buffered(fan_out.max(1));
         loop {
@@ -221,6 +239,7 @@ mod tests {
             now: at(now),
             start_date: start.map(at),
             cursors: PartitionCursors::from_state(state.as_ref()).expect("state"),
+            window_days: 1,
         }
     }
 
@@ -237,6 +256,19 @@ mod tests {
         let old = plan("2024-01-15T12:00:00Z", Some("2020-01-01T00:00:00Z"), None);
         assert_eq!(old.windows("a")[0].0, at("2023-12-16T12:00:00Z"), "start is clamped to now - 30 days");
         assert_eq!(old.windows("a").len(), 31);
+    }
+
+    #[test]
+    fn range_windows_cover_the_same_span_in_30_day_steps() {
+        let mut p = plan("2024-01-15T12:00:00Z", None, None);
+        p.window_days = 30;
+        assert_eq!(
+            p.windows("a"),
+            vec![
+                (at("2023-12-16T12:00:00Z"), at("2024-01-15T12:00:00Z")),
+                (at("2024-01-15T12:00:00Z"), at("2024-01-16T12:00:00Z")),
+            ]
+        );
     }
 
     #[test]
@@ -262,11 +294,9 @@ mod tests {
             serde_json::from_str(include_str!("../../../tests/fixtures/samples/user_insights_for_lifetime.json"))
                 .expect("json");
         let week = json!({"data": [{"name": "reach", "period": "week", "values": [{"value": 3, "end_time": "2024-01-15T07:00:00+0000"}]}]});
-        let records = vec![
-            extract(&day, "day").expect("day"),
-            extract(&week, "week").expect("week"),
-            extract(&lifetime, "lifetime").expect("lifetime"),
-        ];
+        let records =
+            [extract(&day, "day", false), extract(&week, "week", false), extract(&lifetime, "lifetime", false)]
+                .concat();
         let merged = merge(records);
         assert_eq!(merged.len(), 1);
         let record = &merged[0];
@@ -274,7 +304,16 @@ mod tests {
         assert_eq!(keys, ["date", "follower_count", "reach", "reach_week", "online_followers"]);
         assert_eq!(record["date"], "2024-01-15T07:00:00+0000");
         assert_eq!(record["online_followers"]["23"], 2400);
-        assert_eq!(extract(&json!({"data": []}), "day"), None);
+        assert!(extract(&json!({"data": []}), "day", false).is_empty());
+        let range = json!({"data": [{"name": "reach", "values": [
+            {"value": 1, "end_time": "2024-01-14T07:00:00+0000"}, {"value": 2, "end_time": "2024-01-15T07:00:00+0000"}]}]});
+        let days = extract(&range, "days_28", true);
+        assert_eq!(days.len(), 2);
+        assert_eq!(
+            (days[1]["date"].as_str(), days[1]["reach_days_28"].as_i64()),
+            (Some("2024-01-15T07:00:00+0000"), Some(2))
+        );
+        assert_eq!(extract(&range, "days_28", false).len(), 1, "a one-day window reads values[0] only");
     }
 
     #[test]
@@ -340,8 +379,9 @@ mod tests {
         let client = GraphClient::new("http://x/v23.0", "t", 4, RetryPolicy::default(), &runtime, &sink);
         let account = Account { business_account_id: "a".into(), page_id: "p".into() };
         let window = (at("2024-01-15T12:00:00Z"), at("2024-01-16T12:00:00Z"));
-        let records = futures::executor::block_on(read_window(&client, &account, window, at("2024-01-16T12:00:00Z")))
-            .expect("window");
+        let records =
+            futures::executor::block_on(read_window(&client, &account, window, at("2024-01-16T12:00:00Z"), false))
+                .expect("window");
         assert!(records.is_empty(), "2024-01-17T07:00 is later than now + 1 day");
         assert_eq!(
             sink.logs().iter().filter(|(_, m)| m.starts_with("user_insights: no ")).count(),
@@ -352,8 +392,9 @@ mod tests {
         let record = extract(
             &json!({"data": [{"name": "reach", "values": [{"value": 1, "end_time": "2024-01-15T20:00:00+0000"}]}]}),
             "day",
+            false,
         );
-        assert!(record.is_some());
+        assert_eq!(record.len(), 1);
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub fn handle(options: &SandboxOptions, request: &Incoming<'_>) -> Reply {
             None => unknown_object(id),
         },
         [id, "media"] => match model.user(id) {
-            Some(user) => edge(user.media.iter().map(|m| m.node(user)), fields, request, page_size),
+            Some(user) => media_edge(user, fields, request, page_size, options.expansion_fails),
             None => unknown_object(id),
         },
         [id, "stories"] => match model.user(id) {
@@ -103,6 +103,46 @@ pub fn handle(options: &SandboxOptions, request: &Incoming<'_>) -> Reply {
         },
         _ => graph_error(400, 2500, None, "Unknown path components"),
     }
+}
+
+/// The media edge, with `children{…}` field expansion as Graph does it: the slides' own fields
+/// inline, slides that no longer exist left out.
+fn media_edge(
+    user: &crate::model::IgUser,
+    fields: Option<&[String]>,
+    request: &Incoming<'_>,
+    page_size: usize,
+    expansion_fails: bool,
+) -> Reply {
+    let expansion = fields.and_then(|f| f.iter().find_map(|f| f.strip_prefix("children{")?.strip_suffix('}')));
+    let Some(subfields) = expansion else {
+        return edge(user.media.iter().map(|m| m.node(user)), fields, request, page_size);
+    };
+    if expansion_fails {
+        return graph_error(400, 100, None, "(#100) Field expansion of children is not supported on this node");
+    }
+    let subfields = parse_fields(subfields);
+    let plain: Vec<String> = fields
+        .unwrap_or(&[])
+        .iter()
+        .map(|f| if f.starts_with("children{") { "children".to_owned() } else { f.clone() })
+        .collect();
+    let mut nodes = Vec::with_capacity(user.media.len());
+    for media in &user.media {
+        let mut node = media.node(user);
+        if !media.children.is_empty() {
+            let mut slides = Vec::new();
+            for child in media.children.iter().filter(|c| !c.deleted) {
+                match select_fields(&child.node(user), Some(&subfields), "IGMedia") {
+                    Ok(slide) => slides.push(slide),
+                    Err(error) => return error,
+                }
+            }
+            node["children"] = json!({ "data": slides });
+        }
+        nodes.push(node);
+    }
+    edge(nodes.into_iter(), Some(&plain), request, page_size)
 }
 
 fn reply(selected: Result<Value, Reply>) -> Reply {

@@ -10,7 +10,7 @@ pub mod insights;
 pub mod model;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -44,6 +44,8 @@ pub struct SandboxOptions {
     pub retry_after_secs: u64,
     /// At most `calls` per `window` per token; beyond, code 80002 like Instagram's account limit.
     pub rate_limit: Option<RateLimit>,
+    /// `children{…}` expansion on the media edge fails (to exercise the connector's fallback).
+    pub expansion_fails: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -64,6 +66,7 @@ impl SandboxOptions {
             fault_seed: 1,
             retry_after_secs: 1,
             rate_limit: None,
+            expansion_fails: false,
         }
     }
 }
@@ -78,12 +81,23 @@ pub struct LoggedRequest {
     pub status: u16,
     /// Answered with an injected fault or a rate-limit error.
     pub injected: bool,
+    /// An item of a Batch API call (the call itself is logged too, as a POST).
+    pub batched: bool,
     pub received: Instant,
     pub answered: Instant,
 }
 
+/// What the sandbox counted: HTTP round trips and Graph API calls (a batch counts each item, as
+/// Meta's rate limits do).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    pub round_trips: u64,
+    pub calls: u64,
+}
+
 struct Shared {
     options: SandboxOptions,
+    stats: Mutex<Stats>,
     origin: String,
     log: Mutex<Vec<LoggedRequest>>,
     faults: Mutex<model::Rng>,
@@ -116,6 +130,7 @@ impl Sandbox {
                 };
                 let (listener, addr) = listener;
                 let shared = Arc::new(Shared {
+                    stats: Mutex::new(Stats::default()),
                     faults: Mutex::new(model::Rng::new(options.fault_seed)),
                     window: Mutex::new((Instant::now(), 0)),
                     options,
@@ -142,6 +157,11 @@ impl Sandbox {
 
     pub fn token(&self) -> &str {
         &self.shared.options.token
+    }
+
+    /// Round trips and calls so far.
+    pub fn stats(&self) -> Stats {
+        *self.shared.stats.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Every request so far, in arrival order.
@@ -199,10 +219,14 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut stop: oneshot::Re
 
 async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let received = Instant::now();
+    let path = request.uri().path().to_owned();
+    if path == "/__sandbox/stats" {
+        let stats = serde_json::to_string(&*shared.stats.lock().unwrap_or_else(|p| p.into_inner())).unwrap_or_default();
+        return Response::new(Full::new(Bytes::from(stats)));
+    }
     if !shared.options.latency.is_zero() {
         tokio::time::sleep(shared.options.latency).await;
     }
-    let path = request.uri().path().to_owned();
     let query: HashMap<String, String> = request
         .uri()
         .query()
@@ -212,38 +236,137 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<B
         .headers()
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let incoming = graph::Incoming { path: &path, query: query.clone(), bearer, origin: &shared.origin };
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let method = request.method().clone();
+    shared.count(1, 0);
     let injected = shared.injected_error(bearer.is_some());
     let is_injected = injected.is_some();
     let reply = if let Some(reply) = injected {
+        shared.count(0, 1);
         reply
-    } else if request.method() == http::Method::GET {
+    } else if method == http::Method::GET {
+        shared.count(0, 1);
+        let incoming =
+            graph::Incoming { path: &path, query: query.clone(), bearer: bearer.as_deref(), origin: &shared.origin };
         graph::handle(&shared.options, &incoming)
+    } else if method == http::Method::POST && matches!(path.as_str(), "/" | "/v23.0" | "/v23.0/") {
+        let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        shared.batch(&body, bearer.as_deref())
     } else {
+        shared.count(0, 1);
         graph::graph_error(400, 100, None, "Unsupported method")
     };
+    shared.log(LoggedRequest {
+        method: method.to_string(),
+        path,
+        query,
+        status: reply.status,
+        injected: is_injected,
+        batched: false,
+        received,
+        answered: Instant::now(),
+    });
+    to_response(&reply)
+}
 
+fn to_response(reply: &graph::Reply) -> Response<Full<Bytes>> {
     let mut response =
         Response::builder().status(reply.status).header("content-type", "application/json; charset=UTF-8");
     for (name, value) in &reply.headers {
         response = response.header(name, value);
     }
     let body = Full::new(Bytes::from(reply.body.to_string()));
-    let response = response.body(body).unwrap_or_else(|_| Response::new(Full::new(Bytes::new())));
-    shared.log.lock().unwrap_or_else(|p| p.into_inner()).push(LoggedRequest {
-        method: request.method().to_string(),
-        path,
-        query,
-        status: reply.status,
-        injected: is_injected,
-        received,
-        answered: Instant::now(),
-    });
-    response
+    response.body(body).unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
+/// The most items one Batch API call may carry.
+pub const MAX_BATCH: usize = 50;
+
 impl Shared {
+    fn count(&self, round_trips: u64, calls: u64) {
+        let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        stats.round_trips += round_trips;
+        stats.calls += calls;
+    }
+
+    fn log(&self, entry: LoggedRequest) {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).push(entry);
+    }
+
+    /// The Graph Batch API: `batch=[{"method":"GET","relative_url":…}]` in a form body; answers an
+    /// array with one `{code, headers, body}` per item, in order, each handled (and rate-limited)
+    /// like a request of its own.
+    fn batch(&self, body: &[u8], bearer: Option<&str>) -> graph::Reply {
+        let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
+        let bearer = bearer.map(str::to_owned).or_else(|| form.get("access_token").cloned());
+        let Some(items) = form.get("batch").and_then(|b| serde_json::from_str::<Vec<serde_json::Value>>(b).ok()) else {
+            self.count(0, 1);
+            return graph::graph_error(
+                400,
+                100,
+                None,
+                "(#100) The parameter batch is required and must be a JSON array",
+            );
+        };
+        if items.len() > MAX_BATCH {
+            self.count(0, 1);
+            return graph::graph_error(
+                400,
+                1,
+                None,
+                "(#1) Too many requests in batch message. Maximum batch size is 50",
+            );
+        }
+        let answers: Vec<serde_json::Value> = items
+            .iter()
+            .map(|item| {
+                let received = Instant::now();
+                self.count(0, 1);
+                let relative = item["relative_url"].as_str().unwrap_or("");
+                let (path, query) = relative.split_once('?').unwrap_or((relative, ""));
+                let path =
+                    format!("/{}/{}", graph::API_VERSION, path.trim_start_matches('/').trim_start_matches("v23.0/"));
+                let query: HashMap<String, String> =
+                    url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+                let injected = self.injected_error(bearer.is_some());
+                let is_injected = injected.is_some();
+                let reply = match injected {
+                    Some(reply) => reply,
+                    None if item["method"].as_str().unwrap_or("GET") != "GET" => {
+                        graph::graph_error(400, 100, None, "Unsupported method in batch")
+                    }
+                    None => {
+                        let incoming = graph::Incoming {
+                            path: &path,
+                            query: query.clone(),
+                            bearer: bearer.as_deref(),
+                            origin: &self.origin,
+                        };
+                        graph::handle(&self.options, &incoming)
+                    }
+                };
+                self.log(LoggedRequest {
+                    method: "GET".into(),
+                    path,
+                    query,
+                    status: reply.status,
+                    injected: is_injected,
+                    batched: true,
+                    received,
+                    answered: Instant::now(),
+                });
+                let mut headers =
+                    vec![serde_json::json!({"name": "Content-Type", "value": "application/json; charset=UTF-8"})];
+                headers.extend(
+                    reply.headers.iter().map(|(name, value)| serde_json::json!({"name": name, "value": value})),
+                );
+                serde_json::json!({"code": reply.status, "headers": headers, "body": reply.body.to_string()})
+            })
+            .collect();
+        graph::Reply { status: 200, body: serde_json::Value::Array(answers), headers: Vec::new() }
+    }
+
     /// A fault or rate-limit answer for this request, if one is due.
     fn injected_error(&self, authenticated: bool) -> Option<graph::Reply> {
         let retry_after = ("retry-after".to_owned(), self.options.retry_after_secs.to_string());

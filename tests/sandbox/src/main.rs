@@ -39,6 +39,9 @@ struct Args {
     /// Calls allowed per second per token (0: unlimited).
     #[arg(long, default_value_t = 0)]
     rate_limit_per_sec: usize,
+    /// Make `children{…}` field expansion fail (exercises the connector's fallback).
+    #[arg(long)]
+    expansion_fails: bool,
     /// The access token the sandbox accepts.
     #[arg(long, default_value = DEFAULT_TOKEN)]
     token: String,
@@ -62,6 +65,7 @@ fn main() -> std::process::ExitCode {
         fault_seed: args.seed,
         rate_limit: (args.rate_limit_per_sec > 0)
             .then_some(RateLimit { calls: args.rate_limit_per_sec, window: Duration::from_secs(1) }),
+        expansion_fails: args.expansion_fails,
         ..SandboxOptions::new(model)
     };
     match Sandbox::start(options) {
