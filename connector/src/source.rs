@@ -216,7 +216,7 @@ fn pipe<T>(
     (Some(sender), Some(receiver))
 }
 
-fn send_failure<T>(refs: &Option<UnboundedSender<Result<T, Failure>>>, failure: &Failure) {
+fn send_failure<T>(refs: &Option<PageSender<T>>, failure: &Failure) {
     if let Some(refs) = refs {
         let _ = refs.unbounded_send(Err(failure.clone()));
     }

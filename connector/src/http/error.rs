@@ -74,7 +74,8 @@ pub struct RequestError {
     pub class: ErrorClass,
     /// HTTP status, if a response arrived.
     pub status: Option<u16>,
-    pub graph: Option<GraphError>,
+    /// Boxed: errors travel in many `Result`s and most have no Graph body.
+    pub graph: Option<Box<GraphError>>,
     /// Transport failure or body excerpt when there is no Graph error.
     pub detail: String,
     /// How many attempts were made.
@@ -94,8 +95,8 @@ impl RequestError {
 
     /// Classifies a non-success response, or a success response with an `error` body.
     pub fn from_response(response: &HttpResponse, body: Option<&Value>, path: &str) -> RequestError {
-        let graph = body.and_then(GraphError::from_body);
-        let class = classify(response.status, graph.as_ref());
+        let graph = body.and_then(GraphError::from_body).map(Box::new);
+        let class = classify(response.status, graph.as_deref());
         let detail = if graph.is_some() {
             String::new()
         } else {
