@@ -205,10 +205,13 @@ fn client_for<'a>(config: &Config, runtime: &'a dyn Runtime, sink: &'a dyn Sink)
 /// The accounts, read once and awaited by every stream that needs them.
 type Accounts<'a> = Shared<LocalBoxFuture<'a, Result<Rc<Vec<(Value, Account)>>, Failure>>>;
 
+/// The sending end of a page pipeline (pages of refs, or the failure that ended them).
+type PageSender<T> = UnboundedSender<Result<T, Failure>>;
+/// The receiving end of a page pipeline.
+type PageReceiver<T> = UnboundedReceiver<Result<T, Failure>>;
+
 /// A page pipeline from a parent to its child stream, when the child is synced.
-fn pipe<T>(
-    wanted: bool,
-) -> (Option<UnboundedSender<Result<T, Failure>>>, Option<UnboundedReceiver<Result<T, Failure>>>) {
+fn pipe<T>(wanted: bool) -> (Option<PageSender<T>>, Option<PageReceiver<T>>) {
     if !wanted {
         return (None, None);
     }
