@@ -4,14 +4,21 @@
 //!   with the cache disabled;
 //! * instantiation: one fresh store + instance + `spec` call, averaged, in-process;
 //! * peak RSS of one `run-many` process for 1, 100 and 500 tenants, idle (blocked in the host) and
-//!   syncing (Api, users, media, stories from the sandbox), read with `wait4`.
+//!   syncing (Api, users, media, stories from the sandbox), read with `wait4`;
+//! * Benchmark L: 2 accounts × 2,000 media (mixed types, carousels of 2–5 slides), 5 stories and
+//!   30 days of insights, all eight streams, against the sandbox as a separate process, at 0 and
+//!   50 ms latency, with the call-reduction switches on and off. Wall time, user+sys CPU and peak
+//!   RSS of the host process (`wait4`), calls and round trips from the sandbox's counters.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use e2e_tests::{Scratch, catalog_of, component, host_binary, hostile_component};
 use graph_sandbox::model::{Model, ModelSpec};
 use graph_sandbox::{Sandbox, SandboxOptions};
 use instagram_host::{AirbyteWriter, Connector};
+use serde_json::Value;
 use serde_json::json;
+use std::io::{Read, Write};
+use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,28 +39,195 @@ fn spec_once(extra: &[&str]) -> Duration {
     started.elapsed()
 }
 
-/// Wall time and peak RSS (KiB) of a host child process (reaped by `wait4`, which reports its usage).
-#[allow(clippy::zombie_processes)]
-fn run_measured(args: &[&str]) -> (Duration, i64, bool) {
-    let started = Instant::now();
-    let child = Command::new(host_binary())
+/// What `wait4` reports of a finished host process.
+struct Measured {
+    wall: Duration,
+    cpu: Duration,
+    peak_rss_kib: i64,
+    ok: bool,
+}
+
+/// Runs the host with `args`, stdout to `stdout` (or nowhere), and measures it.
+///
+/// Through a freshly started copy of this binary (`--measure`): Linux carries the parent's memory
+/// high-water mark into a child's `ru_maxrss` at `exec`, so a child of this (large) process would
+/// report at least this process's RSS.
+fn measure(args: &[&str], stdout: Option<&Path>) -> Measured {
+    let out = match stdout {
+        Some(path) => std::process::Stdio::from(std::fs::File::create(path).expect("stdout file")),
+        None => std::process::Stdio::null(),
+    };
+    let helper = Command::new(std::env::current_exe().expect("bench binary"))
+        .arg("--measure")
+        .arg(host_binary())
         .arg(component())
         .args(args)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+        .stdout(out)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("measuring helper");
+    let report = String::from_utf8_lossy(&helper.stderr);
+    let numbers: Vec<u64> =
+        report.lines().last().unwrap_or("").split_whitespace().filter_map(|n| n.parse().ok()).collect();
+    let [wall_us, cpu_us, rss_kib, status] = numbers[..] else { panic!("no measurement: {report}") };
+    Measured {
+        wall: Duration::from_micros(wall_us),
+        cpu: Duration::from_micros(cpu_us),
+        peak_rss_kib: rss_kib as i64,
+        ok: status == 0,
+    }
+}
+
+/// `bench --measure PROGRAM ARGS…`: run it with inherited stdout and print
+/// `wall_us cpu_us maxrss_kib status` on stderr.
+#[allow(clippy::zombie_processes)]
+fn measure_helper(program: &str, args: &[String]) -> ! {
+    let started = Instant::now();
+    let child = Command::new(program).args(args).spawn().expect("spawn");
     let mut status = 0;
-    // SAFETY: plain libc call on our own child's pid, with valid out-pointers.
+    // SAFETY: plain libc call on our own child's pid, with valid out-pointers; it reaps the child.
     #[allow(unsafe_code)]
     let usage = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
         libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage);
         usage
     };
-    (started.elapsed(), usage.ru_maxrss, status == 0)
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    eprintln!(
+        "{} {} {} {}",
+        started.elapsed().as_micros(),
+        micros(usage.ru_utime) + micros(usage.ru_stime),
+        usage.ru_maxrss,
+        status
+    );
+    std::process::exit(0)
+}
+
+fn run_measured(args: &[&str]) -> (Duration, i64, bool) {
+    let m = measure(args, None);
+    (m.wall, m.peak_rss_kib, m.ok)
+}
+
+/// The sandbox binary on a free port; its base URL.
+struct SandboxProcess {
+    child: std::process::Child,
+    base_url: String,
+}
+
+impl SandboxProcess {
+    fn start(args: &[&str]) -> SandboxProcess {
+        let binary = e2e_tests::workspace_root().join("target/release/graph-sandbox");
+        let mut child = Command::new(binary)
+            .args(["--port", "0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sandbox");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("base url");
+        SandboxProcess { child, base_url: line.trim().to_owned() }
+    }
+
+    fn stats(&self) -> Value {
+        let authority = self.base_url.trim_start_matches("http://").split('/').next().unwrap_or("");
+        let mut stream = std::net::TcpStream::connect(authority).expect("connect");
+        write!(stream, "GET /__sandbox/stats HTTP/1.0\r\nHost: {authority}\r\n\r\n").expect("request");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("answer");
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or("{}")).expect("stats")
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn benchmark_l(warm_cache: &Path) {
+    println!("\n## Benchmark L: 2 accounts x 2,000 media, 5 stories, 30 days, all eight streams (num_workers 15)");
+    println!(
+        "| latency | optimisations | wall | CPU (user+sys) | peak RSS | Graph API calls | round trips | records |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let names = [
+        "media",
+        "media_insights",
+        "users",
+        "user_lifetime_insights",
+        "stories",
+        "story_insights",
+        "Api",
+        "user_insights",
+    ];
+    for latency in ["0", "50"] {
+        for optimised in [true, false] {
+            let sandbox = SandboxProcess::start(&[
+                "--accounts",
+                "2",
+                "--pages-without-instagram",
+                "0",
+                "--media",
+                "2000",
+                "--stories",
+                "5",
+                "--latency-ms",
+                latency,
+            ]);
+            let scratch = Scratch::new("bench-l");
+            let config = json!({"access_token": "sandbox-token", "base_url": sandbox.base_url,
+                                "expand_carousel_children": optimised, "batch_insights_requests": optimised,
+                                "user_insights_date_ranges": optimised});
+            let config_path = scratch.write("config.json", &config.to_string());
+            let catalog_path = scratch.write("catalog.json", &e2e_tests::catalog_all().to_string());
+            let origin = sandbox.base_url.trim_end_matches("/v23.0").to_owned();
+            let output = scratch.path().join("messages.jsonl");
+            let m = measure(
+                &[
+                    "--cache-dir",
+                    warm_cache.to_str().expect("path"),
+                    "--allow-host",
+                    &origin,
+                    "read",
+                    "--config",
+                    config_path.to_str().expect("path"),
+                    "--catalog",
+                    catalog_path.to_str().expect("path"),
+                ],
+                Some(&output),
+            );
+            let stats = sandbox.stats();
+            let mut counts = std::collections::BTreeMap::new();
+            for line in std::fs::read_to_string(&output).unwrap_or_default().lines() {
+                let message: Value = serde_json::from_str(line).unwrap_or(Value::Null);
+                if message["type"] == "RECORD" {
+                    *counts.entry(message["record"]["stream"].as_str().unwrap_or("").to_owned()).or_insert(0u64) += 1;
+                }
+            }
+            let records: Vec<String> = names.iter().map(|n| format!("{n} {}", counts.get(*n).unwrap_or(&0))).collect();
+            println!(
+                "| {latency} ms | {} | {} | {:.2} s | {:.1} MiB | {} | {} | {}{} |",
+                if optimised { "on" } else { "off" },
+                ms(m.wall),
+                m.cpu.as_secs_f64(),
+                m.peak_rss_kib as f64 / 1024.0,
+                stats["calls"],
+                stats["round_trips"],
+                records.join(", "),
+                if m.ok { "" } else { " (exit 1)" }
+            );
+        }
+    }
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--measure") && args.len() > 2 {
+        measure_helper(&args[2], &args[3..]);
+    }
     println!("## Host start-up (median of runs; `source-instagram-host … spec`)");
     let cold: Vec<Duration> = (0..3)
         .map(|_| {
@@ -83,6 +257,8 @@ fn main() {
         "| instantiate + spec call, per tenant | {:.0} µs |",
         started.elapsed().as_secs_f64() * 1e6 / rounds as f64
     );
+
+    benchmark_l(warm_dir.path());
 
     println!("\n## Tenants in one `run-many` process (peak RSS of the whole process)");
     println!("| tenants | idle: peak RSS | idle: wall | syncing: peak RSS | syncing: wall | all succeeded |");
