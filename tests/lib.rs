@@ -179,19 +179,13 @@ pub fn sample(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).expect("sample")).expect("sample JSON")
 }
 
+/// Every stream, in `discover` order.
+pub const ALL_STREAMS: [&str; 8] =
+    ["media", "media_insights", "users", "user_lifetime_insights", "stories", "story_insights", "Api", "user_insights"];
+
 /// Every stream, user_insights incremental, the rest full refresh.
 pub fn catalog_all() -> Value {
-    let names = [
-        "media",
-        "media_insights",
-        "users",
-        "user_lifetime_insights",
-        "stories",
-        "story_insights",
-        "Api",
-        "user_insights",
-    ];
-    json!({"streams": names.iter().map(|name| {
+    json!({"streams": ALL_STREAMS.iter().map(|name| {
         let incremental = *name == "user_insights";
         json!({
             "stream": {"name": name, "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
@@ -213,6 +207,17 @@ pub fn read_catalog(scratch: &Scratch, config: &Value, catalog: &Value, extra: &
 impl Output {
     pub fn logs(&self) -> Vec<String> {
         self.of_type("LOG").into_iter().filter_map(|m| m["log"]["message"].as_str().map(str::to_owned)).collect()
+    }
+
+    /// Every stream's records (data only, sorted, as JSON text): what must not change between runs.
+    pub fn record_set(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut set: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+        for message in self.of_type("RECORD") {
+            let stream = message["record"]["stream"].as_str().unwrap_or("").to_owned();
+            set.entry(stream).or_default().push(message["record"]["data"].to_string());
+        }
+        set.values_mut().for_each(|v| v.sort());
+        set
     }
 
     /// The last STATE of `stream`.
@@ -240,4 +245,10 @@ pub fn peak_in_flight(requests: &[graph_sandbox::LoggedRequest]) -> usize {
         .map(|r| requests.iter().filter(|o| o.received <= r.received && r.received < o.answered).count())
         .max()
         .unwrap_or(0)
+}
+
+/// The small model the multi-tenant test and benchmark sync: 2 accounts, 4 media, 1 story each.
+pub fn small_model() -> graph_sandbox::model::Model {
+    use graph_sandbox::model::{Model, ModelSpec};
+    Model::generate(&ModelSpec { accounts: 2, media_per_account: 4, stories_per_account: 1, ..ModelSpec::default() })
 }

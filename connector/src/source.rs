@@ -9,11 +9,11 @@ use crate::http::client::{GraphClient, RetryPolicy};
 use crate::protocol::{Failure, LogLevel, RedactingSink, Sink, StreamStatus};
 use crate::state::{InputState, PartitionCursors};
 use crate::streams::{
-    self, StreamOutput, api, media, media_insights, stories, story_insights, user_insights, user_lifetime_insights,
-    users,
+    self, PageSender, StreamOutput, api, media, media_insights, stories, story_insights, user_insights,
+    user_lifetime_insights, users,
 };
 use futures::FutureExt;
-use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender};
+use futures::channel::mpsc::UnboundedReceiver;
 use futures::future::{LocalBoxFuture, Shared};
 use serde_json::Value;
 use std::rc::Rc;
@@ -205,8 +205,6 @@ fn client_for<'a>(config: &Config, runtime: &'a dyn Runtime, sink: &'a dyn Sink)
 /// The accounts, read once and awaited by every stream that needs them.
 type Accounts<'a> = Shared<LocalBoxFuture<'a, Result<Rc<Vec<(Value, Account)>>, Failure>>>;
 
-/// The sending end of a page pipeline (pages of refs, or the failure that ended them).
-type PageSender<T> = UnboundedSender<Result<T, Failure>>;
 /// The receiving end of a page pipeline.
 type PageReceiver<T> = UnboundedReceiver<Result<T, Failure>>;
 

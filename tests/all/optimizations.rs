@@ -5,7 +5,6 @@ use e2e_tests::{Output, Scratch, catalog_all, config_for, read_catalog};
 use graph_sandbox::model::{Model, ModelSpec};
 use graph_sandbox::{Sandbox, SandboxOptions, Stats};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 
 fn model() -> Model {
     Model::generate(&ModelSpec { accounts: 2, media_per_account: 120, stories_per_account: 3, ..ModelSpec::default() })
@@ -23,17 +22,6 @@ fn sync(options: SandboxOptions, settings: Value) -> (Output, Stats) {
     (out, sandbox.stats())
 }
 
-/// Every stream's records, sorted, as JSON text.
-fn records(out: &Output) -> BTreeMap<String, Vec<String>> {
-    let mut set: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for message in out.of_type("RECORD") {
-        let stream = message["record"]["stream"].as_str().unwrap_or("").to_owned();
-        set.entry(stream).or_default().push(message["record"]["data"].to_string());
-    }
-    set.values_mut().for_each(|v| v.sort());
-    set
-}
-
 fn all(on: bool) -> Value {
     json!({"expand_carousel_children": on, "batch_insights_requests": on, "user_insights_date_ranges": on})
 }
@@ -42,7 +30,7 @@ fn all(on: bool) -> Value {
 fn records_are_identical_with_optimisations_on_and_off() {
     let (plain, plain_stats) = sync(SandboxOptions::new(model()), all(false));
     let (optimised, optimised_stats) = sync(SandboxOptions::new(model()), all(true));
-    let (expected, got) = (records(&plain), records(&optimised));
+    let (expected, got) = (plain.record_set(), optimised.record_set());
     assert_eq!(expected.keys().collect::<Vec<_>>(), got.keys().collect::<Vec<_>>());
     for (stream, records) in &expected {
         assert_eq!(records.len(), got[stream].len(), "{stream}");
@@ -56,7 +44,7 @@ fn records_are_identical_with_optimisations_on_and_off() {
         let mut one = all(false);
         one[switch] = json!(on);
         let (single, _) = sync(SandboxOptions::new(model()), one);
-        assert_eq!(records(&single), expected, "{switch} alone changes no record");
+        assert_eq!(single.record_set(), expected, "{switch} alone changes no record");
     }
 }
 
@@ -64,7 +52,7 @@ fn records_are_identical_with_optimisations_on_and_off() {
 fn a_failing_field_expansion_falls_back_to_one_request_per_slide() {
     let (plain, _) = sync(SandboxOptions::new(model()), all(false));
     let (fallback, stats) = sync(SandboxOptions { expansion_fails: true, ..SandboxOptions::new(model()) }, all(true));
-    assert_eq!(records(&fallback), records(&plain));
+    assert_eq!(fallback.record_set(), plain.record_set());
     assert!(fallback.logs().iter().any(|l| l.contains("asking for it again without field expansion")));
     assert!(stats.calls > 0);
 }

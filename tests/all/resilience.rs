@@ -4,22 +4,10 @@ use e2e_tests::{Output, Scratch, catalog_all, config_for, read_catalog};
 use graph_sandbox::model::{Model, ModelSpec};
 use graph_sandbox::{RateLimit, Sandbox, SandboxOptions};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn model() -> Model {
     Model::generate(&ModelSpec { accounts: 2, media_per_account: 10, stories_per_account: 2, ..ModelSpec::default() })
-}
-
-/// Records per stream, sorted, without volatile fields.
-fn record_set(out: &Output) -> BTreeMap<String, Vec<String>> {
-    let mut set: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for message in out.of_type("RECORD") {
-        let stream = message["record"]["stream"].as_str().unwrap_or("").to_owned();
-        set.entry(stream).or_default().push(message["record"]["data"].to_string());
-    }
-    set.values_mut().for_each(|v| v.sort());
-    set
 }
 
 fn sync(options: SandboxOptions) -> (Sandbox, Output) {
@@ -39,7 +27,7 @@ fn a_sync_under_ten_percent_faults_delivers_every_record() {
     assert_eq!(out.code, 0, "{:?}", out.errors());
     let injected = sandbox.requests().iter().filter(|r| r.injected).count();
     assert!(injected >= 3, "faults were injected: {injected}");
-    assert_eq!(record_set(&out), record_set(&clean), "same records as a clean run");
+    assert_eq!(out.record_set(), clean.record_set(), "same records as a clean run");
     assert!(
         out.logs().iter().any(|l| l.contains("throttled by the Graph API")),
         "throttling (code 4 as HTTP 400) is retried"

@@ -45,16 +45,7 @@ fn every_stream_completes_with_the_reference_shapes() {
     let model = Model::generate(&ModelSpec::default());
     let (sandbox, out) = sync_all(&model);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    for stream in [
-        "media",
-        "media_insights",
-        "users",
-        "user_lifetime_insights",
-        "stories",
-        "story_insights",
-        "Api",
-        "user_insights",
-    ] {
+    for stream in e2e_tests::ALL_STREAMS {
         assert_eq!(out.timeline(stream).last().map(String::as_str), Some("COMPLETE"), "{stream}");
     }
     // Parents are read once per sync (checklist: no re-read for child streams).

@@ -2,7 +2,6 @@
 //! fail with the right errors, and every well-behaved tenant's output equals a solo run's.
 
 use e2e_tests::{Scratch, catalog_of, config_for, hostile_component, path_str, run_json_lines};
-use graph_sandbox::model::{Model, ModelSpec};
 use graph_sandbox::{Sandbox, SandboxOptions};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -34,13 +33,7 @@ fn run_many(scratch: &Scratch, jobs: &Value) -> Vec<Value> {
 
 #[test]
 fn a_hundred_tenants_complete_while_five_hostile_ones_fail_alone() {
-    let model = Model::generate(&ModelSpec {
-        accounts: 2,
-        media_per_account: 4,
-        stories_per_account: 1,
-        ..ModelSpec::default()
-    });
-    let sandbox = Sandbox::start(SandboxOptions::new(model)).expect("sandbox");
+    let sandbox = Sandbox::start(SandboxOptions::new(e2e_tests::small_model())).expect("sandbox");
     let scratch = Scratch::new("tenants");
     let origin = format!("http://{}", sandbox.addr());
     let good = |name: String| {

@@ -12,7 +12,6 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use e2e_tests::{Scratch, catalog_of, component, host_binary, hostile_component};
-use graph_sandbox::model::{Model, ModelSpec};
 use graph_sandbox::{Sandbox, SandboxOptions};
 use instagram_host::{AirbyteWriter, Connector};
 use serde_json::Value;
@@ -153,16 +152,6 @@ fn benchmark_l(warm_cache: &Path) {
         "| latency | optimisations | wall | CPU (user+sys) | peak RSS | Graph API calls | round trips | records |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    let names = [
-        "media",
-        "media_insights",
-        "users",
-        "user_lifetime_insights",
-        "stories",
-        "story_insights",
-        "Api",
-        "user_insights",
-    ];
     for latency in ["0", "50"] {
         for optimised in [true, false] {
             let sandbox = SandboxProcess::start(&[
@@ -207,7 +196,8 @@ fn benchmark_l(warm_cache: &Path) {
                     *counts.entry(message["record"]["stream"].as_str().unwrap_or("").to_owned()).or_insert(0u64) += 1;
                 }
             }
-            let records: Vec<String> = names.iter().map(|n| format!("{n} {}", counts.get(*n).unwrap_or(&0))).collect();
+            let records: Vec<String> =
+                e2e_tests::ALL_STREAMS.iter().map(|n| format!("{n} {}", counts.get(*n).unwrap_or(&0))).collect();
             println!(
                 "| {latency} ms | {} | {} | {:.2} s | {:.1} MiB | {} | {} | {}{} |",
                 if optimised { "on" } else { "off" },
@@ -262,13 +252,7 @@ fn main() {
 
     println!("\n## Tenants in one `run-many` process (peak RSS of the whole process)");
     println!("| tenants | idle: peak RSS | idle: wall | syncing: peak RSS | syncing: wall | all succeeded |");
-    let model = Model::generate(&ModelSpec {
-        accounts: 2,
-        media_per_account: 4,
-        stories_per_account: 1,
-        ..ModelSpec::default()
-    });
-    let sandbox = Sandbox::start(SandboxOptions::new(model)).expect("sandbox");
+    let sandbox = Sandbox::start(SandboxOptions::new(e2e_tests::small_model())).expect("sandbox");
     let origin = format!("http://{}", sandbox.addr());
     let config = json!({"access_token": sandbox.token(), "base_url": sandbox.base_url()});
     for tenants in [1usize, 100, 500] {

@@ -91,7 +91,7 @@ async fn expand_children_one_by_one(client: &GraphClient<'_>, record: &mut Map<S
 }
 
 /// The page refs `media_insights` consumes, as media pages arrive (or the failure that ended them).
-pub type RefSender = futures::channel::mpsc::UnboundedSender<Result<Vec<MediaRef>, Failure>>;
+pub type RefSender = super::PageSender<Vec<MediaRef>>;
 
 /// Replaces inline `children.data` (fetched by field expansion) with the cleaned slides.
 fn inline_children(record: &mut Map<String, Value>) {
@@ -124,7 +124,7 @@ pub async fn produce(
         }
         _ => (MEDIA_FIELDS.to_owned(), None),
     };
-    let per_account = accounts.iter().map(|account| {
+    super::for_each_account(accounts, refs, |account| {
         let (fields, fallback) = (fields.clone(), fallback.clone());
         async move {
             let path = format!("/{}/media", account.business_account_id);
@@ -153,13 +153,8 @@ pub async fn produce(
             }
             Ok::<_, Failure>(())
         }
-    });
-    let result =
-        futures::stream::iter(per_account).buffer_unordered(accounts.len().max(1)).try_collect::<Vec<()>>().await;
-    if let (Err(failure), Some(refs)) = (&result, refs) {
-        let _ = refs.unbounded_send(Err(failure.clone()));
-    }
-    result.map(|_| ())
+    })
+    .await
 }
 
 #[cfg(test)]

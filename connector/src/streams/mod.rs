@@ -10,7 +10,9 @@ pub mod user_insights;
 pub mod user_lifetime_insights;
 pub mod users;
 
-use crate::protocol::{Sink, StreamStatus};
+use crate::graph::Account;
+use crate::protocol::{Failure, Sink, StreamStatus};
+use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use std::cell::{Cell, RefCell};
 
@@ -65,4 +67,26 @@ impl<'a> StreamOutput<'a> {
     pub fn emitted(&self) -> u64 {
         self.emitted.get()
     }
+}
+
+/// The sending end of a parent-to-child page pipeline: pages of refs, or the failure that ended them.
+pub type PageSender<T> = futures::channel::mpsc::UnboundedSender<Result<T, Failure>>;
+
+/// Runs `read_account` for every account at once; if any fails, the child stream fed through
+/// `refs` learns the failure too.
+pub async fn for_each_account<'a, T, F, Fut>(
+    accounts: &'a [Account],
+    refs: Option<&PageSender<T>>,
+    read_account: F,
+) -> Result<(), Failure>
+where
+    F: Fn(&'a Account) -> Fut,
+    Fut: Future<Output = Result<(), Failure>>,
+{
+    let readers = futures::stream::iter(accounts.iter().map(read_account));
+    let result = readers.buffer_unordered(accounts.len().max(1)).try_collect::<Vec<()>>().await;
+    if let (Err(failure), Some(refs)) = (&result, refs) {
+        let _ = refs.unbounded_send(Err(failure.clone()));
+    }
+    result.map(|_| ())
 }

@@ -5,7 +5,7 @@ use crate::graph::{self, Account, STORY_FIELDS};
 use crate::http::client::GraphClient;
 use crate::protocol::Failure;
 use crate::transform;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use serde_json::{Value, json};
 
 pub const NAME: &str = "stories";
@@ -32,7 +32,7 @@ pub fn transform(raw: Value, account: &Account) -> Option<(Value, StoryRef)> {
 }
 
 /// The page refs `story_insights` consumes.
-pub type RefSender = futures::channel::mpsc::UnboundedSender<Result<Vec<StoryRef>, Failure>>;
+pub type RefSender = super::PageSender<Vec<StoryRef>>;
 
 /// Reads every account's stories, emitting records to `out` when `stories` is synced and sending
 /// each page's refs to `refs` when `story_insights` is.
@@ -42,7 +42,7 @@ pub async fn produce(
     out: Option<&StreamOutput<'_>>,
     refs: Option<&RefSender>,
 ) -> Result<(), Failure> {
-    let per_account = accounts.iter().map(|account| async move {
+    super::for_each_account(accounts, refs, |account| async move {
         let path = format!("/{}/stories", account.business_account_id);
         let mut pages = std::pin::pin!(graph::pages(client, path, vec![("fields", STORY_FIELDS.into())], NAME));
         while let Some(page) = pages.try_next().await.map_err(|e| e.to_failure())? {
@@ -55,13 +55,8 @@ pub async fn produce(
             }
         }
         Ok::<_, Failure>(())
-    });
-    let result =
-        futures::stream::iter(per_account).buffer_unordered(accounts.len().max(1)).try_collect::<Vec<()>>().await;
-    if let (Err(failure), Some(refs)) = (&result, refs) {
-        let _ = refs.unbounded_send(Err(failure.clone()));
-    }
-    result.map(|_| ())
+    })
+    .await
 }
 
 #[cfg(test)]
