@@ -34,7 +34,7 @@ pub async fn check(config: &str, runtime: &dyn Runtime, sink: &dyn Sink) -> Resu
     // A connection check should answer in seconds, not after the sync's 310 s retry budget.
     let policy =
         RetryPolicy { max_retries: 2, backoff_factor: std::time::Duration::from_secs(1), ..RetryPolicy::default() };
-    let client = GraphClient::new(&config.base_url, &config.access_token, config.num_workers, policy, runtime, &sink);
+    let client = client_for(&config, policy, runtime, &sink);
     api::read_first_page(&client).await.map_err(|e| {
         let failure = e.to_failure();
         Failure { message: sink.redact(&failure.message), ..failure }
@@ -64,7 +64,7 @@ pub async fn read(
     let configured = catalog::parse_configured(configured_catalog)?;
     let state = InputState::parse(state)?;
     let sink = RedactingSink::new(sink, config.secrets());
-    let client = &client_for(&config, runtime, &sink);
+    let client = &client_for(&config, RetryPolicy::default(), runtime, &sink);
     let selected = |name: &str| configured.iter().any(|s| s.name == name);
     let optimizations = config.optimizations;
     let fan_out = config.num_workers * 2;
@@ -198,8 +198,13 @@ pub async fn read(
     }
 }
 
-fn client_for<'a>(config: &Config, runtime: &'a dyn Runtime, sink: &'a dyn Sink) -> GraphClient<'a> {
-    GraphClient::new(&config.base_url, &config.access_token, config.num_workers, RetryPolicy::default(), runtime, sink)
+fn client_for<'a>(
+    config: &Config,
+    policy: RetryPolicy,
+    runtime: &'a dyn Runtime,
+    sink: &'a dyn Sink,
+) -> GraphClient<'a> {
+    GraphClient::new(&config.base_url, &config.access_token, config.num_workers, policy, runtime, sink)
 }
 
 /// The accounts, read once and awaited by every stream that needs them.
