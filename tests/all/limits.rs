@@ -118,8 +118,10 @@ fn outbound_requests_are_capped_per_run_whatever_the_connector_asks() {
     let sandbox = sandbox_with(Duration::from_millis(50));
     let connector = Connector::from_file(&e2e_tests::component()).expect("component");
     let options = options_for(&sandbox, Limits { max_concurrent_requests: 3, ..Limits::default() });
+    // Single requests (60 insights GETs, 12 wanted in flight), so the host's cap of 3 is what binds.
     let mut config = config_for(&sandbox);
     config["num_workers"] = json!(12);
+    config["batch_insights_requests"] = json!(false);
     let result = block_on(connector.read(&options, buffer(), &config.to_string(), &catalog(&["media_insights"]), None));
     assert!(matches!(result, Ok(Ok(()))), "{result:?}");
     assert_eq!(peak_in_flight(&sandbox.requests()), 3);
