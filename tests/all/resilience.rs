@@ -28,11 +28,13 @@ fn a_sync_under_ten_percent_faults_delivers_every_record() {
     let injected = sandbox.requests().iter().filter(|r| r.injected).count();
     assert!(injected >= 3, "faults were injected: {injected}");
     assert_eq!(out.record_set(), clean.record_set(), "same records as a clean run");
-    assert!(
-        out.logs().iter().any(|l| l.contains("throttled by the Graph API")),
-        "throttling (code 4 as HTTP 400) is retried"
-    );
-    assert!(out.logs().iter().any(|l| l.contains("retrying")), "503s are retried");
+    let throttles = sandbox.requests().iter().filter(|r| r.injected && r.status == 400).count();
+    if throttles > 0 {
+        let announced = out.logs().iter().any(|l| l.contains("throttled by the Graph API"));
+        assert!(announced, "throttling (code 4 as HTTP 400) is waited out, and said so");
+    }
+    let summary = out.logs().into_iter().find(|l| l.starts_with("Read done")).unwrap_or_default();
+    assert!(!summary.contains(" 0 retries"), "faults were retried: {summary}");
 }
 
 #[test]

@@ -168,7 +168,11 @@ impl<'a> GraphClient<'a> {
                             }
                         }
                     }
-                    Err(error) => {
+                    // A throttled or failing batch call is waited out and resent like its items.
+                    Err((error, wait)) if error.class.is_retryable() && attempt <= self.policy.max_retries => {
+                        retry.extend(chunk.iter().map(|&index| (index, error.clone(), wait)));
+                    }
+                    Err((error, _)) => {
                         self.sink.log(
                             LogLevel::Info,
                             &format!(
@@ -188,7 +192,9 @@ impl<'a> GraphClient<'a> {
                     }
                 }
             }
-            let Some((_, first, _)) = retry.first() else { break };
+            // Announce throttling if any item was throttled: it is what the user must know about.
+            let throttled = retry.iter().find(|(_, error, _)| error.class == ErrorClass::RateLimited);
+            let Some((_, first, _)) = throttled.or(retry.first()) else { break };
             let server_wait = retry.iter().filter_map(|(_, _, wait)| *wait).max();
             let wait = server_wait.unwrap_or_else(|| self.policy.backoff(attempt)).min(self.policy.max_wait);
             self.announce_retry(first, wait, stream);
@@ -212,7 +218,7 @@ impl<'a> GraphClient<'a> {
         &self,
         items: &[(String, Vec<(&str, String)>)],
         chunk: &[usize],
-    ) -> Result<Vec<Result<Value, Failed>>, RequestError> {
+    ) -> Result<Vec<Result<Value, Failed>>, Failed> {
         let batch: Vec<Value> = chunk
             .iter()
             .map(|&index| {
@@ -233,11 +239,12 @@ impl<'a> GraphClient<'a> {
             ],
             body: Some(body.into_bytes()),
         };
-        let response = self.round_trip(request).await.map_err(|e| RequestError::from_transport(&e, "/ (batch)"))?;
+        let response =
+            self.round_trip(request).await.map_err(|e| (RequestError::from_transport(&e, "/ (batch)"), None))?;
         let answers = match classify(&response, "/ (batch)") {
             Ok(Value::Array(answers)) if answers.len() == chunk.len() => answers,
-            Ok(_) => return Err(RequestError::from_response(&response, None, "/ (batch)")),
-            Err((error, _)) => return Err(error),
+            Ok(_) => return Err((RequestError::from_response(&response, None, "/ (batch)"), None)),
+            Err(failed) => return Err(failed),
         };
         Ok(answers
             .into_iter()
@@ -443,6 +450,28 @@ mod tests {
         assert!(results[2].is_ok() && results[3].is_ok(), "throttled and missing items are retried");
         assert_eq!(runtime.requests.borrow().len(), 2, "one batch, then one retry batch");
         assert_eq!(runtime.sleeps.borrow().len(), 1);
+    }
+
+    #[test]
+    fn a_throttled_batch_call_is_waited_out_and_resent() {
+        use crate::http::testing::{ScriptedRuntime, respond};
+        use crate::protocol::testing::RecordingSink;
+        let round = std::cell::Cell::new(0);
+        let runtime = ScriptedRuntime::new(chrono::Utc::now(), move |_| {
+            round.set(round.get() + 1);
+            if round.get() == 1 {
+                respond(400, json!({"error": {"code": 4, "message": "(#4) Application request limit reached"}}))
+            } else {
+                respond(200, json!([{"code": 200, "body": "{\"ok\":1}"}, {"code": 200, "body": "{\"ok\":2}"}]))
+            }
+        });
+        let sink = RecordingSink::default();
+        let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
+        let items = vec![("/a".to_string(), vec![]), ("/b".to_string(), vec![])];
+        let results = futures::executor::block_on(client.get_batch(&items, "media_insights"));
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(runtime.requests.borrow().len(), 2, "the batch is resent, not split into singles");
+        assert_eq!(runtime.sleeps.borrow().as_slice(), [Duration::from_secs(10)]);
     }
 
     #[test]
