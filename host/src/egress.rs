@@ -2,8 +2,10 @@
 //!
 //! Why here: `WasiHttpHooks::send_request` is the only choke point for outbound HTTP (the default
 //! sender opens TCP itself and ignores wasi:sockets policy), so the allow-list lives in that hook.
-//! It is fail-closed: an origin is reachable only if it is listed, and by default only the origin
-//! of the config's `base_url` is.
+//! It is fail-closed: an origin is reachable only if it is listed. By default only the origin of
+//! the config's `base_url` is, and only over https to public addresses, so a config cannot aim the
+//! connector at the operator's own network; the operator opts other origins in explicitly. The
+//! same hook applies the run's HTTP limits (request slots, timeouts, response size).
 
 use crate::limits::{AbortSignal, LimitExceeded, Limits};
 use http_body_util::BodyExt;
