@@ -252,3 +252,20 @@ pub fn small_model() -> graph_sandbox::model::Model {
     use graph_sandbox::model::{Model, ModelSpec};
     Model::generate(&ModelSpec { accounts: 2, media_per_account: 4, stories_per_account: 1, ..ModelSpec::default() })
 }
+
+/// The connector component, compiled once per test process (through the shared cache).
+pub fn connector() -> instagram_host::Connector {
+    static LOADED: std::sync::OnceLock<instagram_host::Connector> = std::sync::OnceLock::new();
+    LOADED.get_or_init(|| load(&component())).clone()
+}
+
+/// The hostile test component, compiled once per test process.
+pub fn hostile_connector() -> instagram_host::Connector {
+    static LOADED: std::sync::OnceLock<instagram_host::Connector> = std::sync::OnceLock::new();
+    LOADED.get_or_init(|| load(&hostile_component())).clone()
+}
+
+fn load(path: &Path) -> instagram_host::Connector {
+    let cache = instagram_host::engine::default_cache_dir();
+    instagram_host::Connector::load(path, cache.as_deref()).expect("load the component").0
+}

@@ -258,7 +258,8 @@ async fn run_stream<'s>(
     sink.log(LogLevel::Info, &format!("{}: {} records", stream.name, out.emitted()));
     match result {
         Ok(()) => {
-            if stream.name != user_insights::NAME {
+            // Incremental-capable streams checkpoint their own cursor state.
+            if !catalog::supports_incremental(&stream.name) {
                 out.checkpoint(&streams::final_full_refresh_state());
             }
             sink.stream_status(&stream.name, StreamStatus::Complete, None);

@@ -98,6 +98,17 @@ pub fn flatten_insights(body: Value) -> Map<String, Value> {
     record
 }
 
+/// An insights record (media or story): flattened metrics plus the object's `id` and its
+/// account's `page_id` and `business_account_id`, URL-cleaned.
+pub fn insights_record(body: Value, object_id: &str, account: &crate::graph::Account) -> Map<String, Value> {
+    let mut record = flatten_insights(body);
+    record.insert("id".into(), Value::String(object_id.to_owned()));
+    record.insert("page_id".into(), Value::String(account.page_id.clone()));
+    record.insert("business_account_id".into(), Value::String(account.business_account_id.clone()));
+    clean_urls(&mut record);
+    record
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -215,21 +215,35 @@ fn run(cli: Cli, writer: Writer) -> Result<ExitCode, Failure> {
                     None => None,
                 };
                 let options = cli.sandbox.options(&config)?;
-                let sink: SharedSink = match (output, state_file) {
-                    (Some(dir), _) => Arc::new(Mutex::new(
-                        directory_with_state(&dir, writer.clone(), state.as_deref()).map_err(|e| {
+                let directory = match &output {
+                    Some(dir) => Some(Arc::new(Mutex::new(
+                        directory_with_state(dir, writer.clone(), state.as_deref()).map_err(|e| {
                             failure(
                                 FailureType::ConfigError,
                                 format!("Cannot use the output directory {}: {e}", dir.display()),
                             )
                         })?,
-                    )),
+                    ))),
+                    None => None,
+                };
+                let sink: SharedSink = match (&directory, state_file) {
+                    (Some(directory), _) => directory.clone(),
                     (None, Some(path)) => {
                         Arc::new(Mutex::new(PersistingSink::new(writer.clone(), path, state.as_deref())))
                     }
                     (None, None) => writer.clone(),
                 };
-                connector.read(&options, sink, &config, &catalog, state.as_deref()).await.map_err(host_failure)??;
+                let outcome =
+                    connector.read(&options, sink, &config, &catalog, state.as_deref()).await.map_err(host_failure)?;
+                // Records that never reached the output directory fail the run, whatever the connector said.
+                if let Some(directory) = directory {
+                    let mut directory = directory.lock().unwrap_or_else(|p| p.into_inner());
+                    let flushed = directory.sync_files().map_err(|e| e.to_string());
+                    if let Some(message) = directory.write_error().map(str::to_owned).or(flushed.err()) {
+                        return Err(failure(FailureType::SystemError, message));
+                    }
+                }
+                outcome?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::RunMany { jobs } => {

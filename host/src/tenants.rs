@@ -237,6 +237,12 @@ async fn run_one(connector: &Connector, job: Job, base_dir: &Path, limits: Limit
             Outcome::Stopped(failure.message)
         }
     };
-    let _ = sink.sync_files();
+    let flushed = sink.sync_files().map_err(|e| e.to_string());
+    // Records that never reached the disk make the run a failure, whatever the connector said.
+    let outcome = match (sink.write_error(), flushed) {
+        (Some(message), _) => Outcome::Stopped(message.to_owned()),
+        (None, Err(error)) => Outcome::Stopped(format!("cannot write to {}: {error}", output.display())),
+        (None, Ok(())) => outcome,
+    };
     report(outcome, sink.counts().clone())
 }

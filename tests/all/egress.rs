@@ -4,7 +4,7 @@
 use e2e_tests::{Scratch, config_for, path_str, run_cli_raw};
 use graph_sandbox::model::{Model, ModelSpec};
 use graph_sandbox::{Sandbox, SandboxOptions};
-use instagram_host::{AirbyteWriter, AllowList, Connector, Origin, RunOptions};
+use instagram_host::{AirbyteWriter, AllowList, Origin, RunOptions};
 use std::sync::{Arc, Mutex};
 
 fn sandbox() -> Sandbox {
@@ -14,7 +14,7 @@ fn sandbox() -> Sandbox {
 #[test]
 fn a_request_to_a_foreign_origin_is_refused_and_logged() {
     let sandbox = sandbox();
-    let connector = Connector::from_file(&e2e_tests::component()).expect("component");
+    let connector = e2e_tests::connector();
     let config = config_for(&sandbox).to_string();
     // Allow only another port on the same host: the sandbox's own origin is foreign.
     let other: Origin =

@@ -1,6 +1,6 @@
 //! Every resource limit, and every hostile component, stopped or blind (embedding API and CLI).
 
-use e2e_tests::{Scratch, config_for, hostile_component, path_str, peak_in_flight, run_cli};
+use e2e_tests::{Scratch, config_for, path_str, peak_in_flight, run_cli};
 use graph_sandbox::model::{Model, ModelSpec};
 use graph_sandbox::{Sandbox, SandboxOptions};
 use instagram_host::{AirbyteWriter, AllowList, Connector, HostError, LimitExceeded, Limits, Origin, RunOptions};
@@ -23,7 +23,7 @@ fn block_on<T>(future: impl Future<Output = T>) -> T {
 }
 
 fn hostile() -> Connector {
-    Connector::from_file(&hostile_component()).expect("hostile component")
+    e2e_tests::hostile_connector()
 }
 
 fn limited(limits: Limits) -> RunOptions {
@@ -106,7 +106,7 @@ fn catalog(streams: &[&str]) -> String {
 #[test]
 fn an_oversized_response_ends_the_run() {
     let sandbox = sandbox_with(Duration::ZERO);
-    let connector = Connector::from_file(&e2e_tests::component()).expect("component");
+    let connector = e2e_tests::connector();
     let options = options_for(&sandbox, Limits { max_response_bytes: 2_000, ..Limits::default() });
     let config = config_for(&sandbox).to_string();
     let result = block_on(connector.read(&options, buffer(), &config, &catalog(&["Api", "media"]), None));
@@ -116,7 +116,7 @@ fn an_oversized_response_ends_the_run() {
 #[test]
 fn outbound_requests_are_capped_per_run_whatever_the_connector_asks() {
     let sandbox = sandbox_with(Duration::from_millis(50));
-    let connector = Connector::from_file(&e2e_tests::component()).expect("component");
+    let connector = e2e_tests::connector();
     let options = options_for(&sandbox, Limits { max_concurrent_requests: 3, ..Limits::default() });
     // Single requests (60 insights GETs, 12 wanted in flight), so the host's cap of 3 is what binds.
     let mut config = config_for(&sandbox);
@@ -130,7 +130,7 @@ fn outbound_requests_are_capped_per_run_whatever_the_connector_asks() {
 #[test]
 fn request_timeouts_are_capped_by_the_host() {
     let sandbox = sandbox_with(Duration::from_secs(2));
-    let connector = Connector::from_file(&e2e_tests::component()).expect("component");
+    let connector = e2e_tests::connector();
     let options = options_for(&sandbox, Limits { request_timeout: Duration::from_millis(200), ..Limits::default() });
     let result = block_on(connector.check(&options, buffer(), &config_for(&sandbox).to_string()));
     let failure = result.expect("no host failure").expect_err("timed out");

@@ -93,3 +93,16 @@ fn a_hundred_tenants_complete_while_five_hostile_ones_fail_alone() {
     let log = std::fs::read_to_string(scratch.path().join("forbidden-host/messages.jsonl")).expect("log");
     assert!(log.contains("refused an outbound request to https://example.com:443"));
 }
+
+#[test]
+fn a_tenant_whose_records_cannot_be_written_is_not_reported_as_succeeded() {
+    let sandbox = Sandbox::start(SandboxOptions::new(e2e_tests::small_model())).expect("sandbox");
+    let scratch = Scratch::new("unwritable");
+    // `Api.jsonl` is a directory: the record file cannot be created.
+    std::fs::create_dir_all(scratch.path().join("out/Api.jsonl")).expect("blocker");
+    let job = json!({"name": "blocked", "config": config_for(&sandbox), "catalog": catalog_of(&["Api"]),
+                     "output": "out", "allow_hosts": [format!("http://{}", sandbox.addr())]});
+    let summary = run_many(&scratch, &json!({ "jobs": [job] }));
+    assert_eq!(summary[0]["status"], "stopped", "{summary:?}");
+    assert!(summary[0]["detail"].as_str().unwrap_or("").contains("Cannot write to the output directory"));
+}

@@ -27,11 +27,7 @@ pub fn metrics_for(media_type: Option<&str>, media_product_type: Option<&str>) -
 
 /// Flattened insights plus `id`, `page_id`, `business_account_id` and the parent's `timestamp`.
 pub fn transform(body: Value, media: &MediaRef) -> Value {
-    let mut record = transform::flatten_insights(body);
-    record.insert("id".into(), Value::String(media.media_id.clone()));
-    record.insert("page_id".into(), Value::String(media.account.page_id.clone()));
-    record.insert("business_account_id".into(), Value::String(media.account.business_account_id.clone()));
-    transform::clean_urls(&mut record);
+    let mut record = transform::insights_record(body, &media.media_id, &media.account);
     if let Some(timestamp) = &media.timestamp {
         record.insert("timestamp".into(), timestamp.clone());
     }

@@ -40,10 +40,6 @@ impl<'a> StreamOutput<'a> {
         StreamOutput { name, sink, emitted: Cell::new(0), since_state: Cell::new(0), last_state: RefCell::new(None) }
     }
 
-    pub fn name(&self) -> &str {
-        self.name
-    }
-
     pub fn emit(&self, record: &Value) {
         if self.emitted.get() == 0 {
             self.sink.stream_status(self.name, StreamStatus::Running, None);

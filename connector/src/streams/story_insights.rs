@@ -18,12 +18,7 @@ fn ignore_code_10(error: &RequestError) -> Option<String> {
 }
 
 pub fn transform(body: Value, story: &StoryRef) -> Value {
-    let mut record = transform::flatten_insights(body);
-    record.insert("id".into(), Value::String(story.story_id.clone()));
-    record.insert("page_id".into(), Value::String(story.account.page_id.clone()));
-    record.insert("business_account_id".into(), Value::String(story.account.business_account_id.clone()));
-    transform::clean_urls(&mut record);
-    Value::Object(record)
+    Value::Object(transform::insights_record(body, &story.story_id, &story.account))
 }
 
 /// Fetches the insights of the stories as their pages arrive, batched when `batch` is on.
