@@ -7,7 +7,10 @@ WASM_TARGET := wasm32-wasip2
 COMPONENT   := target/$(WASM_TARGET)/release/instagram_connector.wasm
 HOST        := target/release/source-instagram-host
 
-.PHONY: build wasm-target component host test-components run test bench lint clean
+PYTHON      ?= python3
+PY_VENVS    := target/py
+
+.PHONY: build wasm-target component host test-components python-venvs run test image test-image bench lint clean
 
 build: component host
 
@@ -28,8 +31,32 @@ run: build
 test-components: wasm-target
 	$(CARGO) build --release --locked -p hostile-component --target $(WASM_TARGET)
 
-test: build test-components
+# Python venvs with pinned packages (official Airbyte protocol models; PyAirbyte), made once
+# under target/ and remade only when their requirements file changes.
+$(PY_VENVS)/%/installed: tests/python/requirements-%.txt
+	rm -rf $(PY_VENVS)/$*
+	$(PYTHON) -m venv $(PY_VENVS)/$*
+	$(PY_VENVS)/$*/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+python-venvs: $(PY_VENVS)/protocol/installed $(PY_VENVS)/pyairbyte/installed
+
+# Rust unit and e2e tests (which keep every stdout as a transcript), then with code nobody here
+# wrote: the Airbyte standard checks and the transcripts under the official protocol models,
+# and PyAirbyte syncing into DuckDB.
+test: build test-components python-venvs
+	rm -rf target/e2e-transcripts
 	$(CARGO) test --release --locked --workspace
+	cd tests/python && ../../$(PY_VENVS)/protocol/bin/python -m pytest -p no:cacheprovider -q test_standard.py test_transcripts.py
+	cd tests/python && ../../$(PY_VENVS)/pyairbyte/bin/python -m pytest -p no:cacheprovider -q test_pyairbyte.py
+
+# The Airbyte source image (podman, FROM scratch; installs podman with apt-get when missing),
+# and its smoke test: spec, check and a read inside the container against the sandbox.
+image: build
+	scripts/image.sh
+
+test-image: image python-venvs
+	cd tests/python && ../../$(PY_VENVS)/protocol/bin/python -m pytest -p no:cacheprovider -q test_image.py
 
 # Start-up and multi-tenant figures (see tests/bench); prints markdown tables.
 bench: build test-components

@@ -128,18 +128,48 @@ fn config_origin(args: &[String]) -> Option<String> {
 }
 
 /// Runs the CLI with exactly `args` (no implicit `--allow-host`) and parses stdout as JSON lines,
-/// asserting that every stdout line is a protocol message.
+/// asserting that every stdout line is a protocol message. The stdout is also kept as a
+/// transcript, which `make test` validates with the official Airbyte protocol models.
 pub fn run_cli_raw(args: &[&str]) -> Output {
-    let output = run_json_lines(args);
+    run_cli_env(args, &[])
+}
+
+/// [`run_cli_raw`] with operator settings in the environment (`SOURCE_INSTAGRAM_*`); any such
+/// variable of the test's own environment is removed first.
+pub fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let output = run_json_lines_env(args, env);
     for message in &output.messages {
         assert!(message["type"].is_string(), "not an Airbyte message: {message}");
     }
+    keep_transcript(&output.stdout);
     output
+}
+
+/// Where the e2e tests keep the stdout of every protocol run (`<test name>-<n>.jsonl`).
+pub fn transcript_dir() -> PathBuf {
+    workspace_root().join("target/e2e-transcripts")
+}
+
+fn keep_transcript(stdout: &str) {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let dir = transcript_dir();
+    std::fs::create_dir_all(&dir).expect("transcript dir");
+    let test = std::thread::current().name().unwrap_or("main").replace("::", ".");
+    let file = format!("{test}-{}-{}.jsonl", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+    std::fs::write(dir.join(file), stdout).expect("write transcript");
 }
 
 /// Runs the CLI with exactly `args`; stdout parsed as JSON lines of any shape.
 pub fn run_json_lines(args: &[&str]) -> Output {
-    let output = Command::new(host_binary()).arg(component()).args(args).output().expect("run the host");
+    run_json_lines_env(args, &[])
+}
+
+fn run_json_lines_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(host_binary());
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("SOURCE_INSTAGRAM_")) {
+        command.env_remove(name);
+    }
+    let output = command.arg(component()).args(args).envs(env.iter().copied()).output().expect("run the host");
     let stdout = String::from_utf8(output.stdout).expect("utf-8 stdout");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let messages = stdout

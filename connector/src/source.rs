@@ -83,9 +83,9 @@ pub async fn read(
 
     let mut tasks: Vec<LocalBoxFuture<'_, Option<&str>>> = Vec::new();
     for (stream, out) in configured.iter().zip(&outputs) {
-        let body: LocalBoxFuture<'_, Result<(), Failure>> = match check_mode(stream) {
+        let body: LocalBoxFuture<'_, Result<(), Failure>> = match effective_sync_mode(stream, &sink) {
             Err(failure) => async move { Err(failure) }.boxed_local(),
-            Ok(()) => match stream.name.as_str() {
+            Ok(sync_mode) => match stream.name.as_str() {
                 api::NAME => {
                     let accounts = accounts.clone();
                     async move {
@@ -129,7 +129,7 @@ pub async fn read(
                 }
                 user_insights::NAME => {
                     // A full refresh ignores incoming state (reference §13).
-                    let incoming = match stream.sync_mode {
+                    let incoming = match sync_mode {
                         SyncMode::Incremental => state.get(user_insights::NAME),
                         SyncMode::FullRefresh => None,
                     };
@@ -228,8 +228,13 @@ fn send_failure<T>(refs: &Option<PageSender<T>>, failure: &Failure) {
     }
 }
 
-/// Unknown streams and unsupported sync modes fail that stream alone.
-fn check_mode(stream: &ConfiguredStream) -> Result<(), Failure> {
+/// The configured-catalog rules of Airbyte's Python CDK (`AbstractSource.read`, 7.x): a stream
+/// that `discover` does not list fails alone with a `config_error`; `incremental` asked for a
+/// full-refresh-only stream reads it in full refresh (PyAirbyte asks `incremental` for every
+/// stream). `destination_sync_mode` and `cursor_field` / `primary_key` overrides are the
+/// destination's business and are ignored, as the CDK ignores them for source-defined cursors
+/// and keys.
+fn effective_sync_mode(stream: &ConfiguredStream, sink: &dyn Sink) -> Result<SyncMode, Failure> {
     if !streams::ALL.contains(&stream.name.as_str()) {
         return Err(Failure::config(format!(
             "The stream `{}` in your connection configuration was not found in the source. Refresh the schema in your replication settings and remove this stream from future sync attempts.",
@@ -237,12 +242,16 @@ fn check_mode(stream: &ConfiguredStream) -> Result<(), Failure> {
         )));
     }
     if stream.sync_mode == SyncMode::Incremental && !catalog::supports_incremental(&stream.name) {
-        return Err(Failure::config(format!(
-            "The stream `{}` supports only full_refresh, but the catalog asks for incremental.",
-            stream.name
-        )));
+        sink.log(
+            LogLevel::Info,
+            &format!(
+                "The stream `{}` supports only full_refresh; the catalog asks for incremental, so it is read in full refresh.",
+                stream.name
+            ),
+        );
+        return Ok(SyncMode::FullRefresh);
     }
-    Ok(())
+    Ok(stream.sync_mode)
 }
 
 /// One stream's life: STARTED, its records, a final state, COMPLETE; or TRACE ERROR and

@@ -13,6 +13,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -144,13 +145,20 @@ pub struct EgressPolicy {
     slots: Arc<Semaphore>,
     limits: Limits,
     abort: AbortSignal,
+    requests_sent: Arc<AtomicU64>,
 }
 
 impl EgressPolicy {
-    /// A policy for one run.
-    pub fn new(allow: AllowList, limits: Limits, abort: AbortSignal, on_denied: DenialReporter) -> Self {
+    /// A policy for one run; `requests_sent` counts the requests it lets through.
+    pub fn new(
+        allow: AllowList,
+        limits: Limits,
+        abort: AbortSignal,
+        requests_sent: Arc<AtomicU64>,
+        on_denied: DenialReporter,
+    ) -> Self {
         let slots = Arc::new(Semaphore::new(limits.max_concurrent_requests.max(1)));
-        EgressPolicy { allow, on_denied, slots, limits, abort }
+        EgressPolicy { allow, on_denied, slots, limits, abort, requests_sent }
     }
 
     /// Static checks: origin listed, scheme allowed, no Host header naming another origin.
@@ -221,6 +229,7 @@ impl WasiHttpHooks for EgressPolicy {
             between_bytes_timeout: clamp(options.and_then(|o| o.between_bytes_timeout), cap),
         };
         let (slots, on_denied, abort) = (self.slots.clone(), self.on_denied.clone(), self.abort.clone());
+        let requests_sent = self.requests_sent.clone();
         let max_bytes = self.limits.max_response_bytes;
         Box::new(async move {
             if let Admission::PublicOnly(origin) = admission {
@@ -237,6 +246,7 @@ impl WasiHttpHooks for EgressPolicy {
                 }
             }
             let permit = slots.acquire_owned().await.map_err(|_| HttpError::ConnectionLimitReached)?;
+            requests_sent.fetch_add(1, Ordering::Relaxed);
             let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
             let response = response.map(|body| {
                 LimitedBody { inner: body.boxed_unsync(), remaining: max_bytes, max_bytes, abort, _permit: permit }
@@ -305,7 +315,7 @@ mod tests {
     }
 
     fn policy(allow: AllowList) -> EgressPolicy {
-        EgressPolicy::new(allow, Limits::default(), AbortSignal::default(), Arc::new(|_| {}))
+        EgressPolicy::new(allow, Limits::default(), AbortSignal::default(), Arc::default(), Arc::new(|_| {}))
     }
 
     fn request(uri: &str, host: Option<&str>) -> http::Request<WasiBody> {

@@ -24,6 +24,7 @@ pub mod engine;
 pub mod limits;
 pub mod messages;
 pub mod output_dir;
+pub mod progress;
 mod runner;
 pub mod state_file;
 pub mod tenants;

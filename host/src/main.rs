@@ -5,13 +5,14 @@
 use clap::{Args, Parser, Subcommand};
 use instagram_host::messages::trace_error;
 use instagram_host::output_dir::directory_with_state;
+use instagram_host::progress::ProgressSink;
 use instagram_host::state_file::PersistingSink;
 use instagram_host::tenants::{Outcome, run_many};
 use instagram_host::{
     AirbyteWriter, Connector, Failure, FailureType, HostError, Limits, Origin, RunOptions, SharedSink,
 };
 use serde_json::json;
-use std::io::{BufWriter, Stdout};
+use std::io::{BufWriter, IsTerminal, Stdout};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -30,35 +31,46 @@ struct Cli {
 
 /// What the component may reach and use. Every limit that fires ends the run with a
 /// `system_error` naming it.
+///
+/// Each flag can also come from a `SOURCE_INSTAGRAM_*` environment variable, because clients
+/// that launch a source (PyAirbyte, the Airbyte platform, orchestrators) pass only the verb and
+/// its files. A flag wins over its variable. These are the operator's settings: nothing in the
+/// user's config can widen them.
 #[derive(Args)]
 struct SandboxArgs {
     /// Also allow this origin (e.g. `http://127.0.0.1:8123`), whatever its scheme or address.
     /// By default only the config's `base_url` origin is reachable, over https, on public addresses.
-    #[arg(long = "allow-host", global = true, value_name = "ORIGIN")]
+    #[arg(
+        long = "allow-host",
+        global = true,
+        value_name = "ORIGIN",
+        env = "SOURCE_INSTAGRAM_ALLOW_HOSTS",
+        value_delimiter = ','
+    )]
     allow_hosts: Vec<String>,
     /// Guest memory cap in MiB.
-    #[arg(long, global = true, default_value_t = Limits::default().memory_bytes >> 20)]
+    #[arg(long, global = true, env = "SOURCE_INSTAGRAM_MEMORY_MIB", default_value_t = Limits::default().memory_bytes >> 20)]
     memory_mib: usize,
     /// Guest CPU cap in fuel units (about one per wasm instruction; 0 = no cap).
-    #[arg(long, global = true, default_value_t = Limits::default().fuel.unwrap_or(0))]
+    #[arg(long, global = true, env = "SOURCE_INSTAGRAM_FUEL", default_value_t = Limits::default().fuel.unwrap_or(0))]
     fuel: u64,
     /// Wall-time cap of the whole command in seconds (0 = no cap).
-    #[arg(long, global = true, default_value_t = Limits::default().wall_time.map_or(0, |d| d.as_secs()))]
+    #[arg(long, global = true, env = "SOURCE_INSTAGRAM_WALL_TIME_SECS", default_value_t = Limits::default().wall_time.map_or(0, |d| d.as_secs()))]
     wall_time_secs: u64,
     /// Outbound requests in flight at once.
-    #[arg(long, global = true, default_value_t = Limits::default().max_concurrent_requests)]
+    #[arg(long, global = true, env = "SOURCE_INSTAGRAM_MAX_REQUESTS", default_value_t = Limits::default().max_concurrent_requests)]
     max_requests: usize,
     /// Largest response body in MiB.
-    #[arg(long, global = true, default_value_t = Limits::default().max_response_bytes >> 20)]
+    #[arg(long, global = true, env = "SOURCE_INSTAGRAM_MAX_RESPONSE_MIB", default_value_t = Limits::default().max_response_bytes >> 20)]
     max_response_mib: u64,
     /// Cap on the connect, first-byte and between-bytes timeouts of each request, in seconds.
-    #[arg(long, global = true, default_value_t = Limits::default().request_timeout.as_secs())]
+    #[arg(long, global = true, env = "SOURCE_INSTAGRAM_REQUEST_TIMEOUT_SECS", default_value_t = Limits::default().request_timeout.as_secs())]
     request_timeout_secs: u64,
     /// Directory of precompiled components (default: ~/.cache/instagram-source).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "SOURCE_INSTAGRAM_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
     /// Compile the component on every start.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, env = "SOURCE_INSTAGRAM_NO_CACHE")]
     no_cache: bool,
 }
 
@@ -233,8 +245,19 @@ fn run(cli: Cli, writer: Writer) -> Result<ExitCode, Failure> {
                     }
                     (None, None) => writer.clone(),
                 };
-                let outcome =
-                    connector.read(&options, sink, &config, &catalog, state.as_deref()).await.map_err(host_failure)?;
+                // A person at a terminal sees live progress on stderr; pipes and files see nothing extra.
+                let progress = std::io::stderr()
+                    .is_terminal()
+                    .then(|| Arc::new(Mutex::new(ProgressSink::new(sink.clone(), options.requests_sent.clone()))));
+                let sink: SharedSink = match &progress {
+                    Some(progress) => progress.clone(),
+                    None => sink,
+                };
+                let outcome = connector.read(&options, sink, &config, &catalog, state.as_deref()).await;
+                if let Some(progress) = progress {
+                    progress.lock().unwrap_or_else(|p| p.into_inner()).finish();
+                }
+                let outcome = outcome.map_err(host_failure)?;
                 // Records that never reached the output directory fail the run, whatever the connector said.
                 if let Some(directory) = directory {
                     let mut directory = directory.lock().unwrap_or_else(|p| p.into_inner());

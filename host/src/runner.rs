@@ -9,6 +9,7 @@ use crate::messages::MessageSink;
 use crate::{Failure, FailureType, LogLevel, StreamStatus};
 use serde_json::value::RawValue;
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::error::Context as _;
@@ -26,13 +27,15 @@ pub struct RunOptions {
     pub allow: AllowList,
     /// Memory, CPU, time and HTTP limits.
     pub limits: Limits,
+    /// Counts the outbound requests the run sent (shared by clones; read it for progress).
+    pub requests_sent: Arc<AtomicU64>,
 }
 
 impl RunOptions {
     /// Allows only the origin of the config's `base_url` (the Graph API by default, over https,
     /// public addresses only), with default limits.
     pub fn for_config(config: &str) -> RunOptions {
-        RunOptions { allow: AllowList::for_config(config), limits: Limits::default() }
+        RunOptions { allow: AllowList::for_config(config), ..RunOptions::default() }
     }
 
     /// Also allows `origin`, whatever its scheme or address (the operator's explicit opt-in).
@@ -152,6 +155,7 @@ impl Connector {
             options.allow.clone(),
             limits.clone(),
             abort.clone(),
+            options.requests_sent.clone(),
             Arc::new(move |reason: &str| lock(&denial_sink).log(LogLevel::Warn, reason)),
         );
         let state = HostState {

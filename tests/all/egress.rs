@@ -1,7 +1,7 @@
 //! The host refuses requests outside its egress policy (the embedding API and the CLI, with the
 //! real component and a real server that would have answered).
 
-use e2e_tests::{Scratch, config_for, path_str, run_cli_raw};
+use e2e_tests::{Scratch, config_for, path_str, run_cli_env, run_cli_raw};
 use graph_sandbox::model::{Model, ModelSpec};
 use graph_sandbox::{Sandbox, SandboxOptions};
 use instagram_host::{AirbyteWriter, AllowList, Origin, RunOptions};
@@ -74,4 +74,51 @@ fn the_default_policy_allows_only_the_base_url_origin() {
         AllowList { explicit: vec![], default: Origin::from_url("https://graph.example.com") }
     );
     assert_eq!(RunOptions::for_config("{}").allow.default, Origin::from_url("https://graph.facebook.com"));
+}
+
+/// Clients that launch a source pass only the verb and its files, so operator settings also come
+/// from `SOURCE_INSTAGRAM_*` variables; a flag wins over its variable, and the user's config can
+/// never widen egress.
+#[test]
+fn operator_settings_come_from_the_environment_and_flags_win() {
+    let sandbox = sandbox();
+    let scratch = Scratch::new("egress-env");
+    let origin = format!("http://127.0.0.1:{}", sandbox.addr().port());
+    let elsewhere = format!("http://127.0.0.1:{}", sandbox.addr().port().wrapping_add(1).max(1));
+    let config = scratch.write("config.json", &config_for(&sandbox).to_string());
+    let check = ["check", "--config", path_str(&config)];
+    let status = |out: &e2e_tests::Output| out.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"].clone();
+
+    let listed = format!("{elsewhere},{origin}");
+    let out = run_cli_env(&check, &[("SOURCE_INSTAGRAM_ALLOW_HOSTS", &listed)]);
+    assert_eq!(status(&out), "SUCCEEDED", "comma-separated origins, no flag");
+
+    let out = run_cli_env(
+        &[&check[..], &["--allow-host", &elsewhere]].concat(),
+        &[("SOURCE_INSTAGRAM_ALLOW_HOSTS", &origin)],
+    );
+    assert_eq!(status(&out), "FAILED", "the flag replaces the variable");
+
+    let widening = config_for(&sandbox).as_object().cloned().map(|mut c| {
+        c.insert("allow_hosts".into(), serde_json::json!([origin]));
+        c.insert("SOURCE_INSTAGRAM_ALLOW_HOSTS".into(), serde_json::json!(origin));
+        serde_json::Value::Object(c)
+    });
+    let widening = scratch.write("widening.json", &widening.expect("object").to_string());
+    let out = run_cli_raw(&["check", "--config", path_str(&widening)]);
+    assert_eq!(status(&out), "FAILED", "the config cannot allow a host");
+
+    let out = run_cli_env(&check, &[("SOURCE_INSTAGRAM_ALLOW_HOSTS", &origin), ("SOURCE_INSTAGRAM_FUEL", "1000")]);
+    let errors = out.errors();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["failure_type"] == "system_error" && e["message"].as_str().unwrap_or("").contains("CPU")),
+        "{errors:?}"
+    );
+
+    let cache = scratch.path().join("cache");
+    let out = run_cli_env(&["spec"], &[("SOURCE_INSTAGRAM_CACHE_DIR", path_str(&cache))]);
+    assert_eq!(out.code, 0);
+    assert!(std::fs::read_dir(&cache).expect("the cache dir from the environment").count() > 0);
 }

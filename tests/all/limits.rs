@@ -96,7 +96,7 @@ fn sandbox_with(latency: Duration) -> Sandbox {
 
 fn options_for(sandbox: &Sandbox, limits: Limits) -> RunOptions {
     let origin: Origin = format!("http://{}", sandbox.addr()).parse().expect("origin");
-    RunOptions { allow: AllowList { explicit: vec![origin], default: None }, limits }
+    RunOptions { allow: AllowList { explicit: vec![origin], default: None }, limits, ..RunOptions::default() }
 }
 
 fn catalog(streams: &[&str]) -> String {
