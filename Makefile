@@ -47,7 +47,7 @@ python-venvs: $(PY_VENVS)/protocol/installed $(PY_VENVS)/pyairbyte/installed
 test: build test-components python-venvs
 	rm -rf target/e2e-transcripts
 	$(CARGO) test --release --locked --workspace
-	cd tests/python && ../../$(PY_VENVS)/protocol/bin/python -m pytest -p no:cacheprovider -q test_standard.py test_transcripts.py
+	cd tests/python && ../../$(PY_VENVS)/protocol/bin/python -m pytest -p no:cacheprovider -q -s test_standard.py test_transcripts.py
 	cd tests/python && ../../$(PY_VENVS)/pyairbyte/bin/python -m pytest -p no:cacheprovider -q test_pyairbyte.py
 
 # The Airbyte source image (podman, FROM scratch; installs podman with apt-get when missing),
@@ -56,7 +56,7 @@ image: build
 	scripts/image.sh
 
 test-image: image python-venvs
-	cd tests/python && ../../$(PY_VENVS)/protocol/bin/python -m pytest -p no:cacheprovider -q test_image.py
+	cd tests/python && ../../$(PY_VENVS)/protocol/bin/python -m pytest -p no:cacheprovider -q -s test_image.py
 
 # Start-up and multi-tenant figures (see tests/bench); prints markdown tables.
 bench: build test-components

@@ -88,7 +88,8 @@ impl SandboxArgs {
 
     fn options(&self, config: &str) -> Result<RunOptions, Failure> {
         let mut options = RunOptions { limits: self.limits(), ..RunOptions::for_config(config) };
-        for host in &self.allow_hosts {
+        // An empty variable or entry (`SOURCE_INSTAGRAM_ALLOW_HOSTS=""`, `a, b`) allows nothing extra.
+        for host in self.allow_hosts.iter().map(|h| h.trim()).filter(|h| !h.is_empty()) {
             options = options.allow_origin(host.parse::<Origin>().map_err(|e| failure(FailureType::ConfigError, e))?);
         }
         Ok(options)

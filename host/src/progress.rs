@@ -50,6 +50,8 @@ impl<S: MessageSink> ProgressSink<S> {
 
     /// Clears the live lines and prints the summary table on stderr.
     pub fn finish(&mut self) {
+        self.header.finish_and_clear();
+        self.streams.values().for_each(|line| line.bar.finish_and_clear());
         let _ = self.bars.clear();
         let mut table = format!("{:<24} {:>9}  status\n", "stream", "records");
         for (name, line) in &self.streams {

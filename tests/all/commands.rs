@@ -161,3 +161,37 @@ fn bad_files_and_catalogs_are_config_errors_with_exit_1() {
     assert_eq!(out.code, 1, "missing --catalog is a usage error");
     assert!(out.messages.is_empty(), "usage errors go to stderr");
 }
+
+/// A person at a terminal sees live per-stream progress and a summary on stderr; a pipe sees
+/// nothing extra, and stdout is protocol-only either way.
+#[test]
+fn progress_is_shown_only_when_stderr_is_a_terminal() {
+    let sandbox = sandbox();
+    let scratch = Scratch::new("progress");
+    let config = e2e_tests::config_for(&sandbox);
+    let piped = e2e_tests::read(&scratch, &config, &["users", "media"]);
+    assert_eq!(piped.code, 0);
+    assert_eq!(piped.stderr, "", "nothing on a non-terminal stderr");
+
+    // `script` runs the same read on a pseudo-terminal, stdout redirected to a file.
+    let origin = format!("http://127.0.0.1:{}", sandbox.addr().port());
+    let stdout = scratch.path().join("stdout.jsonl");
+    let command = format!(
+        "'{}' '{}' read --config '{}' --catalog '{}' --allow-host {origin} > '{}'",
+        e2e_tests::host_binary().display(),
+        e2e_tests::component().display(),
+        scratch.path().join("config.json").display(),
+        scratch.path().join("catalog.json").display(),
+        stdout.display()
+    );
+    let terminal = std::process::Command::new("script").args(["-qec", &command, "/dev/null"]).output().expect("script");
+    assert!(terminal.status.success());
+    let screen = String::from_utf8_lossy(&terminal.stdout);
+    assert!(screen.contains("requests in"), "{screen}");
+    let summary_row = |l: &str| l.split_whitespace().collect::<Vec<_>>().ends_with(&["media", "36", "COMPLETE"]);
+    assert!(screen.lines().any(summary_row), "{screen}");
+    let lines = std::fs::read_to_string(&stdout).expect("stdout file");
+    let records =
+        lines.lines().map(|l| serde_json::from_str::<Value>(l).expect("JSON line")).filter(|m| m["type"] == "RECORD");
+    assert_eq!(records.count(), 39);
+}

@@ -89,7 +89,7 @@ fn operator_settings_come_from_the_environment_and_flags_win() {
     let check = ["check", "--config", path_str(&config)];
     let status = |out: &e2e_tests::Output| out.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"].clone();
 
-    let listed = format!("{elsewhere},{origin}");
+    let listed = format!("{elsewhere}, {origin},");
     let out = run_cli_env(&check, &[("SOURCE_INSTAGRAM_ALLOW_HOSTS", &listed)]);
     assert_eq!(status(&out), "SUCCEEDED", "comma-separated origins, no flag");
 
@@ -107,6 +107,9 @@ fn operator_settings_come_from_the_environment_and_flags_win() {
     let widening = scratch.write("widening.json", &widening.expect("object").to_string());
     let out = run_cli_raw(&["check", "--config", path_str(&widening)]);
     assert_eq!(status(&out), "FAILED", "the config cannot allow a host");
+
+    let out = run_cli_env(&check, &[("SOURCE_INSTAGRAM_ALLOW_HOSTS", "")]);
+    assert_eq!(status(&out), "FAILED", "an empty variable allows nothing extra");
 
     let out = run_cli_env(&check, &[("SOURCE_INSTAGRAM_ALLOW_HOSTS", &origin), ("SOURCE_INSTAGRAM_FUEL", "1000")]);
     let errors = out.errors();
