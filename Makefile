@@ -9,8 +9,10 @@ HOST        := target/release/source-instagram-host
 
 PYTHON      ?= python3
 PY_VENVS    := target/py
+TOOLS       := target/tools/bin
+CLI_COMPONENT := target/$(WASM_TARGET)/release/connector-cli.wasm
 
-.PHONY: build wasm-target component host test-components python-venvs run test image test-image bench lint clean
+.PHONY: build wasm-target component host test-components python-venvs run test image test-image cli-component node-host portability bench lint clean
 
 build: component host
 
@@ -58,6 +60,34 @@ image: build
 test-image: image python-venvs
 	cd tests/python && ../../$(PY_VENVS)/protocol/bin/python -m pytest -p no:cacheprovider -q -s test_image.py
 
+# Stock tools for the portability matrix, installed once from crates.io under target/tools
+# (wasmtime-cli with only what `wasmtime run -S http` needs; wac without its registry client).
+$(TOOLS)/wasmtime:
+	$(CARGO) install --locked --quiet --root target/tools wasmtime-cli@48.0.8 --no-default-features \
+	  --features run,cranelift,component-model,wasi-http,parallel-compilation
+
+$(TOOLS)/wac:
+	$(CARGO) install --locked --quiet --root target/tools wac-cli@0.12.0 --no-default-features --features wit
+
+# The same component with the stdout-sink component plugged into its `sink` import, for hosts
+# that cannot supply one (stock `wasmtime run`). The component itself is not changed.
+cli-component: component $(TOOLS)/wac
+	$(CARGO) build --release --locked -p stdout-sink --target $(WASM_TARGET)
+	$(TOOLS)/wac plug --plug target/$(WASM_TARGET)/release/stdout_sink.wasm $(COMPONENT) -o $(CLI_COMPONENT)
+
+# Node.js host: jco from the committed lock file, the component transpiled to tests/node/out.
+node-host: component
+	@if command -v npm >/dev/null && command -v node >/dev/null; then \
+	  cd tests/node && npm ci --no-audit --no-fund --silent && \
+	  npx jco transpile ../../$(COMPONENT) -o out --map 'airbyte:source/sink=../sink.js' --quiet; \
+	else echo "node-host: skipped, node/npm are not installed"; rm -rf tests/node/out; fi
+
+# One full sync on every host (our CLI, the embedding example, `wasmtime run`, Node); prints the
+# matrix and fails unless every host gives the same records and states.
+portability: build cli-component node-host python-venvs $(TOOLS)/wasmtime
+	$(CARGO) build --release --locked -p instagram-host --example sync_from_sandbox
+	cd tests/python && ../../$(PY_VENVS)/protocol/bin/python -m pytest -p no:cacheprovider -q -s test_portability.py
+
 # Start-up and multi-tenant figures (see tests/bench); prints markdown tables.
 bench: build test-components
 	$(CARGO) run --release --locked -p e2e-tests --bin bench
@@ -65,7 +95,7 @@ bench: build test-components
 lint: wasm-target
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --release --locked -p instagram-connector -p hostile-component --target $(WASM_TARGET) -- -D warnings
+	$(CARGO) clippy --release --locked -p instagram-connector -p hostile-component -p stdout-sink --target $(WASM_TARGET) -- -D warnings
 
 clean:
 	$(CARGO) clean

@@ -4,6 +4,7 @@
 //! component glue binds it to the WIT world in `wit/source.wit` when built for `wasm32-wasip2`.
 
 pub mod catalog;
+pub mod command_line;
 pub mod config;
 pub mod graph;
 pub mod http;

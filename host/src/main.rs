@@ -12,6 +12,7 @@ use instagram_host::{
     AirbyteWriter, Connector, Failure, FailureType, HostError, Limits, Origin, RunOptions, SharedSink,
 };
 use serde_json::json;
+use serde_json::value::RawValue;
 use std::io::{BufWriter, IsTerminal, Stdout};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -158,7 +159,7 @@ fn main() -> ExitCode {
     code
 }
 
-fn emit(writer: &Writer, message: &serde_json::Value) {
+fn emit(writer: &Writer, message: &impl serde::Serialize) {
     writer.lock().unwrap_or_else(|p| p.into_inner()).write_message(message);
 }
 
@@ -189,29 +190,26 @@ fn run(cli: Cli, writer: Writer) -> Result<ExitCode, Failure> {
         match cli.command {
             Command::Spec => {
                 let spec = connector.spec(writer.clone()).await.map_err(host_failure)?;
-                let spec: serde_json::Value = serde_json::from_str(&spec)
+                let spec = RawValue::from_string(spec)
                     .map_err(|e| failure(FailureType::SystemError, format!("The connector's spec is not JSON: {e}")))?;
-                emit(&writer, &json!({"type": "SPEC", "spec": spec}));
+                emit(&writer, &airbyte_messages::spec(&spec));
                 Ok(ExitCode::SUCCESS)
             }
             Command::Check { config } => {
                 let config = read_file(&config, "config")?;
                 let options = cli.sandbox.options(&config)?;
-                let status = match connector.check(&options, writer.clone(), &config).await.map_err(host_failure)? {
-                    Ok(()) => json!({"status": "SUCCEEDED"}),
-                    Err(failure) => json!({"status": "FAILED", "message": failure.message}),
-                };
-                emit(&writer, &json!({"type": "CONNECTION_STATUS", "connectionStatus": status}));
+                let status = connector.check(&options, writer.clone(), &config).await.map_err(host_failure)?;
+                emit(&writer, &airbyte_messages::connection_status(status.err().as_ref().map(|f| f.message.as_str())));
                 Ok(ExitCode::SUCCESS)
             }
             Command::Discover { config } => {
                 let config = read_file(&config, "config")?;
                 let options = cli.sandbox.options(&config)?;
                 let catalog = connector.discover(&options, writer.clone(), &config).await.map_err(host_failure)??;
-                let catalog: serde_json::Value = serde_json::from_str(&catalog).map_err(|e| {
+                let catalog = RawValue::from_string(catalog).map_err(|e| {
                     failure(FailureType::SystemError, format!("The connector's catalog is not JSON: {e}"))
                 })?;
-                emit(&writer, &json!({"type": "CATALOG", "catalog": catalog}));
+                emit(&writer, &airbyte_messages::catalog(&catalog));
                 Ok(ExitCode::SUCCESS)
             }
             Command::Read { config, catalog, state, state_file, output } => {

@@ -2,9 +2,10 @@
 //! [`AirbyteWriter`], the sink that writes one JSON message per line (the CLI's stdout).
 
 use crate::{Failure, FailureType, LogLevel, StreamStatus};
+use airbyte_messages::{ErrorTrace, spelling};
 use serde::Serialize;
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -48,61 +49,20 @@ pub fn now_millis() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// The protocol spelling of a `failure_type` (WIT order, see `airbyte_messages::spelling`).
 pub(crate) fn failure_type_str(failure_type: FailureType) -> &'static str {
-    match failure_type {
-        FailureType::SystemError => "system_error",
-        FailureType::ConfigError => "config_error",
-        FailureType::TransientError => "transient_error",
-    }
-}
-
-fn level_str(level: LogLevel) -> &'static str {
-    match level {
-        LogLevel::Fatal => "FATAL",
-        LogLevel::Error => "ERROR",
-        LogLevel::Warn => "WARN",
-        LogLevel::Info => "INFO",
-        LogLevel::Debug => "DEBUG",
-        LogLevel::Trace => "TRACE",
-    }
-}
-
-fn status_str(status: StreamStatus) -> &'static str {
-    match status {
-        StreamStatus::Started => "STARTED",
-        StreamStatus::Running => "RUNNING",
-        StreamStatus::Complete => "COMPLETE",
-        StreamStatus::Incomplete => "INCOMPLETE",
-    }
+    spelling::FAILURE_TYPES[failure_type as usize]
 }
 
 /// The Airbyte `TRACE` ERROR message for `failure`.
 pub fn trace_error(stream: Option<&str>, failure: &Failure) -> Value {
-    let mut error = json!({
-        "message": failure.message,
-        "failure_type": failure_type_str(failure.failure_type),
-    });
-    if let Some(internal) = &failure.internal_message {
-        error["internal_message"] = json!(internal);
-    }
-    if let Some(stream) = stream {
-        error["stream_descriptor"] = json!({"name": stream});
-    }
-    json!({"type": "TRACE", "trace": {"type": "ERROR", "emitted_at": now_millis(), "error": error}})
-}
-
-#[derive(Serialize)]
-struct RecordLine<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    record: RecordBody<'a>,
-}
-
-#[derive(Serialize)]
-struct RecordBody<'a> {
-    stream: &'a str,
-    data: &'a RawValue,
-    emitted_at: u64,
+    let error = ErrorTrace {
+        stream,
+        message: &failure.message,
+        internal_message: failure.internal_message.as_deref(),
+        failure_type: failure_type_str(failure.failure_type),
+    };
+    airbyte_messages::trace_error(&error, now_millis())
 }
 
 /// Writes Airbyte messages as JSON lines. Write errors (a closed pipe) end output silently:
@@ -142,42 +102,42 @@ impl<W: Write + Send> AirbyteWriter<W> {
 
 impl<W: Write + Send> MessageSink for AirbyteWriter<W> {
     fn record(&mut self, stream: &str, data: &RawValue) {
-        let line = RecordLine { kind: "RECORD", record: RecordBody { stream, data, emitted_at: now_millis() } };
-        self.write_message(&line);
+        self.write_message(&airbyte_messages::record(stream, data, now_millis()));
     }
 
     fn state(&mut self, stream: &str, stream_state: &RawValue, record_count: u64) {
-        self.write_message(&json!({
-            "type": "STATE",
-            "state": {
-                "type": "STREAM",
-                "stream": {"stream_descriptor": {"name": stream}, "stream_state": stream_state},
-                "sourceStats": {"recordCount": record_count as f64},
-            }
-        }));
+        self.write_message(&airbyte_messages::state(stream, stream_state, record_count));
         // Whoever persists state downstream must have every record before it.
         self.flush();
     }
 
     fn log(&mut self, level: LogLevel, message: &str) {
-        self.write_message(&json!({"type": "LOG", "log": {"level": level_str(level), "message": message}}));
+        self.write_message(&airbyte_messages::log(spelling::LOG_LEVELS[level as usize], message));
         self.flush();
     }
 
     fn stream_status(&mut self, stream: &str, status: StreamStatus, rate_limited_until_ms: Option<u64>) {
-        let mut stream_status = json!({"stream_descriptor": {"name": stream}, "status": status_str(status)});
-        if let Some(until) = rate_limited_until_ms {
-            stream_status["reasons"] = json!([{"type": "RATE_LIMITED", "rate_limited": {"quota_reset": until}}]);
-        }
-        self.write_message(&json!({
-            "type": "TRACE",
-            "trace": {"type": "STREAM_STATUS", "emitted_at": now_millis(), "stream_status": stream_status}
-        }));
+        let status = spelling::STREAM_STATUSES[status as usize];
+        self.write_message(&airbyte_messages::stream_status(stream, status, rate_limited_until_ms, now_millis()));
         self.flush();
     }
 
     fn error(&mut self, stream: Option<&str>, failure: &Failure) {
         self.write_message(&trace_error(stream, failure));
         self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The host's bindgen enums index the shared spellings in WIT order.
+    #[test]
+    fn wit_enums_map_to_protocol_spellings() {
+        assert_eq!(failure_type_str(FailureType::TransientError), "transient_error");
+        assert_eq!(spelling::LOG_LEVELS[LogLevel::Info as usize], "INFO");
+        assert_eq!(spelling::LOG_LEVELS[LogLevel::Trace as usize], "TRACE");
+        assert_eq!(spelling::STREAM_STATUSES[StreamStatus::Incomplete as usize], "INCOMPLETE");
     }
 }

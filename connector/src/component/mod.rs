@@ -2,6 +2,7 @@
 //! verbs, forwards [`Sink`] calls to the host's `sink` import, and drives async code with the
 //! pollable reactor. Nothing here knows about Instagram.
 
+mod command;
 mod reactor;
 mod wasi_runtime;
 
@@ -13,8 +14,13 @@ use serde_json::Value;
 mod bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "source-connector",
+        world: "source-command",
         with: {
+            "wasi:cli/environment@0.2.12": wasi::cli::environment,
+            "wasi:cli/stdout@0.2.12": wasi::cli::stdout,
+            "wasi:filesystem/preopens@0.2.12": wasi::filesystem::preopens,
+            "wasi:filesystem/types@0.2.12": wasi::filesystem::types,
+            "wasi:clocks/wall-clock@0.2.12": wasi::clocks::wall_clock,
             "wasi:http/types@0.2.12": wasi::http::types,
             "wasi:http/outgoing-handler@0.2.12": wasi::http::outgoing_handler,
             "wasi:io/poll@0.2.12": wasi::io::poll,
@@ -51,11 +57,21 @@ impl Guest for Component {
     }
 }
 
-fn run<T>(future: impl Future<Output = Result<T, Failure>>) -> Result<T, types::Failure> {
-    match reactor::block_on(future) {
-        Ok(result) => result.map_err(to_wit),
-        Err(reactor::Stalled) => Err(to_wit(Failure::system("Internal error: the connector stopped making progress."))),
+impl bindings::exports::wasi::cli::run::Guest for Component {
+    fn run() -> Result<(), ()> {
+        command::run()
     }
+}
+
+fn run<T>(future: impl Future<Output = Result<T, Failure>>) -> Result<T, types::Failure> {
+    drive(future).map_err(to_wit)
+}
+
+/// Runs a verb's future on the pollable reactor; a stall is a `system_error`, never a hang.
+fn drive<T>(future: impl Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
+    reactor::block_on(future).unwrap_or_else(|reactor::Stalled| {
+        Err(Failure::system("Internal error: the connector stopped making progress."))
+    })
 }
 
 fn to_wit(failure: Failure) -> types::Failure {
