@@ -27,7 +27,7 @@ pub struct ConfiguredStream {
 
 /// Parses an Airbyte ConfiguredAirbyteCatalog.
 pub fn parse_configured(text: &str) -> Result<Vec<ConfiguredStream>, Failure> {
-    let catalog: Value = serde_json::from_str(text)
+    let catalog: Value = serde_json::from_str(crate::protocol::without_bom(text))
         .map_err(|e| Failure::config(format!("The configured catalog is not valid JSON: {e}.")))?;
     let streams = catalog
         .get("streams")

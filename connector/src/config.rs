@@ -3,7 +3,7 @@
 //! Validation mirrors the spec (`resources/spec.json`): a config that the spec rejects is a
 //! `config_error`, never a crash later in a stream.
 
-use crate::protocol::Failure;
+use crate::protocol::{Failure, without_bom};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;
 use std::fmt;
@@ -12,6 +12,10 @@ pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com/v23.0";
 pub const DEFAULT_NUM_WORKERS: usize = 15;
 pub const MIN_NUM_WORKERS: usize = 2;
 pub const MAX_NUM_WORKERS: usize = 40;
+/// Meta's tokens are a few hundred characters; anything far longer cannot be one, and would be
+/// refused by the host's header limits instead of by a clear message.
+pub const MAX_TOKEN_LENGTH: usize = 4096;
+pub const MAX_BASE_URL_LENGTH: usize = 2048;
 
 #[derive(Clone)]
 pub struct Config {
@@ -57,8 +61,8 @@ impl fmt::Debug for Config {
 
 impl Config {
     pub fn parse(text: &str) -> Result<Config, Failure> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| Failure::config(format!("The config is not valid JSON: {e}.")))?;
+        let value: Value = serde_json::from_str(without_bom(text))
+            .map_err(|e| Failure::config(format!("The config is not valid JSON: {e}.")))?;
         let Value::Object(map) = value else {
             return Err(Failure::config("The config must be a JSON object."));
         };
@@ -73,31 +77,57 @@ impl Config {
         let access_token = optional_string("access_token")?.filter(|t| !t.trim().is_empty()).ok_or_else(|| {
             Failure::config("Config field `access_token` is required: paste a Graph API user access token.")
         })?;
+        // A token travels in an HTTP header: it must be one line of visible ASCII.
+        if access_token.len() > MAX_TOKEN_LENGTH {
+            return Err(Failure::config(format!(
+                "Config field `access_token` is {} characters long; a Graph API token has at most {MAX_TOKEN_LENGTH}. Paste the token alone.",
+                access_token.len()
+            )));
+        }
+        if !access_token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Failure::config(
+                "Config field `access_token` contains spaces, line breaks or other characters a Graph API token never has. Paste the token alone.",
+            ));
+        }
 
         let start_date =
             optional_string("start_date")?.filter(|s| !s.is_empty()).map(|s| parse_start_date(&s)).transpose()?;
 
         let num_workers = match map.get("num_workers") {
             None | Some(Value::Null) => DEFAULT_NUM_WORKERS,
-            Some(v) => {
-                let n = v.as_u64().ok_or_else(|| {
-                    Failure::config(format!(
-                        "Config field `num_workers` must be a whole number from {MIN_NUM_WORKERS} to {MAX_NUM_WORKERS}."
-                    ))
-                })?;
-                let n = usize::try_from(n).unwrap_or(usize::MAX);
-                if !(MIN_NUM_WORKERS..=MAX_NUM_WORKERS).contains(&n) {
-                    return Err(Failure::config(format!(
-                        "Config field `num_workers` is {n}; it must be from {MIN_NUM_WORKERS} to {MAX_NUM_WORKERS}."
-                    )));
-                }
-                n
+            Some(Value::Number(n))
+                if n.as_u64().is_some_and(|n| (MIN_NUM_WORKERS as u64..=MAX_NUM_WORKERS as u64).contains(&n)) =>
+            {
+                n.as_u64().map_or(DEFAULT_NUM_WORKERS, |n| n as usize)
+            }
+            Some(Value::Number(n)) => {
+                return Err(Failure::config(format!(
+                    "Config field `num_workers` is {n}; it must be a whole number from {MIN_NUM_WORKERS} to {MAX_NUM_WORKERS}."
+                )));
+            }
+            Some(_) => {
+                return Err(Failure::config(format!(
+                    "Config field `num_workers` must be a whole number from {MIN_NUM_WORKERS} to {MAX_NUM_WORKERS}."
+                )));
             }
         };
 
-        let base_url = optional_string("base_url")?
-            .filter(|s| !s.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
+        // Absent means the real Graph API; present but empty or null is a mistake worth naming.
+        let base_url = match map.get("base_url") {
+            None => DEFAULT_BASE_URL.to_owned(),
+            Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+            Some(_) => {
+                return Err(Failure::config(format!(
+                    "Config field `base_url` must be a non-empty http(s) URL; remove it to use {DEFAULT_BASE_URL}."
+                )));
+            }
+        };
+        if base_url.len() > MAX_BASE_URL_LENGTH {
+            return Err(Failure::config(format!(
+                "Config field `base_url` is {} characters long; at most {MAX_BASE_URL_LENGTH} are accepted.",
+                base_url.len()
+            )));
+        }
         let parsed = url::Url::parse(&base_url)
             .map_err(|e| Failure::config(format!("Config field `base_url` is not a URL ({e}).")))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
@@ -128,6 +158,17 @@ impl Config {
             num_workers,
             base_url: base_url.trim_end_matches('/').to_owned(),
         })
+    }
+
+    /// A `start_date` after `now` would read nothing, sync after sync: refuse it.
+    pub fn check_start_date(&self, now: DateTime<Utc>) -> Result<(), Failure> {
+        match self.start_date {
+            Some(start) if start > now => Err(Failure::config(format!(
+                "Config field `start_date` is {}, which is in the future; use a past date (or leave it empty for two years back).",
+                start.format("%Y-%m-%dT%H:%M:%SZ")
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Every value that must never appear in any output.
@@ -189,12 +230,28 @@ mod tests {
             (r#"{"access_token":"secret-token","start_date":"2024-01-01"}"#, "start_date"),
             (r#"{"access_token":"secret-token","base_url":"ftp://x"}"#, "base_url"),
             (r#"{"access_token":"secret-token","base_url":"nope"}"#, "base_url"),
+            (r#"{"access_token":"secret-token","base_url":""}"#, "non-empty"),
+            (r#"{"access_token":"secret-token","base_url":null}"#, "non-empty"),
+            (r#"{"access_token":"secret-token","num_workers":9223372036854775807}"#, "is 9223372036854775807"),
+            (r#"{"access_token":"secret-token","num_workers":-3}"#, "is -3"),
+            (r#"{"access_token":"secret-token","num_workers":2.5}"#, "is 2.5"),
+            (r#"{"access_token":"secret\r\ntoken"}"#, "line breaks"),
+            (r#"{"access_token":"secret\u0000token"}"#, "line breaks"),
         ] {
             let err = Config::parse(text).expect_err(text);
             assert_eq!(err.failure_type, FailureType::ConfigError, "{text}");
             assert!(err.message.contains(needle), "{text}: {}", err.message);
             assert!(!err.message.contains("secret-token"));
         }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored_and_huge_values_are_refused() {
+        assert!(Config::parse("\u{feff}{\"access_token\":\"t\"}").is_ok());
+        let huge = format!(r#"{{"access_token":"{}"}}"#, "a".repeat(1 << 20));
+        assert!(Config::parse(&huge).expect_err("huge").message.contains("1048576 characters"));
+        let long_url = format!(r#"{{"access_token":"t","base_url":"https://x/{}"}}"#, "p".repeat(100_000));
+        assert!(Config::parse(&long_url).expect_err("long").message.contains("at most 2048"));
     }
 
     #[test]

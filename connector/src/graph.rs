@@ -2,6 +2,7 @@
 
 use crate::http::client::GraphClient;
 use crate::http::error::RequestError;
+use crate::http::shape::Shape;
 use futures::Stream;
 use serde_json::Value;
 
@@ -36,7 +37,8 @@ pub fn ignore_insights_errors(error: &RequestError) -> Option<String> {
     permission.then(|| format!("Check provided permissions for: {}", error.message()))
 }
 
-/// GET that applies `ignore`: `Ok(None)` when the error is one the stream skips (logged at INFO).
+/// An insights GET that applies `ignore`: `Ok(None)` when the error is one the stream skips
+/// (logged at INFO).
 pub async fn get_or_ignore(
     client: &GraphClient<'_>,
     path: &str,
@@ -44,7 +46,7 @@ pub async fn get_or_ignore(
     stream: &str,
     ignore: IgnoreRule,
 ) -> Result<Option<Value>, RequestError> {
-    apply_ignore(client.get(path, query, stream).await, client, stream, ignore)
+    apply_ignore(client.get(path, query, Shape::Metrics, stream).await, client, stream, ignore)
 }
 
 /// Applies an ignore rule to an outcome (of a single request or a batch item).
@@ -66,8 +68,8 @@ pub fn apply_ignore(
     }
 }
 
-/// GETs `items` (path and query) singly or through the Batch API, applying `ignore`; outcomes in
-/// the order of `items`.
+/// GETs insights `items` (path and query) singly or through the Batch API, applying `ignore`;
+/// outcomes in the order of `items`.
 pub async fn get_many_or_ignore(
     client: &GraphClient<'_>,
     items: Vec<(String, Vec<(&str, String)>)>,
@@ -76,7 +78,7 @@ pub async fn get_many_or_ignore(
     ignore: IgnoreRule,
 ) -> Vec<Result<Option<Value>, RequestError>> {
     if batch {
-        let outcomes = client.get_batch(&items, stream).await;
+        let outcomes = client.get_batch(&items, Shape::Metrics, stream).await;
         outcomes.into_iter().map(|outcome| apply_ignore(outcome, client, stream, ignore)).collect()
     } else {
         let singles = items.iter().map(|(path, query)| async move {
@@ -116,7 +118,9 @@ pub fn pages<'c>(
 ///
 /// Follows `paging.cursors.after` while the response also has `paging.next`: Meta omits `next`
 /// on the last page, so this saves the empty extra request the reference makes when a last page
-/// still carries a cursor. A repeated cursor ends the walk instead of looping forever. When a page
+/// still carries a cursor. A cursor seen before in the same walk (`A → B → A`, or `A → A`) is a
+/// broken answer: the walk fails with a `system_error` instead of looping or silently stopping,
+/// and the records already read stay delivered. When a page
 /// fails (after the client's retries) and a `fallback` query is given, the same page is asked
 /// again with it (e.g. without a field expansion).
 pub fn pages_with_fallback<'c>(
@@ -131,8 +135,9 @@ pub fn pages_with_fallback<'c>(
         After(String),
         Done,
     }
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(std::collections::HashSet::<String>::new()));
     futures::stream::unfold(Cursor::First, move |cursor| {
-        let (path, query, fallback) = (path.clone(), query.clone(), fallback.clone());
+        let (path, query, fallback, seen) = (path.clone(), query.clone(), fallback.clone(), seen.clone());
         async move {
             let after = match cursor {
                 Cursor::Done => return None,
@@ -147,7 +152,7 @@ pub fn pages_with_fallback<'c>(
                     if let Some(after) = after.as_deref() {
                         params.push(("after", after));
                     }
-                    client.get(&path, &params, stream).await
+                    client.get(&path, &params, Shape::Records, stream).await
                 }
             };
             let mut used_fallback = false;
@@ -166,7 +171,12 @@ pub fn pages_with_fallback<'c>(
             match answer {
                 Err(error) => Some((Err(error), Cursor::Done)),
                 Ok(body) => {
-                    let next = next_cursor(&body).filter(|next| Some(next) != after.as_ref());
+                    let next = next_cursor(&body);
+                    if next.as_ref().is_some_and(|next| !seen.borrow_mut().insert(next.clone())) {
+                        let what = "its paging cursor repeats an earlier page, so the pages would cycle forever".into();
+                        return Some((Err(RequestError::bad_answer(&path, what)), Cursor::Done));
+                    }
+                    // The request layer checked the shape: `data` is a list of records.
                     let records = match body {
                         Value::Object(mut map) => match map.remove("data") {
                             Some(Value::Array(records)) => records,

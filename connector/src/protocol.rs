@@ -7,6 +7,12 @@
 use serde_json::Value;
 use std::fmt;
 
+/// JSON text without a leading UTF-8 byte-order mark (some editors on Windows write one), for
+/// every document a user hands in: config, catalog, state.
+pub fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
 /// Airbyte `failure_type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureType {

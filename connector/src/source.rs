@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::graph::Account;
 use crate::http::Runtime;
 use crate::http::client::{GraphClient, RetryPolicy};
-use crate::protocol::{Failure, LogLevel, RedactingSink, Sink, StreamStatus};
+use crate::protocol::{Failure, FailureType, LogLevel, RedactingSink, Sink, StreamStatus};
 use crate::state::{InputState, PartitionCursors};
 use crate::streams::{
     self, PageSender, StreamOutput, api, media, media_insights, stories, story_insights, user_insights,
@@ -30,6 +30,7 @@ pub fn spec() -> Result<String, Failure> {
 /// Validates the config, then reads the first page of `Api` (reference §10.2).
 pub async fn check(config: &str, runtime: &dyn Runtime, sink: &dyn Sink) -> Result<(), Failure> {
     let config = Config::parse(config)?;
+    config.check_start_date(runtime.now())?;
     let sink = RedactingSink::new(sink, config.secrets());
     // A connection check should answer in seconds, not after the sync's 310 s retry budget.
     let policy =
@@ -61,6 +62,7 @@ pub async fn read(
     sink: &dyn Sink,
 ) -> Result<(), Failure> {
     let config = Config::parse(config)?;
+    config.check_start_date(runtime.now())?;
     let configured = catalog::parse_configured(configured_catalog)?;
     let state = InputState::parse(state)?;
     let sink = RedactingSink::new(sink, config.secrets());
@@ -81,7 +83,7 @@ pub async fn read(
     let mut story_insights_refs = story_insights_refs;
     let outputs: Vec<StreamOutput<'_>> = configured.iter().map(|s| StreamOutput::new(&s.name, &sink)).collect();
 
-    let mut tasks: Vec<LocalBoxFuture<'_, Option<&str>>> = Vec::new();
+    let mut tasks: Vec<LocalBoxFuture<'_, Option<(&str, FailureType)>>> = Vec::new();
     for (stream, out) in configured.iter().zip(&outputs) {
         let body: LocalBoxFuture<'_, Result<(), Failure>> = match effective_sync_mode(stream, &sink) {
             Err(failure) => async move { Err(failure) }.boxed_local(),
@@ -133,11 +135,15 @@ pub async fn read(
                         SyncMode::Incremental => state.get(user_insights::NAME),
                         SyncMode::FullRefresh => None,
                     };
-                    let plan = PartitionCursors::from_state(incoming).map(|cursors| user_insights::Plan {
-                        now: runtime.now(),
-                        start_date: config.start_date,
-                        cursors,
-                        window_days: if optimizations.insights_ranges { user_insights::MAX_RANGE_DAYS } else { 1 },
+                    let plan = PartitionCursors::from_state(incoming).map(|cursors| {
+                        let mut plan = user_insights::Plan {
+                            now: runtime.now(),
+                            start_date: config.start_date,
+                            cursors,
+                            window_days: if optimizations.insights_ranges { user_insights::MAX_RANGE_DAYS } else { 1 },
+                        };
+                        plan.clamp_future_cursors().iter().for_each(|warning| sink.log(LogLevel::Warn, warning));
+                        plan
                     });
                     let num_workers = config.num_workers;
                     async move {
@@ -177,7 +183,7 @@ pub async fn read(
             .boxed_local(),
         );
     }
-    let failed: Vec<&str> = futures::future::join_all(tasks).await.into_iter().flatten().collect();
+    let failed: Vec<(&str, FailureType)> = futures::future::join_all(tasks).await.into_iter().flatten().collect();
 
     sink.log(
         LogLevel::Info,
@@ -188,14 +194,23 @@ pub async fn read(
             client.peak_in_flight()
         ),
     );
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure::config(format!(
-            "During the sync, the following streams did not sync successfully: {}",
-            failed.join(", ")
-        )))
-    }
+    summarize_failures(&failed)
+}
+
+/// The read's closing failure: it names the failed streams and carries the most pressing of
+/// their failure types (system, then transient, then config), so it never contradicts them.
+fn summarize_failures(failed: &[(&str, FailureType)]) -> Result<(), Failure> {
+    let Some(failure_type) = [FailureType::SystemError, FailureType::TransientError, FailureType::ConfigError]
+        .into_iter()
+        .find(|wanted| failed.iter().any(|(_, t)| t == wanted))
+    else {
+        return Ok(());
+    };
+    let names: Vec<&str> = failed.iter().map(|(name, _)| *name).collect();
+    Err(Failure::new(
+        failure_type,
+        format!("During the sync, the following streams did not sync successfully: {}", names.join(", ")),
+    ))
 }
 
 fn client_for<'a>(
@@ -255,13 +270,13 @@ fn effective_sync_mode(stream: &ConfiguredStream, sink: &dyn Sink) -> Result<Syn
 }
 
 /// One stream's life: STARTED, its records, a final state, COMPLETE; or TRACE ERROR and
-/// INCOMPLETE. Returns the stream's name if it failed.
+/// INCOMPLETE. Returns the stream's name and failure type if it failed.
 async fn run_stream<'s>(
     stream: &'s ConfiguredStream,
     out: &StreamOutput<'_>,
     sink: &dyn Sink,
     body: impl Future<Output = Result<(), Failure>>,
-) -> Option<&'s str> {
+) -> Option<(&'s str, FailureType)> {
     sink.stream_status(&stream.name, StreamStatus::Started, None);
     let result = body.await;
     sink.log(LogLevel::Info, &format!("{}: {} records", stream.name, out.emitted()));
@@ -277,7 +292,7 @@ async fn run_stream<'s>(
         Err(failure) => {
             sink.error(Some(&stream.name), &failure);
             sink.stream_status(&stream.name, StreamStatus::Incomplete, None);
-            Some(stream.name.as_str())
+            Some((stream.name.as_str(), failure.failure_type))
         }
     }
 }

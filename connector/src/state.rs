@@ -17,8 +17,8 @@ impl InputState {
         let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
             return Ok(InputState::default());
         };
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| Failure::config(format!("The state is not valid JSON: {e}.")))?;
+        let value: Value = serde_json::from_str(crate::protocol::without_bom(text))
+            .map_err(|e| Failure::config(format!("The state is not valid JSON: {e}.")))?;
         let mut streams = Map::new();
         match value {
             Value::Array(messages) => {
@@ -110,15 +110,27 @@ pub struct PartitionCursors {
 }
 
 impl PartitionCursors {
-    /// Reads a stream state (current or legacy form).
+    /// Reads a stream state (current or legacy form). Every other form is a `config_error` that
+    /// says what was expected: a state this connector cannot read must never silently mean
+    /// "start over" (a full resync) or "skip".
     pub fn from_state(state: Option<&Value>) -> Result<PartitionCursors, Failure> {
+        const EXPECTED: &str = r#"expected {"states": [{"partition": {"business_account_id": "…"}, "cursor": {"date": "2025-06-28T07:00:00+00:00"}}]}"#;
         let mut cursors = BTreeMap::new();
         let Some(state) = state else { return Ok(PartitionCursors { cursors }) };
+        let Some(object) = state.as_object() else {
+            return Err(Failure::config(format!("The user_insights state is not an object; {EXPECTED}.")));
+        };
+        // Without `states`, only the legacy form is readable: account id → {"date": …}.
+        if !object.contains_key("states") && object.values().any(|v| !v.is_object()) {
+            return Err(Failure::config(format!("The user_insights state has no per-account cursors; {EXPECTED}.")));
+        }
         let migrated = migrate_legacy(state.clone());
         let entries = match migrated.get("states") {
             Some(Value::Array(entries)) => entries.clone(),
             Some(_) => return Err(Failure::config("The user_insights state has a `states` entry that is not a list.")),
-            None => Vec::new(),
+            None => {
+                return Err(Failure::config(format!("The user_insights state has no per-account cursors; {EXPECTED}.")));
+            }
         };
         for entry in entries {
             let account = entry.pointer("/partition/business_account_id").and_then(|v| match v {
@@ -129,7 +141,11 @@ impl PartitionCursors {
             let Some(account) = account else {
                 return Err(Failure::config("A user_insights state entry has no `partition.business_account_id`."));
             };
-            let Some(text) = entry.pointer("/cursor/date").and_then(Value::as_str) else { continue };
+            let Some(text) = entry.pointer("/cursor/date").and_then(Value::as_str) else {
+                return Err(Failure::config(format!(
+                    "The user_insights state of account {account} has no cursor date; {EXPECTED}."
+                )));
+            };
             let date = parse_cursor(text).ok_or_else(|| {
                 Failure::config(format!(
                     "The user_insights state of account {account} has the date `{text}`; expected e.g. 2025-06-28T07:00:00+00:00."
@@ -142,6 +158,22 @@ impl PartitionCursors {
 
     pub fn get(&self, account: &str) -> Option<DateTime<Utc>> {
         self.cursors.get(account).copied()
+    }
+
+    /// Moves cursors later than `latest` (a state from the future: a clock that was wrong, a
+    /// hand-edited state) back to `latest`, so the stream reads nothing it has not been asked to
+    /// skip and is not stuck for good. Returns a warning per account moved.
+    pub fn clamp_to(&mut self, latest: DateTime<Utc>) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for (account, cursor) in self.cursors.iter_mut().filter(|(_, cursor)| **cursor > latest) {
+            warnings.push(format!(
+                "user_insights: the state of account {account} is in the future ({}); it was moved back to {} so later syncs continue from there.",
+                format_cursor(*cursor),
+                format_cursor(latest)
+            ));
+            *cursor = latest;
+        }
+        warnings
     }
 
     /// Moves an account's cursor forward (never back).
@@ -199,8 +231,31 @@ mod cursor_tests {
         assert_eq!(out["state"]["date"], "2025-06-28T07:00:00+00:00");
         assert_eq!(out["use_global_cursor"], false);
         assert_eq!(out["parent_state"], json!({}));
-        let bad = json!({"states": [{"partition": {"business_account_id": "1"}, "cursor": {"date": "yesterday"}}]});
-        assert!(PartitionCursors::from_state(Some(&bad)).is_err());
+        for bad in [
+            json!({"states": [{"partition": {"business_account_id": "1"}, "cursor": {"date": "yesterday"}}]}),
+            json!({"states": [{"partition": {"business_account_id": "1"}, "cursor": {"date": 1719000000}}]}),
+            json!({"states": [{"partition": {"business_account_id": "1"}, "cursor": {}}]}),
+            json!({"1": {"date": -5}}),
+            json!({"cursor": 7}),
+            json!(-5),
+            json!(1719000000),
+            json!("2025-06-28T07:00:00+00:00"),
+        ] {
+            let error = PartitionCursors::from_state(Some(&bad)).expect_err(&bad.to_string());
+            assert_eq!(error.failure_type, crate::protocol::FailureType::ConfigError, "{bad}");
+        }
+    }
+
+    #[test]
+    fn future_cursors_are_moved_back_with_a_warning() {
+        let state = json!({"1": {"date": "9999-12-31T00:00:00+00:00"}, "2": {"date": "2025-01-01T00:00:00+00:00"}});
+        let mut cursors = PartitionCursors::from_state(Some(&state)).expect("valid");
+        let latest = parse_cursor("2026-11-27T00:00:00+00:00").expect("date");
+        let warnings = cursors.clamp_to(latest);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("account 1 is in the future (9999-12-31"), "{}", warnings[0]);
+        assert_eq!(cursors.get("1"), Some(latest));
+        assert_eq!(cursors.get("2"), parse_cursor("2025-01-01T00:00:00+00:00"));
     }
 
     #[test]

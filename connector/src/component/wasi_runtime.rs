@@ -34,8 +34,9 @@ impl Runtime for WasiRuntime {
     }
 }
 
+/// A request that cannot be built: sending it again cannot help.
 fn invalid(what: &str) -> TransportError {
-    TransportError::Connection(format!("invalid request: {what}"))
+    TransportError::Invalid(format!("the request's {what} is not valid"))
 }
 
 async fn send(request: HttpRequest) -> Result<HttpResponse, TransportError> {
@@ -124,23 +125,66 @@ async fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, TransportError> {
             Ok(chunk) => body.extend_from_slice(&chunk),
             Err(StreamError::Closed) => return Ok(body),
             Err(StreamError::LastOperationFailed(error)) => {
-                return Err(TransportError::Connection(format!(
-                    "reading the response failed: {}",
-                    error.to_debug_string()
-                )));
+                let cause =
+                    wasi::http::types::http_error_code(&error).map_or_else(|| "I/O error".into(), |c| describe(&c));
+                return Err(TransportError::Connection(format!("reading the response failed: {cause}")));
             }
         }
     }
 }
 
 fn map_error(code: &ErrorCode) -> TransportError {
+    let text = describe(code);
     match code {
-        ErrorCode::ConnectionTimeout | ErrorCode::ConnectionReadTimeout | ErrorCode::ConnectionWriteTimeout => {
-            TransportError::Timeout(format!("{code:?}"))
-        }
-        ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited => {
-            TransportError::Denied(format!("{code:?}"))
-        }
-        other => TransportError::Connection(format!("{other:?}")),
+        ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionWriteTimeout
+        | ErrorCode::HttpResponseTimeout
+        | ErrorCode::DnsTimeout => TransportError::Timeout(text),
+        ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpProhibited => TransportError::Denied(text),
+        ErrorCode::HttpRequestUriInvalid
+        | ErrorCode::HttpRequestUriTooLong
+        | ErrorCode::HttpRequestMethodInvalid
+        | ErrorCode::HttpRequestHeaderSectionSize(_)
+        | ErrorCode::HttpRequestHeaderSize(_) => TransportError::Invalid(text),
+        _ => TransportError::Connection(text),
     }
+}
+
+/// A wasi:http error in words (never Rust debug output).
+fn describe(code: &ErrorCode) -> String {
+    let text = match code {
+        ErrorCode::DnsTimeout => "the DNS lookup timed out",
+        ErrorCode::DnsError(payload) => {
+            return match &payload.rcode {
+                Some(rcode) => format!("the DNS lookup failed: {rcode}"),
+                None => "the DNS lookup failed".into(),
+            };
+        }
+        ErrorCode::DestinationNotFound => "the destination was not found",
+        ErrorCode::DestinationUnavailable => "the destination is unavailable",
+        ErrorCode::DestinationIpProhibited => "the destination address is prohibited by the host",
+        ErrorCode::DestinationIpUnroutable => "the destination address is unroutable",
+        ErrorCode::ConnectionRefused => "the connection was refused",
+        ErrorCode::ConnectionTerminated => "the server closed the connection",
+        ErrorCode::ConnectionTimeout => "connecting timed out",
+        ErrorCode::ConnectionReadTimeout => "reading timed out",
+        ErrorCode::ConnectionWriteTimeout => "writing timed out",
+        ErrorCode::ConnectionLimitReached => "the host's connection limit was reached",
+        ErrorCode::TlsProtocolError => "the TLS handshake failed",
+        ErrorCode::TlsCertificateError => "the server's TLS certificate was not accepted",
+        ErrorCode::TlsAlertReceived(_) => "the server sent a TLS alert",
+        ErrorCode::HttpRequestDenied => "the host's egress policy refused the destination",
+        ErrorCode::HttpRequestUriInvalid => "the request URL is not valid",
+        ErrorCode::HttpRequestUriTooLong => "the request URL is too long",
+        ErrorCode::HttpRequestHeaderSectionSize(_) | ErrorCode::HttpRequestHeaderSize(_) => {
+            "the request headers are too large"
+        }
+        ErrorCode::HttpResponseIncomplete => "the response ended early",
+        ErrorCode::HttpResponseBodySize(_) => "the response body is larger than the host allows",
+        ErrorCode::HttpResponseTimeout => "the response timed out",
+        ErrorCode::HttpProtocolError => "the server broke the HTTP protocol",
+        _ => "the HTTP request failed",
+    };
+    text.to_owned()
 }

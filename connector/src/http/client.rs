@@ -2,6 +2,7 @@
 
 use super::error::{ErrorClass, RequestError};
 use super::limiter::Limiter;
+use super::shape::Shape;
 use super::{HttpRequest, HttpResponse, Method, Runtime, TransportError};
 use crate::protocol::{LogLevel, Sink, StreamStatus};
 use serde_json::{Value, json};
@@ -17,11 +18,20 @@ pub struct RetryPolicy {
     pub backoff_factor: Duration,
     /// Upper bound on any single wait, whatever the server asks for.
     pub max_wait: Duration,
+    /// Total waiting a stream may spend on retries of requests that got no answer at all
+    /// (refused, unreachable, DNS, timeouts): an unreachable server fails the stream in about a
+    /// minute instead of the reference's 310 s per request.
+    pub unanswered_budget: Duration,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_retries: 5, backoff_factor: Duration::from_secs(5), max_wait: Duration::from_secs(3600) }
+        RetryPolicy {
+            max_retries: 5,
+            backoff_factor: Duration::from_secs(5),
+            max_wait: Duration::from_secs(3600),
+            unanswered_budget: Duration::from_secs(60),
+        }
     }
 }
 
@@ -48,6 +58,8 @@ pub struct GraphClient<'a> {
     limiter: Limiter,
     policy: RetryPolicy,
     pub counters: Counters,
+    /// Per stream: waiting spent so far on retries of unanswered requests.
+    unanswered_waits: std::cell::RefCell<std::collections::HashMap<String, Duration>>,
 }
 
 impl<'a> GraphClient<'a> {
@@ -67,6 +79,7 @@ impl<'a> GraphClient<'a> {
             limiter: Limiter::new(num_workers),
             policy,
             counters: Counters::default(),
+            unanswered_waits: Default::default(),
         }
     }
 
@@ -93,8 +106,15 @@ impl<'a> GraphClient<'a> {
         url
     }
 
-    /// GET a Graph path; the JSON body on success. `stream` names the stream for status messages.
-    pub async fn get(&self, path: &str, query: &[(&str, &str)], stream: &str) -> Result<Value, RequestError> {
+    /// GET a Graph path; the JSON body on success, checked to have `shape`. `stream` names the
+    /// stream for status messages.
+    pub async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        shape: Shape,
+        stream: &str,
+    ) -> Result<Value, RequestError> {
         let request = HttpRequest {
             method: Method::Get,
             url: self.url(path, query),
@@ -103,7 +123,7 @@ impl<'a> GraphClient<'a> {
         };
         let mut attempt = 1;
         loop {
-            let (mut error, server_wait) = match self.send_once(&request, path).await {
+            let (mut error, server_wait) = match self.send_once(&request, path, shape).await {
                 Ok(body) => return Ok(body),
                 Err(failed) => failed,
             };
@@ -112,6 +132,9 @@ impl<'a> GraphClient<'a> {
                 return Err(error);
             }
             let wait = server_wait.unwrap_or_else(|| self.policy.backoff(attempt)).min(self.policy.max_wait);
+            if !self.within_budget(&error, wait, stream) {
+                return Err(error);
+            }
             self.announce_retry(&error, wait, stream);
             self.counters.retries.set(self.counters.retries.get() + 1);
             self.runtime.sleep(wait).await;
@@ -127,9 +150,9 @@ impl<'a> GraphClient<'a> {
     }
 
     /// One round trip. On failure also returns the wait the server asked for, if any.
-    async fn send_once(&self, request: &HttpRequest, path: &str) -> Result<Value, Failed> {
+    async fn send_once(&self, request: &HttpRequest, path: &str, shape: Shape) -> Result<Value, Failed> {
         match self.round_trip(request.clone()).await {
-            Ok(response) => classify(&response, path),
+            Ok(response) => classify(&response, path, shape),
             Err(error) => Err((RequestError::from_transport(&error, path), None)),
         }
     }
@@ -141,14 +164,16 @@ impl<'a> GraphClient<'a> {
     pub async fn get_batch(
         &self,
         items: &[(String, Vec<(&str, String)>)],
+        shape: Shape,
         stream: &str,
     ) -> Vec<Result<Value, RequestError>> {
         let mut results: Vec<Option<Result<Value, RequestError>>> = items.iter().map(|_| None).collect();
         let mut pending: Vec<usize> = (0..items.len()).collect();
         let mut attempt = 1;
         while !pending.is_empty() {
-            let batches =
-                pending.chunks(MAX_BATCH).map(|chunk| async move { (chunk, self.send_batch(items, chunk).await) });
+            let batches = pending
+                .chunks(MAX_BATCH)
+                .map(|chunk| async move { (chunk, self.send_batch(items, chunk, shape).await) });
             let answers = futures::future::join_all(batches).await;
             let mut retry: Vec<(usize, RequestError, Option<Duration>)> = Vec::new();
             for (chunk, answer) in answers {
@@ -184,7 +209,7 @@ impl<'a> GraphClient<'a> {
                         let singles = chunk.iter().map(|&index| async move {
                             let (path, query) = &items[index];
                             let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                            (index, self.get(path, &query, stream).await)
+                            (index, self.get(path, &query, shape, stream).await)
                         });
                         for (index, result) in futures::future::join_all(singles).await {
                             results[index] = Some(result);
@@ -197,6 +222,12 @@ impl<'a> GraphClient<'a> {
             let Some((_, first, _)) = throttled.or(retry.first()) else { break };
             let server_wait = retry.iter().filter_map(|(_, _, wait)| *wait).max();
             let wait = server_wait.unwrap_or_else(|| self.policy.backoff(attempt)).min(self.policy.max_wait);
+            if !self.within_budget(first, wait, stream) {
+                for (index, error, _) in retry {
+                    results[index] = Some(Err(error));
+                }
+                break;
+            }
             self.announce_retry(first, wait, stream);
             self.counters.retries.set(self.counters.retries.get() + retry.len() as u64);
             self.runtime.sleep(wait).await;
@@ -218,6 +249,7 @@ impl<'a> GraphClient<'a> {
         &self,
         items: &[(String, Vec<(&str, String)>)],
         chunk: &[usize],
+        shape: Shape,
     ) -> Result<Vec<Result<Value, Failed>>, Failed> {
         let batch: Vec<Value> = chunk
             .iter()
@@ -241,7 +273,7 @@ impl<'a> GraphClient<'a> {
         };
         let response =
             self.round_trip(request).await.map_err(|e| (RequestError::from_transport(&e, "/ (batch)"), None))?;
-        let answers = match classify(&response, "/ (batch)") {
+        let answers = match classify(&response, "/ (batch)", Shape::Any) {
             Ok(Value::Array(answers)) if answers.len() == chunk.len() => answers,
             Ok(_) => return Err((RequestError::from_response(&response, None, "/ (batch)"), None)),
             Err(failed) => return Err(failed),
@@ -272,9 +304,32 @@ impl<'a> GraphClient<'a> {
                     })
                     .unwrap_or_default();
                 let body = answer.get("body").and_then(Value::as_str).unwrap_or("").as_bytes().to_vec();
-                classify(&HttpResponse { status: u16::try_from(code).unwrap_or(500), headers, body }, path)
+                classify(&HttpResponse { status: u16::try_from(code).unwrap_or(500), headers, body }, path, shape)
             })
             .collect())
+    }
+
+    /// Charges `wait` to the stream's budget for unanswered requests; `false` (with a warning)
+    /// when the budget is spent and the error should be returned instead.
+    fn within_budget(&self, error: &RequestError, wait: Duration, stream: &str) -> bool {
+        if error.status.is_some() {
+            return true;
+        }
+        let mut waits = self.unanswered_waits.borrow_mut();
+        let spent = waits.entry(stream.to_owned()).or_default();
+        if *spent + wait > self.policy.unanswered_budget {
+            self.sink.log(
+                LogLevel::Warn,
+                &format!(
+                    "{stream}: giving up: the Graph API has not answered for {} s of retries ({}).",
+                    spent.as_secs(),
+                    error.to_failure().message
+                ),
+            );
+            return false;
+        }
+        *spent += wait;
+        true
     }
 
     fn announce_retry(&self, error: &RequestError, wait: Duration, stream: &str) {
@@ -317,11 +372,14 @@ fn relative_url(path: &str, query: &[(&str, &str)]) -> String {
 
 /// A response's outcome: the JSON body of a success, or the classified error (the same rules for
 /// a single request and for a batch item).
-fn classify(response: &HttpResponse, path: &str) -> Result<Value, Failed> {
+fn classify(response: &HttpResponse, path: &str, shape: Shape) -> Result<Value, Failed> {
     let body: Option<Value> = serde_json::from_slice(&response.body).ok();
     let ok_status = (200..300).contains(&response.status);
     match body {
-        Some(body) if ok_status && body.get("error").is_none() => Ok(body),
+        Some(body) if ok_status && body.get("error").is_none() => match shape.check(&body) {
+            Ok(()) => Ok(body),
+            Err(what) => Err((RequestError::bad_answer(path, what), None)),
+        },
         body => {
             let error = RequestError::from_response(response, body.as_ref(), path);
             let wait = server_requested_wait(response, error.class);
@@ -363,6 +421,25 @@ mod tests {
     }
 
     #[test]
+    fn an_unanswered_stream_gives_up_within_its_retry_budget_as_a_transient_error() {
+        use crate::http::testing::ScriptedRuntime;
+        use crate::protocol::testing::RecordingSink;
+        let runtime =
+            ScriptedRuntime::new(chrono::Utc::now(), |_| Err(TransportError::Connection("connection refused".into())));
+        let sink = RecordingSink::default();
+        let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
+        let error = futures::executor::block_on(client.get("/me/accounts", &[], Shape::Any, "Api")).expect_err("down");
+        let waits: Vec<u64> = runtime.sleeps.borrow().iter().map(Duration::as_secs).collect();
+        assert_eq!(waits, vec![10, 20], "10 + 20 fit the 60 s budget, 40 more would not");
+        assert_eq!(error.attempts, 3);
+        assert_eq!(error.to_failure().failure_type, crate::protocol::FailureType::TransientError);
+        // The budget is per stream: the next request of the stream has only the rest of it.
+        let _ = futures::executor::block_on(client.get("/x", &[], Shape::Any, "Api"));
+        let waits: Vec<u64> = runtime.sleeps.borrow().iter().map(Duration::as_secs).collect();
+        assert_eq!(waits, vec![10, 20, 10, 20]);
+    }
+
+    #[test]
     fn retries_wait_the_reference_schedule_then_give_up_with_six_attempts() {
         use crate::http::testing::{ScriptedRuntime, respond};
         use crate::protocol::testing::{Message, RecordingSink};
@@ -374,7 +451,8 @@ mod tests {
         });
         let sink = RecordingSink::default();
         let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
-        let error = futures::executor::block_on(client.get("/me/accounts", &[], "Api")).expect_err("throttled");
+        let error =
+            futures::executor::block_on(client.get("/me/accounts", &[], Shape::Any, "Api")).expect_err("throttled");
         assert_eq!(error.attempts, 6);
         let waits: Vec<u64> = runtime.sleeps.borrow().iter().map(Duration::as_secs).collect();
         assert_eq!(waits, vec![10, 20, 40, 80, 160]);
@@ -403,7 +481,7 @@ mod tests {
         });
         let sink = RecordingSink::default();
         let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
-        let body = futures::executor::block_on(client.get("/me", &[], "users")).expect("retried");
+        let body = futures::executor::block_on(client.get("/me", &[], Shape::Any, "users")).expect("retried");
         assert_eq!(body["ok"], true);
         assert_eq!(runtime.sleeps.borrow().as_slice(), [Duration::from_secs(10)]);
     }
@@ -443,7 +521,7 @@ mod tests {
                 .iter()
                 .map(|p| (p.to_string(), vec![("metric", "reach,saved".to_string())]))
                 .collect();
-        let results = futures::executor::block_on(client.get_batch(&items, "media_insights"));
+        let results = futures::executor::block_on(client.get_batch(&items, Shape::Any, "media_insights"));
         assert_eq!(results[0].as_ref().ok().map(|b| b["url"].clone()), Some(json!("ok/insights?metric=reach%2Csaved")));
         let bad = results[1].as_ref().expect_err("fatal item");
         assert_eq!((bad.code(), bad.attempts), (Some(100), 1), "a fatal item is not retried");
@@ -468,7 +546,7 @@ mod tests {
         let sink = RecordingSink::default();
         let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
         let items = vec![("/a".to_string(), vec![]), ("/b".to_string(), vec![])];
-        let results = futures::executor::block_on(client.get_batch(&items, "media_insights"));
+        let results = futures::executor::block_on(client.get_batch(&items, Shape::Any, "media_insights"));
         assert!(results.iter().all(Result::is_ok));
         assert_eq!(runtime.requests.borrow().len(), 2, "the batch is resent, not split into singles");
         assert_eq!(runtime.sleeps.borrow().as_slice(), [Duration::from_secs(10)]);
@@ -488,7 +566,7 @@ mod tests {
         let policy = RetryPolicy { max_retries: 0, ..RetryPolicy::default() };
         let client = GraphClient::new("http://x/v23.0", "tok", 4, policy, &runtime, &sink);
         let items = vec![("/a".to_string(), vec![]), ("/b".to_string(), vec![])];
-        let results = futures::executor::block_on(client.get_batch(&items, "story_insights"));
+        let results = futures::executor::block_on(client.get_batch(&items, Shape::Any, "story_insights"));
         assert!(results.iter().all(|r| r.as_ref().is_ok_and(|b| b["single"] == true)));
     }
 

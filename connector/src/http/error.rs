@@ -58,6 +58,10 @@ pub enum ErrorClass {
     Transient,
     /// The token is bad: only the user can fix it.
     Auth,
+    /// A success answer with a body this connector cannot use (see [`super::shape`]).
+    BadAnswer,
+    /// The request cannot be sent as the config builds it (`base_url`, token): no retry helps.
+    Unsendable,
     /// Anything else: retrying sends the same bad request again.
     Fatal,
 }
@@ -88,6 +92,7 @@ impl RequestError {
     pub fn from_transport(error: &TransportError, path: &str) -> RequestError {
         let class = match error {
             TransportError::Denied(_) => ErrorClass::Fatal,
+            TransportError::Invalid(_) => ErrorClass::Unsendable,
             TransportError::Timeout(_) | TransportError::Connection(_) => ErrorClass::Transient,
         };
         RequestError { class, status: None, graph: None, detail: error.describe(), attempts: 1, path: path.into() }
@@ -104,6 +109,18 @@ impl RequestError {
             text.chars().take(300).collect()
         };
         RequestError { class, status: Some(response.status), graph, detail, attempts: 1, path: path.into() }
+    }
+
+    /// A success answer whose body does not have the expected shape; `what` says why.
+    pub fn bad_answer(path: &str, what: String) -> RequestError {
+        RequestError {
+            class: ErrorClass::BadAnswer,
+            status: Some(200),
+            graph: None,
+            detail: what,
+            attempts: 1,
+            path: path.into(),
+        }
     }
 
     /// Graph error code, if any.
@@ -155,6 +172,17 @@ impl RequestError {
                 format!(
                     "The Instagram Graph API did not answer successfully after {} attempts: {cause}.",
                     self.attempts
+                ),
+            ),
+            ErrorClass::Unsendable => (
+                FailureType::ConfigError,
+                format!("The request to the Graph API {cause}. Check `base_url` and `access_token` in the config."),
+            ),
+            ErrorClass::BadAnswer => (
+                FailureType::SystemError,
+                format!(
+                    "The Graph API answered GET {} with a body this connector cannot use: {cause}. Nothing was taken from that answer.",
+                    self.path
                 ),
             ),
             ErrorClass::Fatal => match self.status {

@@ -7,11 +7,13 @@
 //!   scripted fake in native tests).
 //! * [`limiter`] caps requests in flight at `num_workers`.
 //! * [`error`] classifies a response by HTTP status **and** Graph error body.
+//! * [`shape`] checks that a successful answer has the shape its caller asked for.
 //! * [`client`] puts them together: send, classify, back off, retry.
 
 pub mod client;
 pub mod error;
 pub mod limiter;
+pub mod shape;
 #[cfg(test)]
 pub mod testing;
 
@@ -57,6 +59,8 @@ pub enum TransportError {
     Connection(String),
     /// The host's egress policy refused the destination: retrying cannot help.
     Denied(String),
+    /// The request cannot be sent as built (a URL or header no server accepts): a config problem.
+    Invalid(String),
 }
 
 impl TransportError {
@@ -65,6 +69,7 @@ impl TransportError {
             TransportError::Timeout(d) => format!("timed out ({d})"),
             TransportError::Connection(d) => format!("connection failed ({d})"),
             TransportError::Denied(d) => format!("refused by the host's egress policy ({d})"),
+            TransportError::Invalid(d) => format!("cannot be sent ({d})"),
         }
     }
 }

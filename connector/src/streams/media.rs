@@ -4,6 +4,7 @@
 use super::StreamOutput;
 use crate::graph::{self, Account, CHILD_FIELDS, MEDIA_FIELDS};
 use crate::http::client::GraphClient;
+use crate::http::shape::Shape;
 use crate::protocol::{Failure, LogLevel};
 use crate::transform;
 use futures::{StreamExt, TryStreamExt};
@@ -74,7 +75,7 @@ async fn expand_children_one_by_one(client: &GraphClient<'_>, record: &mut Map<S
     let parent = record.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
     let fetches = ids.iter().map(|child_id| async move {
         let path = format!("/{child_id}");
-        (child_id, client.get(&path, &[("fields", CHILD_FIELDS)], NAME).await)
+        (child_id, client.get(&path, &[("fields", CHILD_FIELDS)], Shape::Node, NAME).await)
     });
     let results: Vec<_> = futures::stream::iter(fetches).buffered(ids.len().max(1)).collect().await;
     let mut children = Vec::with_capacity(results.len());

@@ -53,6 +53,13 @@ impl Plan {
         self.now() + Duration::days(1)
     }
 
+    /// Moves cursors beyond [`end`](Self::end) back to it (nothing is read for them this sync, and
+    /// the state written back is no longer in the future); one warning per account.
+    pub fn clamp_future_cursors(&mut self) -> Vec<String> {
+        let end = self.end();
+        self.cursors.clamp_to(end)
+    }
+
     /// The windows of one account: `[since, until)` pairs of at most `window_days`.
     pub fn windows(&self, account: &str) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
         let lower = match self.cursors.get(account) {

@@ -3,6 +3,7 @@
 use super::StreamOutput;
 use crate::graph::{Account, USER_FIELDS};
 use crate::http::client::GraphClient;
+use crate::http::shape::Shape;
 use crate::protocol::Failure;
 use crate::transform;
 use futures::{StreamExt, TryStreamExt};
@@ -23,7 +24,7 @@ pub fn transform(body: Value, account: &Account) -> Value {
 pub async fn read(client: &GraphClient<'_>, accounts: &[Account], out: &StreamOutput<'_>) -> Result<(), Failure> {
     let requests = accounts.iter().map(|account| async move {
         let path = format!("/{}", account.business_account_id);
-        client.get(&path, &[("fields", USER_FIELDS)], NAME).await.map(|body| transform(body, account))
+        client.get(&path, &[("fields", USER_FIELDS)], Shape::Node, NAME).await.map(|body| transform(body, account))
     });
     // `buffered` keeps account order while the request layer runs them concurrently.
     let mut records = futures::stream::iter(requests).buffered(accounts.len().max(1));
