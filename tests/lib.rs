@@ -150,7 +150,8 @@ pub fn transcript_dir() -> PathBuf {
     workspace_root().join("target/e2e-transcripts")
 }
 
-fn keep_transcript(stdout: &str) {
+/// Keeps one run's stdout under [`transcript_dir`] for the protocol-model check.
+pub fn keep_transcript(stdout: &str) {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let dir = transcript_dir();
     std::fs::create_dir_all(&dir).expect("transcript dir");

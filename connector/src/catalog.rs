@@ -39,12 +39,13 @@ pub fn parse_configured(text: &str) -> Result<Vec<ConfiguredStream>, Failure> {
             .pointer("/stream/name")
             .and_then(Value::as_str)
             .ok_or_else(|| Failure::config(format!("Configured stream #{index} has no `stream.name`.")))?;
-        let sync_mode = match entry.get("sync_mode").and_then(Value::as_str) {
-            None | Some("full_refresh") => SyncMode::FullRefresh,
-            Some("incremental") => SyncMode::Incremental,
+        let sync_mode = match entry.get("sync_mode") {
+            None | Some(Value::Null) => SyncMode::FullRefresh,
+            Some(Value::String(mode)) if mode == "full_refresh" => SyncMode::FullRefresh,
+            Some(Value::String(mode)) if mode == "incremental" => SyncMode::Incremental,
             Some(other) => {
                 return Err(Failure::config(format!(
-                    "Configured stream `{name}` has sync_mode `{other}`; expected `full_refresh` or `incremental`."
+                    "Configured stream `{name}` has sync_mode {other}; expected \"full_refresh\" or \"incremental\"."
                 )));
             }
         };

@@ -129,7 +129,9 @@ impl PartitionCursors {
             Some(Value::Array(entries)) => entries.clone(),
             Some(_) => return Err(Failure::config("The user_insights state has a `states` entry that is not a list.")),
             None => {
-                return Err(Failure::config(format!("The user_insights state has no per-account cursors; {EXPECTED}.")));
+                return Err(Failure::config(format!(
+                    "The user_insights state has no per-account cursors; {EXPECTED}."
+                )));
             }
         };
         for entry in entries {

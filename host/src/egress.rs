@@ -10,7 +10,7 @@
 use crate::limits::{AbortSignal, LimitExceeded, Limits};
 use http_body_util::BodyExt;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,10 +33,32 @@ pub struct Origin {
 impl std::str::FromStr for Origin {
     type Err = String;
 
-    /// `http://127.0.0.1:8123`, `https://graph.facebook.com` or `host:port` (https).
+    /// `http://127.0.0.1:8123`, `https://graph.facebook.com` or `host:port` (https). Anything
+    /// the policy could not mean exactly is refused: wildcards, paths, queries, user info.
     fn from_str(text: &str) -> Result<Origin, String> {
-        let url = if text.contains("://") { text.to_owned() } else { format!("https://{text}") };
-        Origin::from_url(&url).ok_or_else(|| format!("`{text}` is not an origin like http://127.0.0.1:8123"))
+        let refuse = || {
+            format!(
+                "`{text}` is not an origin like http://127.0.0.1:8123 (one scheme, host and port; no wildcards or paths)"
+            )
+        };
+        let url_text = if text.contains("://") { text.to_owned() } else { format!("https://{text}") };
+        let url = url::Url::parse(&url_text).map_err(|_| refuse())?;
+        let plain_host = match url.host() {
+            Some(url::Host::Domain(name)) => name
+                .split('.')
+                .all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')),
+            Some(_) => true,
+            None => false,
+        };
+        let bare = url.username().is_empty()
+            && url.password().is_none()
+            && url.path() == "/"
+            && url.query().is_none()
+            && url.fragment().is_none();
+        if !plain_host || !bare {
+            return Err(refuse());
+        }
+        Origin::from_url(&url_text).ok_or_else(refuse)
     }
 }
 
@@ -71,8 +93,7 @@ impl Origin {
     pub fn of_config(config: &str) -> Option<Origin> {
         let config: serde_json::Value = serde_json::from_str(config).ok()?;
         match config.get("base_url") {
-            None | Some(serde_json::Value::Null) => Origin::from_url(DEFAULT_BASE_URL),
-            Some(serde_json::Value::String(s)) if s.trim().is_empty() => Origin::from_url(DEFAULT_BASE_URL),
+            None => Origin::from_url(DEFAULT_BASE_URL),
             Some(serde_json::Value::String(s)) => Origin::from_url(s),
             Some(_) => None,
         }
@@ -115,27 +136,60 @@ impl AllowList {
     }
 }
 
-/// Whether an address is one a config must not reach without the operator's opt-in.
-pub fn is_private(address: &IpAddr) -> bool {
-    match address {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.octets()[0] == 0
-                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64) // 100.64/10 carrier-grade NAT
-        }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (first & 0xfe00) == 0xfc00 // fc00::/7 unique local
-                || (first & 0xffc0) == 0xfe80 // fe80::/10 link local
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_private(&IpAddr::V4(v4)))
-        }
+/// The IANA special-purpose address registries (IPv4 and IPv6), plus multicast and the
+/// reserved 240/4: none of these is the Graph API, and a config must not reach them without the
+/// operator's opt-in (the operator's network, cloud metadata, NAT64 and 6to4 gateways that embed
+/// such an address).
+const SPECIAL_PURPOSE: [&str; 35] = [
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.31.196.0/24",
+    "192.52.193.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "192.175.48.0/24",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+    "::/128",
+    "::1/128",
+    "::ffff:0:0/96",
+    "64:ff9b::/96",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001::/23",
+    "2001:db8::/32",
+    "2002::/16",
+    "2620:4f:8000::/48",
+    "3fff::/20",
+    "5f00::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+];
+
+static SPECIAL_PURPOSE_NETS: std::sync::LazyLock<Vec<ipnet::IpNet>> =
+    std::sync::LazyLock::new(|| SPECIAL_PURPOSE.iter().filter_map(|net| net.parse().ok()).collect());
+
+/// Whether an address is one a config must not reach without the operator's opt-in: any
+/// special-purpose range, and IPv4-mapped IPv6 addresses of one.
+pub fn is_special_purpose(address: &IpAddr) -> bool {
+    if let IpAddr::V6(v6) = address
+        && let Some(v4) = v6.to_ipv4_mapped()
+    {
+        return is_special_purpose(&IpAddr::V4(v4));
     }
+    SPECIAL_PURPOSE_NETS.iter().any(|net| net.contains(address))
 }
 
 /// The `WasiHttpHooks` that enforce the allow-list and the HTTP limits of a run.
@@ -231,39 +285,57 @@ impl WasiHttpHooks for EgressPolicy {
         let (slots, on_denied, abort) = (self.slots.clone(), self.on_denied.clone(), self.abort.clone());
         let requests_sent = self.requests_sent.clone();
         let max_bytes = self.limits.max_response_bytes;
+        // One deadline for the whole exchange, body included: a server that drips a byte at a
+        // time never trips the between-bytes timeout.
+        let deadline = tokio::time::Instant::now() + cap;
         Box::new(async move {
-            if let Admission::PublicOnly(origin) = admission {
-                let resolved: Vec<IpAddr> = tokio::net::lookup_host((origin.host.as_str(), origin.port))
-                    .await
-                    .map_err(|_| HttpError::DnsError { rcode: Some("lookup failed".into()), info_code: None })?
-                    .map(|address| address.ip())
-                    .collect();
-                if resolved.is_empty() || resolved.iter().any(is_private) {
-                    on_denied(&format!(
-                        "refused an outbound request to {origin}: it resolves to a private, loopback or link-local address (allow it explicitly with --allow-host)"
-                    ));
-                    return Err(HttpError::DestinationIpProhibited);
+            let vetted = match admission {
+                Admission::Explicit => None,
+                Admission::PublicOnly(origin) => {
+                    let resolved: Vec<SocketAddr> = tokio::net::lookup_host((origin.host.as_str(), origin.port))
+                        .await
+                        .map_err(|_| HttpError::DnsError { rcode: Some("lookup failed".into()), info_code: None })?
+                        .collect();
+                    if resolved.is_empty() || resolved.iter().any(|a| is_special_purpose(&a.ip())) {
+                        on_denied(&format!(
+                            "refused an outbound request to {origin}: it resolves to a private, loopback or link-local address, or another special-purpose one (allow it explicitly with --allow-host)"
+                        ));
+                        return Err(HttpError::DestinationIpProhibited);
+                    }
+                    Some((resolved[0], origin.host))
                 }
-            }
+            };
             let permit = slots.acquire_owned().await.map_err(|_| HttpError::ConnectionLimitReached)?;
             requests_sent.fetch_add(1, Ordering::Relaxed);
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
-            let response = response.map(|body| {
-                LimitedBody { inner: body.boxed_unsync(), remaining: max_bytes, max_bytes, abort, _permit: permit }
-                    .boxed_unsync()
+            let exchange = async {
+                match vetted {
+                    // Connect to the address just vetted, never to a second lookup's answer.
+                    Some((address, host)) => crate::vetted::send(request, address, &host, options).await,
+                    None => {
+                        let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+                        Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as crate::vetted::IoFuture))
+                    }
+                }
+            };
+            let (response, io) =
+                tokio::time::timeout_at(deadline, exchange).await.map_err(|_| HttpError::ConnectionReadTimeout)??;
+            let response = response.map(|inner| {
+                let deadline = Box::pin(tokio::time::sleep_until(deadline));
+                LimitedBody { inner, remaining: max_bytes, max_bytes, abort, deadline, _permit: permit }.boxed_unsync()
             });
-            Ok((response, Box::new(io) as Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>))
+            Ok((response, io))
         })
     }
 }
 
-/// A response body that ends the run past `max_bytes`, and holds the request's slot until the
-/// body is done.
+/// A response body that ends the run past `max_bytes`, fails the request at its deadline, and
+/// holds the request's slot until the body is done.
 struct LimitedBody {
     inner: WasiBody,
     remaining: u64,
     max_bytes: u64,
     abort: AbortSignal,
+    deadline: Pin<Box<tokio::time::Sleep>>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -275,6 +347,9 @@ impl http_body::Body for LimitedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)));
+        }
         let frame = Pin::new(&mut self.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &frame
             && let Some(data) = frame.data_ref()
@@ -355,24 +430,59 @@ mod tests {
         assert!(policy.check_request(&smuggled).err().expect("denied").contains("Host header"));
     }
 
+    /// Every special-purpose range: its first and last address are refused, and the addresses
+    /// just outside it (where public) pass.
     #[test]
-    fn private_ranges_are_recognised() {
-        for private in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(is_private(&private.parse().expect("ip")), "{private}");
+    fn every_special_purpose_range_is_refused() {
+        assert_eq!(SPECIAL_PURPOSE_NETS.len(), SPECIAL_PURPOSE.len(), "every table entry parses");
+        for net in SPECIAL_PURPOSE_NETS.iter() {
+            assert!(is_special_purpose(&net.network()), "{net} first");
+            assert!(is_special_purpose(&net.broadcast()), "{net} last");
         }
-        for public in ["157.240.1.1", "8.8.8.8", "2a03:2880::1"] {
-            assert!(!is_private(&public.parse().expect("ip")), "{public}");
+        for special in [
+            "198.18.0.1",
+            "198.19.255.255",
+            "224.0.0.251",
+            "239.255.255.250",
+            "240.0.0.1",
+            "64:ff9b::7f00:1",
+            "2002:7f00:1::",
+            "::ffff:10.0.0.1",
+            "ff02::1",
+            "169.254.169.254",
+        ] {
+            assert!(is_special_purpose(&special.parse().expect("ip")), "{special}");
+        }
+        for public in [
+            "157.240.1.1",
+            "8.8.8.8",
+            "198.17.255.255",
+            "198.20.0.0",
+            "223.255.255.255",
+            "2a03:2880::1",
+            "2606:4700::1111",
+            "::ffff:157.240.1.1",
+        ] {
+            assert!(!is_special_purpose(&public.parse().expect("ip")), "{public}");
+        }
+    }
+
+    #[test]
+    fn origins_that_the_policy_cannot_mean_are_refused() {
+        for bad in [
+            "*",
+            "*.facebook.com",
+            "https://*",
+            "http://127.0.0.1:8123/v23.0",
+            "https://user@graph.facebook.com",
+            "https://x?y",
+            "",
+            "ftp://x",
+        ] {
+            assert!(bad.parse::<Origin>().is_err(), "{bad}");
+        }
+        for good in ["http://127.0.0.1:8123", "https://graph.facebook.com/", "http://[::1]:9", "localhost:9"] {
+            assert!(good.parse::<Origin>().is_ok(), "{good}");
         }
     }
 }

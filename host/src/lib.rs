@@ -28,6 +28,7 @@ pub mod progress;
 mod runner;
 pub mod state_file;
 pub mod tenants;
+mod vetted;
 
 pub use bindings::airbyte::source::types::{Failure, FailureType, LogLevel, StreamStatus};
 pub use egress::{AllowList, Origin};

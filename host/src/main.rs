@@ -213,6 +213,12 @@ fn run(cli: Cli, writer: Writer) -> Result<ExitCode, Failure> {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Read { config, catalog, state, state_file, output } => {
+                if let (Some(_), Some(dir)) = (&state_file, &output) {
+                    return Err(failure(
+                        FailureType::ConfigError,
+                        format!("--state-file and --output both persist state; with --output the state goes to {}, so drop --state-file.", dir.join("state.json").display()),
+                    ));
+                }
                 let config = read_file(&config, "config")?;
                 let catalog = read_file(&catalog, "catalog")?;
                 // A state file that does not exist yet is the first sync.
@@ -237,11 +243,17 @@ fn run(cli: Cli, writer: Writer) -> Result<ExitCode, Failure> {
                     ))),
                     None => None,
                 };
-                let sink: SharedSink = match (&directory, state_file) {
+                let persisting = match state_file {
+                    Some(path) => Some(Arc::new(Mutex::new(
+                        PersistingSink::new(writer.clone(), path.clone(), state.as_deref()).map_err(|e| {
+                            failure(FailureType::ConfigError, format!("Cannot write the state file {}: {e}", path.display()))
+                        })?,
+                    ))),
+                    None => None,
+                };
+                let sink: SharedSink = match (&directory, &persisting) {
                     (Some(directory), _) => directory.clone(),
-                    (None, Some(path)) => {
-                        Arc::new(Mutex::new(PersistingSink::new(writer.clone(), path, state.as_deref())))
-                    }
+                    (None, Some(persisting)) => persisting.clone(),
                     (None, None) => writer.clone(),
                 };
                 // A person at a terminal sees live progress on stderr; pipes and files see nothing extra.
@@ -257,13 +269,17 @@ fn run(cli: Cli, writer: Writer) -> Result<ExitCode, Failure> {
                     progress.lock().unwrap_or_else(|p| p.into_inner()).finish();
                 }
                 let outcome = outcome.map_err(host_failure)?;
-                // Records that never reached the output directory fail the run, whatever the connector said.
+                // Records or states that never reached the disk fail the run, whatever the connector said.
                 if let Some(directory) = directory {
                     let mut directory = directory.lock().unwrap_or_else(|p| p.into_inner());
                     let flushed = directory.sync_files().map_err(|e| e.to_string());
-                    if let Some(message) = directory.write_error().map(str::to_owned).or(flushed.err()) {
+                    let failed = directory.write_error().or(directory.inner().write_error()).map(str::to_owned);
+                    if let Some(message) = failed.or(flushed.err()) {
                         return Err(failure(FailureType::SystemError, message));
                     }
+                }
+                if let Some(failed) = persisting.and_then(|p| p.lock().unwrap_or_else(|p| p.into_inner()).write_error().map(str::to_owned)) {
+                    return Err(failure(FailureType::SystemError, failed));
                 }
                 outcome?;
                 Ok(ExitCode::SUCCESS)

@@ -1,7 +1,10 @@
 //! `--output DIR`: one JSONL file of record data per stream plus `state.json`.
 //!
 //! Order of writes is the guarantee: before a state is persisted, every stream file is flushed and
-//! synced, so after a crash the state on disk never covers records that are not on disk.
+//! synced, so after a crash the state on disk never covers records that are not on disk. Stream
+//! files are only ever appended to: a resumed or repeated sync adds its records after the earlier
+//! ones (at-least-once, like an Airbyte `append` destination) and never truncates records an
+//! earlier state already covers.
 
 use crate::messages::{MessageSink, now_millis};
 use crate::state_file::PersistingSink;
@@ -19,10 +22,11 @@ pub struct DirectorySink<S: MessageSink> {
     counts: BTreeMap<String, u64>,
     inner: S,
     failed: Option<String>,
+    stream_failures: Vec<String>,
 }
 
 impl<S: MessageSink> DirectorySink<S> {
-    /// Creates `dir` if needed; stream files are created on their first record (truncating old ones).
+    /// Creates `dir` if needed; stream files are opened for appending on their first record.
     pub fn create(dir: &Path, inner: S) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         Ok(DirectorySink {
@@ -31,6 +35,7 @@ impl<S: MessageSink> DirectorySink<S> {
             counts: BTreeMap::new(),
             inner,
             failed: None,
+            stream_failures: Vec::new(),
         })
     }
 
@@ -44,11 +49,21 @@ impl<S: MessageSink> DirectorySink<S> {
         self.failed.as_deref()
     }
 
+    /// Every stream failure reported so far, as `stream: message (failure_type)`.
+    pub fn stream_failures(&self) -> &[String] {
+        &self.stream_failures
+    }
+
+    /// The sink records go around (e.g. the state persistence).
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
     fn write_record(&mut self, stream: &str, data: &RawValue) -> std::io::Result<()> {
         if !self.files.contains_key(stream) {
             let safe: String =
                 stream.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
-            let file = File::create(self.dir.join(format!("{safe}.jsonl")))?;
+            let file = File::options().create(true).append(true).open(self.dir.join(format!("{safe}.jsonl")))?;
             self.files.insert(stream.to_owned(), BufWriter::new(file));
         }
         if let Some(file) = self.files.get_mut(stream) {
@@ -101,6 +116,10 @@ impl<S: MessageSink> MessageSink for DirectorySink<S> {
 
     fn error(&mut self, stream: Option<&str>, failure: &Failure) {
         let _ = self.sync_files();
+        if let Some(stream) = stream {
+            let failure_type = crate::messages::failure_type_str(failure.failure_type);
+            self.stream_failures.push(format!("{stream}: {} ({failure_type})", failure.message));
+        }
         self.inner.error(stream, failure);
     }
 }
@@ -111,6 +130,7 @@ pub fn directory_with_state<S: MessageSink>(
     inner: S,
     initial_state: Option<&str>,
 ) -> std::io::Result<DirectorySink<PersistingSink<S>>> {
-    let persisting = PersistingSink::new(inner, dir.join("state.json"), initial_state);
+    std::fs::create_dir_all(dir)?;
+    let persisting = PersistingSink::new(inner, dir.join("state.json"), initial_state)?;
     DirectorySink::create(dir, persisting)
 }

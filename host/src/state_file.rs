@@ -17,12 +17,14 @@ pub struct PersistingSink<S: MessageSink> {
     inner: S,
     path: PathBuf,
     states: BTreeMap<String, Value>,
+    failed: Option<String>,
 }
 
 impl<S: MessageSink> PersistingSink<S> {
     /// Starts from `initial` (the `--state` input, if any) so streams not synced this time keep
-    /// their state.
-    pub fn new(inner: S, path: PathBuf, initial: Option<&str>) -> Self {
+    /// their state, and writes that starting point at once: a path that cannot be written fails
+    /// here, before the sync, not after it.
+    pub fn new(inner: S, path: PathBuf, initial: Option<&str>) -> std::io::Result<Self> {
         let mut states = BTreeMap::new();
         if let Some(Value::Array(messages)) = initial.and_then(|text| serde_json::from_str(text).ok()) {
             for message in messages {
@@ -33,7 +35,14 @@ impl<S: MessageSink> PersistingSink<S> {
                 }
             }
         }
-        PersistingSink { inner, path, states }
+        let sink = PersistingSink { inner, path, states, failed: None };
+        sink.persist()?;
+        Ok(sink)
+    }
+
+    /// The first failure to persist a state, if any: the run must then not count as a success.
+    pub fn write_error(&self) -> Option<&str> {
+        self.failed.as_deref()
     }
 
     fn persist(&self) -> std::io::Result<()> {
@@ -67,7 +76,9 @@ impl<S: MessageSink> MessageSink for PersistingSink<S> {
             json!({"type": "STREAM", "stream": {"stream_descriptor": {"name": stream}, "stream_state": stream_state}}),
         );
         if let Err(error) = self.persist() {
-            self.inner.log(LogLevel::Error, &format!("Cannot write the state file {}: {error}", self.path.display()));
+            let message = format!("Cannot write the state file {}: {error}", self.path.display());
+            self.inner.log(LogLevel::Error, &message);
+            self.failed.get_or_insert(message);
         }
     }
 
@@ -95,7 +106,8 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("state.json");
         let initial = r#"[{"type":"STREAM","stream":{"stream_descriptor":{"name":"other"},"stream_state":{"x":1}}}]"#;
-        let mut sink = PersistingSink::new(AirbyteWriter::new(Vec::new()), path.clone(), Some(initial));
+        let mut sink =
+            PersistingSink::new(AirbyteWriter::new(Vec::new()), path.clone(), Some(initial)).expect("writable");
         let state = RawValue::from_string(r#"{"states":[]}"#.into()).expect("raw");
         sink.state("user_insights", &state, 3);
         let written: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("file")).expect("json");
@@ -106,7 +118,14 @@ mod tests {
             .filter_map(|m| m.pointer("/stream/stream_descriptor/name")?.as_str())
             .collect();
         assert_eq!(names, ["other", "user_insights"]);
+        assert!(sink.write_error().is_none());
         assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 1, "no temporary file left behind");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_unwritable_path_fails_before_the_sync() {
+        let path = std::env::temp_dir().join("no-such-dir-for-state").join("state.json");
+        assert!(PersistingSink::new(AirbyteWriter::new(Vec::new()), path, None).is_err());
     }
 }

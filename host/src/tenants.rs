@@ -213,8 +213,8 @@ async fn run_one(connector: &Connector, job: Job, base_dir: &Path, limits: Limit
         Err(message) => return report(Outcome::Stopped(message), BTreeMap::new()),
     };
     let output = resolve(base_dir, &job.output);
-    let log = match std::fs::create_dir_all(&output).and_then(|()| std::fs::File::create(output.join("messages.jsonl")))
-    {
+    let messages = |()| std::fs::File::options().create(true).append(true).open(output.join("messages.jsonl"));
+    let log = match std::fs::create_dir_all(&output).and_then(messages) {
         Ok(file) => AirbyteWriter::new(BufWriter::new(file)),
         Err(e) => return report(Outcome::Stopped(format!("cannot create {}: {e}", output.display())), BTreeMap::new()),
     };
@@ -229,7 +229,14 @@ async fn run_one(connector: &Connector, job: Job, base_dir: &Path, limits: Limit
         Ok(Ok(())) => Outcome::Succeeded,
         Ok(Err(failure)) => {
             sink.error(None, &failure);
-            Outcome::Failed(failure.message)
+            // The summary sentence names the streams; the detail also says why each failed.
+            Outcome::Failed(
+                [failure.message]
+                    .into_iter()
+                    .chain(sink.stream_failures().iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+            )
         }
         Err(host) => {
             let failure = host.to_failure();
@@ -239,7 +246,7 @@ async fn run_one(connector: &Connector, job: Job, base_dir: &Path, limits: Limit
     };
     let flushed = sink.sync_files().map_err(|e| e.to_string());
     // Records that never reached the disk make the run a failure, whatever the connector said.
-    let outcome = match (sink.write_error(), flushed) {
+    let outcome = match (sink.write_error().or(sink.inner().write_error()), flushed) {
         (Some(message), _) => Outcome::Stopped(message.to_owned()),
         (None, Err(error)) => Outcome::Stopped(format!("cannot write to {}: {error}", output.display())),
         (None, Ok(())) => outcome,

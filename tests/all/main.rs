@@ -6,6 +6,7 @@
 mod catalog_rules;
 mod commands;
 mod concurrency;
+mod corpus;
 mod egress;
 mod incremental;
 mod limits;

@@ -380,6 +380,7 @@ fn classify(response: &HttpResponse, path: &str, shape: Shape) -> Result<Value, 
             Ok(()) => Ok(body),
             Err(what) => Err((RequestError::bad_answer(path, what), None)),
         },
+        None if ok_status => Err((RequestError::bad_answer(path, "the body is not JSON".into()), None)),
         body => {
             let error = RequestError::from_response(response, body.as_ref(), path);
             let wait = server_requested_wait(response, error.class);

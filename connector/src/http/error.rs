@@ -102,11 +102,11 @@ impl RequestError {
     pub fn from_response(response: &HttpResponse, body: Option<&Value>, path: &str) -> RequestError {
         let graph = body.and_then(GraphError::from_body).map(Box::new);
         let class = classify(response.status, graph.as_deref());
-        let detail = if graph.is_some() {
-            String::new()
-        } else {
-            let text = String::from_utf8_lossy(&response.body);
-            text.chars().take(300).collect()
+        // Never the body itself: a proxy's or server's page may echo the request, token included.
+        let detail = match (&graph, body) {
+            (Some(_), _) => String::new(),
+            (None, Some(_)) => format!("a JSON body of {} bytes without a Graph `error`", response.body.len()),
+            (None, None) => format!("a body of {} bytes that is not JSON", response.body.len()),
         };
         RequestError { class, status: Some(response.status), graph, detail, attempts: 1, path: path.into() }
     }

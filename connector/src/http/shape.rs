@@ -13,7 +13,7 @@ pub enum Shape {
     /// A page of an edge (`/me/accounts`, `/{ig-user}/media`): `data` is a list of objects, each
     /// with an `id`.
     Records,
-    /// An insights answer: `data` is a list of objects.
+    /// An insights answer: `data` is a list of objects (whose `id`, where present, is valid).
     Metrics,
     /// One object (`/{ig-user}`, `/{media}`) with an `id`.
     Node,
@@ -42,7 +42,7 @@ impl Shape {
             let Value::Object(item) = item else {
                 return Err(format!("`data[{index}]` is {} instead of an object", kind(item)));
             };
-            if self == Shape::Records {
+            if self == Shape::Records || item.contains_key("id") {
                 check_id(item.get("id"), &format!("`data[{index}]`"))?;
             }
         }
@@ -89,6 +89,7 @@ mod tests {
             (Shape::Records, json!({"data": [{"id": ""}]}), "an empty string"),
             (Shape::Records, json!({"data": [7]}), "`data[0]` is a number"),
             (Shape::Metrics, json!({"data": "x"}), "`data` is a string"),
+            (Shape::Metrics, json!({"data": [{"name": "reach", "id": null}]}), "`data[0]` has an `id` that is null"),
             (Shape::Node, json!({"name": "x"}), "the object has no `id`"),
         ] {
             let error = shape.check(&body).expect_err(&body.to_string());

@@ -262,6 +262,24 @@ fn decode_cursor(cursor: &str) -> Option<usize> {
     usize::from_str_radix(cursor.strip_prefix("QVFIU")?, 16).ok()
 }
 
+/// Rewrites a media page's `after` cursor so the pages cycle (see [`crate::CursorCycle`]).
+pub fn break_cursor(reply: &mut Reply, after: Option<&str>, cycle: crate::CursorCycle) {
+    let position = after.and_then(decode_cursor);
+    let target = match (cycle, position) {
+        (crate::CursorCycle::BackToBack, Some(100)) => 100,
+        (crate::CursorCycle::Loop, Some(200)) => 100,
+        _ => return,
+    };
+    if let Some(cursors) = reply.body.pointer_mut("/paging/cursors") {
+        cursors["after"] = json!(encode_cursor(target));
+    }
+    if reply.body.pointer("/paging/next").is_none()
+        && let Some(paging) = reply.body.get_mut("paging")
+    {
+        paging["next"] = json!("more");
+    }
+}
+
 /// Cursor paging as Graph does it: `cursors.before/after` on every non-empty page, `next` only
 /// when more data follows, `previous` when some precedes.
 pub fn paginate(items: Vec<Value>, request: &Incoming<'_>, max_page_size: usize) -> Reply {

@@ -46,6 +46,28 @@ pub struct SandboxOptions {
     pub rate_limit: Option<RateLimit>,
     /// `children{…}` expansion on the media edge fails (to exercise the connector's fallback).
     pub expansion_fails: bool,
+    /// Broken answers mode: requests to one endpoint get a broken 200 answer instead.
+    pub broken: Option<BrokenAnswer>,
+    /// The media edge's paging cursors repeat an earlier page.
+    pub cursor_cycle: Option<CursorCycle>,
+}
+
+/// A broken answer: every GET (or batch item) whose path ends with `path_suffix` gets HTTP 200
+/// with exactly `body` (any text, JSON or not); `path_suffix` "batch" breaks the Batch API
+/// envelope instead.
+#[derive(Clone, Debug)]
+pub struct BrokenAnswer {
+    pub path_suffix: String,
+    pub body: String,
+}
+
+/// How the media edge's cursors go wrong (pages of 100).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CursorCycle {
+    /// The second page points at itself: `A → A`.
+    BackToBack,
+    /// The third page points back at the second: `A → B → A → B …`.
+    Loop,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -67,6 +89,8 @@ impl SandboxOptions {
             retry_after_secs: 1,
             rate_limit: None,
             expansion_fails: false,
+            broken: None,
+            cursor_cycle: None,
         }
     }
 }
@@ -240,6 +264,9 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<B
         .map(str::to_owned);
     let method = request.method().clone();
     shared.count(1, 0);
+    if let Some(broken) = shared.broken_answer(&path, method == http::Method::POST) {
+        return broken;
+    }
     let injected = shared.injected_error(bearer.is_some());
     let is_injected = injected.is_some();
     let reply = if let Some(reply) = injected {
@@ -249,7 +276,11 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<B
         shared.count(0, 1);
         let incoming =
             graph::Incoming { path: &path, query: query.clone(), bearer: bearer.as_deref(), origin: &shared.origin };
-        graph::handle(&shared.options, &incoming)
+        let mut reply = graph::handle(&shared.options, &incoming);
+        if let (Some(cycle), true) = (shared.options.cursor_cycle, path.ends_with("/media")) {
+            graph::break_cursor(&mut reply, query.get("after").map(String::as_str), cycle);
+        }
+        reply
     } else if method == http::Method::POST && matches!(path.as_str(), "/" | "/v23.0" | "/v23.0/") {
         let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         shared.batch(&body, bearer.as_deref())
@@ -284,6 +315,13 @@ fn to_response(reply: &graph::Reply) -> Response<Full<Bytes>> {
 pub const MAX_BATCH: usize = 50;
 
 impl Shared {
+    /// The broken answer for this request, in broken answers mode.
+    fn broken_answer(&self, path: &str, batch: bool) -> Option<Response<Full<Bytes>>> {
+        let broken = self.options.broken.as_ref()?;
+        let hit = if broken.path_suffix == "batch" { batch } else { !batch && path.ends_with(&broken.path_suffix) };
+        hit.then(|| Response::new(Full::new(Bytes::from(broken.body.clone()))))
+    }
+
     fn count(&self, round_trips: u64, calls: u64) {
         let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         stats.round_trips += round_trips;
@@ -331,6 +369,11 @@ impl Shared {
                     url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
                 let injected = self.injected_error(bearer.is_some());
                 let is_injected = injected.is_some();
+                let broken =
+                    self.options.broken.as_ref().filter(|b| b.path_suffix != "batch" && path.ends_with(&b.path_suffix));
+                if let Some(broken) = broken {
+                    return serde_json::json!({"code": 200, "headers": [], "body": broken.body});
+                }
                 let reply = match injected {
                     Some(reply) => reply,
                     None if item["method"].as_str().unwrap_or("GET") != "GET" => {
