@@ -123,7 +123,9 @@ fn bad_configs(base_url: &str) -> Vec<(String, String, Expect)> {
 fn bad_catalogs() -> Vec<(String, String, Expect)> {
     let entry = |fields: Value| {
         let mut stream = json!({"stream": {"name": "users", "json_schema": {}, "supported_sync_modes": ["full_refresh"]}, "sync_mode": "full_refresh"});
-        stream.as_object_mut().map(|s| s.extend(fields.as_object().cloned().unwrap_or_default()));
+        if let (Some(stream), Some(fields)) = (stream.as_object_mut(), fields.as_object()) {
+            stream.extend(fields.clone());
+        }
         json!({"streams": [stream]}).to_string()
     };
     let mut cases: Vec<(String, String, Expect)> = [
