@@ -133,6 +133,8 @@ pub fn pages_with_fallback<'c>(
     enum Cursor {
         First,
         After(String),
+        /// The last page was delivered; its cursor was broken.
+        Broken(RequestError),
         Done,
     }
     let seen = std::rc::Rc::new(std::cell::RefCell::new(std::collections::HashSet::<String>::new()));
@@ -141,6 +143,7 @@ pub fn pages_with_fallback<'c>(
         async move {
             let after = match cursor {
                 Cursor::Done => return None,
+                Cursor::Broken(error) => return Some((Err(error), Cursor::Done)),
                 Cursor::First => None,
                 Cursor::After(after) => Some(after),
             };
@@ -171,11 +174,14 @@ pub fn pages_with_fallback<'c>(
             match answer {
                 Err(error) => Some((Err(error), Cursor::Done)),
                 Ok(body) => {
-                    let next = next_cursor(&body);
-                    if next.as_ref().is_some_and(|next| !seen.borrow_mut().insert(next.clone())) {
-                        let what = "its paging cursor repeats an earlier page, so the pages would cycle forever".into();
-                        return Some((Err(RequestError::bad_answer(&path, what)), Cursor::Done));
-                    }
+                    let next = match next_cursor(&body) {
+                        Some(next) if !seen.borrow_mut().insert(next.clone()) => {
+                            let what = "its paging cursor repeats an earlier page, so the pages would cycle forever";
+                            Cursor::Broken(RequestError::bad_answer(&path, what.into()))
+                        }
+                        Some(next) => Cursor::After(next),
+                        None => Cursor::Done,
+                    };
                     // The request layer checked the shape: `data` is a list of records.
                     let records = match body {
                         Value::Object(mut map) => match map.remove("data") {
@@ -185,7 +191,7 @@ pub fn pages_with_fallback<'c>(
                         _ => Vec::new(),
                     };
                     let page = Page { records, fallback: used_fallback };
-                    Some((Ok(page), next.map_or(Cursor::Done, Cursor::After)))
+                    Some((Ok(page), next))
                 }
             }
         }

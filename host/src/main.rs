@@ -64,7 +64,8 @@ struct SandboxArgs {
     /// Largest response body in MiB.
     #[arg(long, global = true, env = "SOURCE_INSTAGRAM_MAX_RESPONSE_MIB", default_value_t = Limits::default().max_response_bytes >> 20)]
     max_response_mib: u64,
-    /// Cap on the connect, first-byte and between-bytes timeouts of each request, in seconds.
+    /// Each request's deadline in seconds, body included (also caps the guest's connect, first-byte
+    /// and between-bytes timeouts).
     #[arg(long, global = true, env = "SOURCE_INSTAGRAM_REQUEST_TIMEOUT_SECS", default_value_t = Limits::default().request_timeout.as_secs())]
     request_timeout_secs: u64,
     /// Directory of precompiled components (default: ~/.cache/instagram-source).

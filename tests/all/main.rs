@@ -8,6 +8,7 @@ mod commands;
 mod concurrency;
 mod corpus;
 mod egress;
+mod hostile_input;
 mod incremental;
 mod limits;
 mod optimizations;

@@ -125,8 +125,10 @@ async fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, TransportError> {
             Ok(chunk) => body.extend_from_slice(&chunk),
             Err(StreamError::Closed) => return Ok(body),
             Err(StreamError::LastOperationFailed(error)) => {
-                let cause =
-                    wasi::http::types::http_error_code(&error).map_or_else(|| "I/O error".into(), |c| describe(&c));
+                let cause = wasi::http::types::http_error_code(&error).map_or_else(
+                    || "the body was cut off (timed out, or the connection broke)".into(),
+                    |c| describe(&c),
+                );
                 return Err(TransportError::Connection(format!("reading the response failed: {cause}")));
             }
         }
