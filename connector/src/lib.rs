@@ -14,6 +14,9 @@ pub mod state;
 pub mod streams;
 pub mod transform;
 
+#[cfg(test)]
+mod parser_properties;
+
 // The generated WIT bindings need `unsafe` for the canonical ABI; nothing else does.
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)]

@@ -7,6 +7,7 @@
 //! connector at the operator's own network; the operator opts other origins in explicitly. The
 //! same hook applies the run's HTTP limits (request slots, timeouts, response size).
 
+use crate::cassette::Tape;
 use crate::limits::{AbortSignal, LimitExceeded, Limits};
 use http_body_util::BodyExt;
 use std::fmt;
@@ -200,19 +201,22 @@ pub struct EgressPolicy {
     limits: Limits,
     abort: AbortSignal,
     requests_sent: Arc<AtomicU64>,
+    tape: Option<Tape>,
 }
 
 impl EgressPolicy {
-    /// A policy for one run; `requests_sent` counts the requests it lets through.
+    /// A policy for one run; `requests_sent` counts the requests it lets through, `tape` records
+    /// or replays them.
     pub fn new(
         allow: AllowList,
         limits: Limits,
         abort: AbortSignal,
         requests_sent: Arc<AtomicU64>,
+        tape: Option<Tape>,
         on_denied: DenialReporter,
     ) -> Self {
         let slots = Arc::new(Semaphore::new(limits.max_concurrent_requests.max(1)));
-        EgressPolicy { allow, on_denied, slots, limits, abort, requests_sent }
+        EgressPolicy { allow, on_denied, slots, limits, abort, requests_sent, tape }
     }
 
     /// Static checks: origin listed, scheme allowed, no Host header naming another origin.
@@ -283,13 +287,15 @@ impl WasiHttpHooks for EgressPolicy {
             between_bytes_timeout: clamp(options.and_then(|o| o.between_bytes_timeout), cap),
         };
         let (slots, on_denied, abort) = (self.slots.clone(), self.on_denied.clone(), self.abort.clone());
-        let requests_sent = self.requests_sent.clone();
+        let (requests_sent, tape) = (self.requests_sent.clone(), self.tape.clone());
         let max_bytes = self.limits.max_response_bytes;
         // One deadline for the whole exchange, body included: a server that drips a byte at a
         // time never trips the between-bytes timeout.
         let deadline = tokio::time::Instant::now() + cap;
         Box::new(async move {
             let vetted = match admission {
+                // A replay reaches no network: the cassette answers what the policy admits.
+                _ if matches!(tape, Some(Tape::Replay(_))) => None,
                 Admission::Explicit => None,
                 Admission::PublicOnly(origin) => {
                     let resolved: Vec<SocketAddr> = tokio::net::lookup_host((origin.host.as_str(), origin.port))
@@ -307,13 +313,31 @@ impl WasiHttpHooks for EgressPolicy {
             };
             let permit = slots.acquire_owned().await.map_err(|_| HttpError::ConnectionLimitReached)?;
             requests_sent.fetch_add(1, Ordering::Relaxed);
-            let exchange = async {
+            let send = |request: http::Request<WasiBody>| async move {
                 match vetted {
                     // Connect to the address just vetted, never to a second lookup's answer.
                     Some((address, host)) => crate::vetted::send(request, address, &host, options).await,
                     None => {
                         let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
                         Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as crate::vetted::IoFuture))
+                    }
+                }
+            };
+            let exchange = async {
+                let done: crate::vetted::IoFuture = Box::new(async { Ok(()) });
+                match &tape {
+                    None => send(request).await,
+                    Some(Tape::Replay(replayer)) => Ok((replayer.answer(request).await?, done)),
+                    Some(Tape::Record(recorder)) => {
+                        // The body is read whole here, so the connection must be driven meanwhile.
+                        let response = recorder
+                            .exchange(request, |r| async {
+                                let (response, io) = send(r).await?;
+                                tokio::spawn(Box::into_pin(io));
+                                Ok(response)
+                            })
+                            .await?;
+                        Ok((response, done))
                     }
                 }
             };
@@ -390,7 +414,7 @@ mod tests {
     }
 
     fn policy(allow: AllowList) -> EgressPolicy {
-        EgressPolicy::new(allow, Limits::default(), AbortSignal::default(), Arc::default(), Arc::new(|_| {}))
+        EgressPolicy::new(allow, Limits::default(), AbortSignal::default(), Arc::default(), None, Arc::new(|_| {}))
     }
 
     fn request(uri: &str, host: Option<&str>) -> http::Request<WasiBody> {

@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 mod bindings;
+pub mod cassette;
 pub mod egress;
 pub mod engine;
 pub mod limits;

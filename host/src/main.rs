@@ -3,6 +3,7 @@
 //! stdout, one JSON object per line; the host's own diagnostics go to stderr.
 
 use clap::{Args, Parser, Subcommand};
+use instagram_host::cassette::{Recorder, Replayer, Tape};
 use instagram_host::messages::trace_error;
 use instagram_host::output_dir::directory_with_state;
 use instagram_host::progress::ProgressSink;
@@ -130,6 +131,12 @@ enum Command {
         /// Write records to DIR/<stream>.jsonl and states to DIR/state.json instead of stdout.
         #[arg(long, value_name = "DIR")]
         output: Option<PathBuf>,
+        /// Write every HTTP exchange, secrets redacted, to this cassette (for a bug report).
+        #[arg(long, value_name = "FILE", conflicts_with = "replay")]
+        record: Option<PathBuf>,
+        /// Answer the component from this cassette; nothing goes to the network.
+        #[arg(long, value_name = "FILE")]
+        replay: Option<PathBuf>,
     },
     /// Run the syncs of a jobs file concurrently in this process; prints one summary line per job.
     RunMany {
@@ -213,7 +220,7 @@ fn run(cli: Cli, writer: Writer) -> Result<ExitCode, Failure> {
                 emit(&writer, &airbyte_messages::catalog(&catalog));
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Read { config, catalog, state, state_file, output } => {
+            Command::Read { config, catalog, state, state_file, output, record, replay } => {
                 if let (Some(_), Some(dir)) = (&state_file, &output) {
                     return Err(failure(
                         FailureType::ConfigError,
@@ -232,7 +239,15 @@ fn run(cli: Cli, writer: Writer) -> Result<ExitCode, Failure> {
                     Some(path) => Some(read_file(&path, "state")?),
                     None => None,
                 };
-                let options = cli.sandbox.options(&config)?;
+                let mut options = cli.sandbox.options(&config)?;
+                let recorder = record.as_ref().map(|_| Arc::new(Recorder::new(Recorder::secrets_of(&config))));
+                options.tape = match (&recorder, &replay) {
+                    (Some(recorder), _) => Some(Tape::Record(recorder.clone())),
+                    (None, Some(path)) => Some(Tape::Replay(Arc::new(
+                        Replayer::load(path).map_err(|e| failure(FailureType::ConfigError, e))?,
+                    ))),
+                    (None, None) => None,
+                };
                 let directory = match &output {
                     Some(dir) => Some(Arc::new(Mutex::new(
                         directory_with_state(dir, writer.clone(), state.as_deref()).map_err(|e| {
@@ -268,6 +283,11 @@ fn run(cli: Cli, writer: Writer) -> Result<ExitCode, Failure> {
                 let outcome = connector.read(&options, sink, &config, &catalog, state.as_deref()).await;
                 if let Some(progress) = progress {
                     progress.lock().unwrap_or_else(|p| p.into_inner()).finish();
+                }
+                if let (Some(recorder), Some(path)) = (recorder, &record) {
+                    recorder.save(path).map_err(|e| {
+                        failure(FailureType::SystemError, format!("Cannot write the cassette {}: {e}", path.display()))
+                    })?;
                 }
                 let outcome = outcome.map_err(host_failure)?;
                 // Records or states that never reached the disk fail the run, whatever the connector said.

@@ -29,6 +29,8 @@ pub struct RunOptions {
     pub limits: Limits,
     /// Counts the outbound requests the run sent (shared by clones; read it for progress).
     pub requests_sent: Arc<AtomicU64>,
+    /// Record every HTTP exchange, or answer from a recording (see [`crate::cassette`]).
+    pub tape: Option<crate::cassette::Tape>,
 }
 
 impl RunOptions {
@@ -156,6 +158,7 @@ impl Connector {
             limits.clone(),
             abort.clone(),
             options.requests_sent.clone(),
+            options.tape.clone(),
             Arc::new(move |reason: &str| lock(&denial_sink).log(LogLevel::Warn, reason)),
         );
         let state = HostState {

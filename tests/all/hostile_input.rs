@@ -217,3 +217,41 @@ fn users_see_words_not_internal_text() {
     assert_eq!(out.code, 1);
     assert!(out.errors()[0]["message"].as_str().expect("m").contains("no wildcards"));
 }
+
+/// Record and replay: a sandbox sync recorded, the sandbox stopped, and the replay (no network)
+/// gives the same records; the cassette holds no secret.
+#[test]
+fn a_recorded_sync_replays_without_the_network_and_the_cassette_holds_no_secret() {
+    let secret = "EAAB-cassette-secret-91c2";
+    let model = Model::generate(&ModelSpec { accounts: 2, media_per_account: 6, ..ModelSpec::default() });
+    let sandbox =
+        Sandbox::start(SandboxOptions { token: secret.into(), ..SandboxOptions::new(model) }).expect("sandbox");
+    let scratch = Scratch::new("cassette");
+    let mut config = config_for(&sandbox);
+    config["client_secret"] = json!("cs-cassette-secret-55");
+    let cassette = scratch.path().join("cassette.json");
+    let recorded = read_catalog(&scratch, &config, &e2e_tests::catalog_all(), &["--record", path_str(&cassette)]);
+    assert_eq!(recorded.code, 0, "{:?}", recorded.errors());
+    let origin = format!("http://{}", sandbox.addr());
+    drop(sandbox);
+
+    let text = std::fs::read_to_string(&cassette).expect("cassette");
+    assert!(!text.contains(secret) && !text.contains("cs-cassette-secret-55"), "no secret in the cassette");
+    assert!(text.contains("REDACTED"), "the Authorization header is kept, redacted");
+
+    let config_path = scratch.write("config.json", &config.to_string());
+    let catalog_path = scratch.write("catalog.json", &e2e_tests::catalog_all().to_string());
+    let replayed = run_cli_raw(&[
+        "read",
+        "--config",
+        path_str(&config_path),
+        "--catalog",
+        path_str(&catalog_path),
+        "--replay",
+        path_str(&cassette),
+        "--allow-host",
+        &origin,
+    ]);
+    assert_eq!(replayed.code, 0, "{:?}", replayed.errors());
+    assert_eq!(replayed.record_set(), recorded.record_set());
+}

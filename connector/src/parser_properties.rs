@@ -1,0 +1,91 @@
+//! Property tests: the parsers of everything a user or an API hands in (config, configured
+//! catalog, state, Graph answers, command lines) return a value or a clear `Failure` for any
+//! input, and never panic.
+
+use crate::catalog::parse_configured;
+use crate::command_line::Invocation;
+use crate::config::Config;
+use crate::http::shape::Shape;
+use crate::state::{InputState, PartitionCursors};
+use proptest::prelude::*;
+use serde_json::{Map, Value};
+
+/// Any JSON value, nested a few levels, with the keys these parsers look for mixed in.
+fn json() -> impl Strategy<Value = Value> {
+    let key = prop_oneof![
+        Just("access_token".to_owned()),
+        Just("base_url".to_owned()),
+        Just("num_workers".to_owned()),
+        Just("start_date".to_owned()),
+        Just("streams".to_owned()),
+        Just("stream".to_owned()),
+        Just("name".to_owned()),
+        Just("sync_mode".to_owned()),
+        Just("states".to_owned()),
+        Just("partition".to_owned()),
+        Just("business_account_id".to_owned()),
+        Just("cursor".to_owned()),
+        Just("date".to_owned()),
+        Just("data".to_owned()),
+        Just("id".to_owned()),
+        Just("paging".to_owned()),
+        Just("type".to_owned()),
+        Just("stream_state".to_owned()),
+        Just("stream_descriptor".to_owned()),
+        "[a-z_]{0,8}",
+    ];
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        prop_oneof![
+            Just("2025-06-28T07:00:00+00:00".to_owned()),
+            Just("9999-12-31T00:00:00Z".to_owned()),
+            Just("users".to_owned()),
+            Just("incremental".to_owned()),
+            Just("http://127.0.0.1:1/v23.0".to_owned()),
+            ".{0,12}"
+        ]
+        .prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 48, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec((key.clone(), inner), 0..6)
+                .prop_map(|pairs| Value::Object(pairs.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(600))]
+
+    #[test]
+    fn documents_never_panic(value in json(), text in ".{0,64}") {
+        for input in [value.to_string(), text.clone(), format!("\u{feff}{value}")] {
+            let _ = Config::parse(&input);
+            let _ = parse_configured(&input);
+            if let Ok(state) = InputState::parse(Some(&input)) {
+                for stream_state in state.streams.values() {
+                    let _ = PartitionCursors::from_state(Some(stream_state));
+                }
+            }
+        }
+        let _ = PartitionCursors::from_state(Some(&value));
+    }
+
+    #[test]
+    fn graph_answers_never_panic(value in json()) {
+        for shape in [Shape::Records, Shape::Metrics, Shape::Node, Shape::Any] {
+            let _ = shape.check(&value);
+        }
+    }
+
+    #[test]
+    fn command_lines_never_panic(args in prop::collection::vec(prop_oneof![
+        Just("read".to_owned()), Just("check".to_owned()), Just("--config".to_owned()), Just("--catalog".to_owned()),
+        Just("--state".to_owned()), ".{0,8}"], 0..7)) {
+        let _ = Invocation::parse(&args);
+    }
+}

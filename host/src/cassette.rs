@@ -1,0 +1,252 @@
+//! Record and replay of HTTP exchanges, for bug reports: `read --record FILE` writes every
+//! exchange the component made; `read --replay FILE` answers the component from that file with no
+//! network at all. It lives in the host's HTTP hook, so it works for any component.
+//!
+//! A cassette is meant to be attached to an issue, so it is redacted as it is written: the
+//! `Authorization` header, the `access_token`, `appsecret_proof` and `client_secret` query and
+//! form parameters, and every secret the config holds, wherever it appears (Graph's `paging.next`
+//! links echo the token), become `REDACTED`.
+//!
+//! Replay matches a request by method, path, query and body; `since`/`until` are left out of the
+//! match because they follow the clock, and equal requests are answered in recorded order.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::Mutex;
+use wasmtime_wasi_http::{Error as HttpError, WasiBody};
+
+const REDACTED: &str = "REDACTED";
+const SECRET_PARAMETERS: [&str; 3] = ["access_token", "appsecret_proof", "client_secret"];
+const CLOCK_PARAMETERS: [&str; 2] = ["since", "until"];
+
+/// One recorded request and its answer, redacted.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Exchange {
+    /// `GET`, `POST`.
+    pub method: String,
+    /// The absolute URL.
+    pub url: String,
+    /// Request headers (name, value).
+    pub request_headers: Vec<(String, String)>,
+    /// The request body as text (Batch API forms), empty for a GET.
+    pub request_body: String,
+    /// The answer's status.
+    pub status: u16,
+    /// The answer's headers.
+    pub response_headers: Vec<(String, String)>,
+    /// The answer's body as text.
+    pub response_body: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CassetteFile {
+    version: u32,
+    exchanges: Vec<Exchange>,
+}
+
+/// What the hook does with exchanges in this run.
+#[derive(Clone)]
+pub enum Tape {
+    /// Send as usual and keep every exchange.
+    Record(std::sync::Arc<Recorder>),
+    /// Send nothing; answer from a cassette.
+    Replay(std::sync::Arc<Replayer>),
+}
+
+impl std::fmt::Debug for Tape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Tape::Record(_) => "Tape::Record",
+            Tape::Replay(_) => "Tape::Replay",
+        })
+    }
+}
+
+/// Keeps redacted exchanges until [`Recorder::save`].
+pub struct Recorder {
+    secrets: Vec<String>,
+    exchanges: Mutex<Vec<Exchange>>,
+}
+
+impl Recorder {
+    /// `secrets`: the values to scrub wherever they appear (the config's token and secret).
+    pub fn new(secrets: Vec<String>) -> Recorder {
+        let secrets = secrets.into_iter().filter(|s| s.len() >= 4).collect();
+        Recorder { secrets, exchanges: Mutex::new(Vec::new()) }
+    }
+
+    /// The secrets of a config (JSON text): `access_token`, `client_secret`, `client_id`.
+    pub fn secrets_of(config: &str) -> Vec<String> {
+        let config: serde_json::Value = serde_json::from_str(config).unwrap_or_default();
+        ["access_token", "client_secret", "client_id"]
+            .iter()
+            .filter_map(|key| config.get(*key).and_then(|v| v.as_str()).map(str::to_owned))
+            .collect()
+    }
+
+    fn redact(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for secret in &self.secrets {
+            text = text.replace(secret.as_str(), REDACTED);
+        }
+        text
+    }
+
+    /// Sends `request` through `send`, keeping the exchange. Bodies are buffered whole.
+    pub async fn exchange<F, Fut>(
+        &self,
+        request: http::Request<WasiBody>,
+        send: F,
+    ) -> wasmtime_wasi_http::Result<http::Response<WasiBody>>
+    where
+        F: FnOnce(http::Request<WasiBody>) -> Fut,
+        Fut: Future<Output = wasmtime_wasi_http::Result<http::Response<WasiBody>>>,
+    {
+        let (parts, body) = request.into_parts();
+        let request_body = body.collect().await?.to_bytes();
+        let (method, url) = (parts.method.to_string(), self.redact(&redact_query(&parts.uri.to_string())));
+        let request_headers = self.headers(&parts.headers);
+        let response = send(http::Request::from_parts(parts, full(request_body.clone()))).await?;
+        let (parts, body) = response.into_parts();
+        let response_body = body.collect().await?.to_bytes();
+        let exchange = Exchange {
+            method,
+            url,
+            request_headers,
+            request_body: self.redact(&redact_query(&String::from_utf8_lossy(&request_body))),
+            status: parts.status.as_u16(),
+            response_headers: self.headers(&parts.headers),
+            response_body: self.redact(&String::from_utf8_lossy(&response_body)),
+        };
+        self.exchanges.lock().unwrap_or_else(|p| p.into_inner()).push(exchange);
+        Ok(http::Response::from_parts(parts, full(response_body)))
+    }
+
+    fn headers(&self, headers: &http::HeaderMap) -> Vec<(String, String)> {
+        headers
+            .iter()
+            .map(|(name, value)| {
+                let value = if name == http::header::AUTHORIZATION {
+                    REDACTED.to_owned()
+                } else {
+                    self.redact(&String::from_utf8_lossy(value.as_bytes()))
+                };
+                (name.to_string(), value)
+            })
+            .collect()
+    }
+
+    /// Writes the cassette (JSON) to `path`.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let exchanges = self.exchanges.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let text = serde_json::to_string_pretty(&CassetteFile { version: 1, exchanges })?;
+        crate::state_file::write_atomically(path, text.as_bytes())
+    }
+}
+
+/// Answers requests from a cassette.
+pub struct Replayer {
+    answers: Mutex<HashMap<String, VecDeque<Exchange>>>,
+}
+
+impl Replayer {
+    /// Loads a cassette written by [`Recorder::save`].
+    pub fn load(path: &Path) -> Result<Replayer, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read the cassette {}: {e}", path.display()))?;
+        let file: CassetteFile =
+            serde_json::from_str(&text).map_err(|e| format!("the cassette {} is not valid: {e}", path.display()))?;
+        let mut answers: HashMap<String, VecDeque<Exchange>> = HashMap::new();
+        for exchange in file.exchanges {
+            answers
+                .entry(match_key(&exchange.method, &exchange.url, &exchange.request_body))
+                .or_default()
+                .push_back(exchange);
+        }
+        Ok(Replayer { answers: Mutex::new(answers) })
+    }
+
+    /// The recorded answer to `request`; a request the cassette has no answer for is refused.
+    pub async fn answer(
+        &self,
+        request: http::Request<WasiBody>,
+    ) -> wasmtime_wasi_http::Result<http::Response<WasiBody>> {
+        let (parts, body) = request.into_parts();
+        let body = body.collect().await?.to_bytes();
+        let url = redact_query(&parts.uri.to_string());
+        let key = match_key(parts.method.as_str(), &url, &redact_query(&String::from_utf8_lossy(&body)));
+        let exchange =
+            self.answers.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&key).and_then(VecDeque::pop_front);
+        let exchange = exchange.ok_or(HttpError::DestinationNotFound)?;
+        let mut response = http::Response::builder().status(exchange.status);
+        // The body is whole and may have changed length in redaction: framing headers go.
+        let framing =
+            |name: &str| name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding");
+        for (name, value) in exchange.response_headers.iter().filter(|(name, _)| !framing(name)) {
+            response = response.header(name, value);
+        }
+        response.body(full(Bytes::from(exchange.response_body))).map_err(|_| HttpError::HttpProtocolError)
+    }
+}
+
+fn full(bytes: Bytes) -> WasiBody {
+    Full::new(bytes).map_err(|never: std::convert::Infallible| match never {}).boxed_unsync()
+}
+
+/// A URL or form body with its secret parameters' values replaced.
+fn redact_query(text: &str) -> String {
+    let (head, query) = match text.split_once('?') {
+        Some((head, query)) => (Some(head), query),
+        None if text.contains('=') && !text.contains("://") => (None, text),
+        None => return text.to_owned(),
+    };
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| {
+            let secret = SECRET_PARAMETERS.contains(&k.as_ref());
+            (k.into_owned(), if secret { REDACTED.to_owned() } else { v.into_owned() })
+        })
+        .collect();
+    let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+    match head {
+        Some(head) => format!("{head}?{query}"),
+        None => query,
+    }
+}
+
+/// Method, path, query without the clock parameters, and body.
+fn match_key(method: &str, url: &str, body: &str) -> String {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let path = path.split_once("://").map_or(path, |(_, rest)| rest.split_once('/').map_or("/", |(_, p)| p));
+    let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| !CLOCK_PARAMETERS.contains(&k.as_ref()))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    pairs.sort();
+    format!("{method} {path}?{pairs:?} {body}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_and_the_clock_is_left_out_of_the_match() {
+        assert_eq!(
+            redact_query("https://g/v23.0/me?fields=id&access_token=EAAB1&appsecret_proof=p"),
+            "https://g/v23.0/me?fields=id&access_token=REDACTED&appsecret_proof=REDACTED"
+        );
+        assert_eq!(redact_query("batch=%5B%5D&access_token=EAAB1"), "batch=%5B%5D&access_token=REDACTED");
+        let recorder = Recorder::new(vec!["EAAB-secret".into()]);
+        assert_eq!(
+            recorder.redact(r#"{"next":"https://x?access_token=EAAB-secret"}"#),
+            r#"{"next":"https://x?access_token=REDACTED"}"#
+        );
+        assert_eq!(
+            match_key("GET", "http://h:1/v23.0/1/insights?since=1&metric=reach&until=2", ""),
+            match_key("GET", "http://other:2/v23.0/1/insights?metric=reach&since=9&until=10", "")
+        );
+    }
+}
