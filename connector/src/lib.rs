@@ -1,6 +1,6 @@
 //! Instagram Graph API source connector.
 //!
-//! Everything here but [`component`] is plain Rust that compiles and unit-tests natively; the
+//! Everything here but `component` is plain Rust that compiles and unit-tests natively; the
 //! component glue binds it to the WIT world in `wit/source.wit` when built for `wasm32-wasip2`.
 
 pub mod catalog;

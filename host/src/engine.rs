@@ -5,8 +5,15 @@
 //! makes an artifact loadable: the component's bytes and the engine's compatibility hash (wasmtime
 //! version, target and every setting that shapes compiled code, fuel included). wasmtime checks the
 //! same again when it loads an artifact, so a stale or foreign file is recompiled, never run.
+//!
+//! Why hand-made rather than wasmtime's `cache` feature: that feature is configured through its
+//! own TOML file and directory, trims on a background thread, and works per compiled module;
+//! here the directory is the operator's flag (`--cache-dir`, `SOURCE_INSTAGRAM_CACHE_DIR`,
+//! writable or not), one file holds the whole precompiled component (one `deserialize_file` on
+//! start), and the key is ours to state. The key is a SHA-256, stable across Rust releases and
+//! processes, unlike `DefaultHasher`.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
@@ -38,12 +45,23 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 }
 
 fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
-    let mut component = DefaultHasher::new();
-    bytes.hash(&mut component);
-    bytes.len().hash(&mut component);
-    let mut compatibility = DefaultHasher::new();
+    use std::hash::Hash;
+    // The compatibility hash is only `Hash`: feed it to SHA-256 through a `Hasher` adapter.
+    struct Feed(Sha256);
+    impl std::hash::Hasher for Feed {
+        fn finish(&self) -> u64 {
+            0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+    }
+    let mut compatibility = Feed(Sha256::new());
     engine.precompile_compatibility_hash().hash(&mut compatibility);
-    format!("{:016x}-{:016x}.cwasm", component.finish(), compatibility.finish())
+    let component = Sha256::digest(bytes);
+    let engine_key = compatibility.0.finalize();
+    let hex = |digest: &[u8]| digest.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>();
+    format!("{}-{}.cwasm", hex(&component), hex(&engine_key))
 }
 
 /// Loads the component at `path`, from `cache_dir` when a matching artifact is there.

@@ -128,7 +128,7 @@ enum Command {
         /// Write the latest state of every stream here (atomically) after each STATE message.
         #[arg(long)]
         state_file: Option<PathBuf>,
-        /// Write records to DIR/<stream>.jsonl and states to DIR/state.json instead of stdout.
+        /// Write records to `DIR/<stream>.jsonl` and states to `DIR/state.json` instead of stdout.
         #[arg(long, value_name = "DIR")]
         output: Option<PathBuf>,
         /// Write every HTTP exchange, secrets redacted, to this cassette (for a bug report).

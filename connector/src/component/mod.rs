@@ -11,6 +11,11 @@ use bindings::airbyte::source::{sink as host, types};
 use bindings::exports::airbyte::source::source::Guest;
 use serde_json::Value;
 
+/// The WIT bindings. WASI interfaces are not generated here but mapped (`with`) onto the `wasi`
+/// crate: `wasi` 0.14.7 re-exports `wasip2` 1.0.4, which binds WASI 0.2.12, the very version
+/// vendored under `wit/deps`, so the request layer and these bindings share one set of resource
+/// types and the component imports each WASI interface once. Moving `wit/deps` to another WASI
+/// release means moving the `wasi` crate to the matching one.
 mod bindings {
     wit_bindgen::generate!({
         path: "../wit",

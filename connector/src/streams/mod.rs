@@ -1,5 +1,5 @@
-//! One module per stream. Each exposes `read(ctx, out)`; the orchestration lives in
-//! [`crate::sync`], the shared request layer in [`crate::http`].
+//! One module per stream; the orchestration lives in [`crate::source`], the shared request layer
+//! in [`crate::http`].
 
 pub mod api;
 pub mod media;
