@@ -1,12 +1,19 @@
 //! `GraphClient`: send, classify, back off, retry, for every stream.
+//!
+//! One retry driver serves single requests and Batch API items alike: each round sends what is
+//! pending, classifies every outcome with the same rules, waits once (the longest wait any answer
+//! asked for, else the backoff schedule; throttling is announced), and resends what may be
+//! retried, within the attempt count and the stream's budget for unanswered requests.
 
-use super::error::{ErrorClass, RequestError};
+use super::batch::{self, MAX_BATCH};
+use super::error::{ErrorClass, RequestError, outcome};
 use super::limiter::Limiter;
 use super::shape::Shape;
-use super::{HttpRequest, HttpResponse, Method, Runtime, TransportError};
+use super::{HttpRequest, Method, Runtime, TransportError};
 use crate::protocol::{LogLevel, Sink, StreamStatus};
-use serde_json::{Value, json};
-use std::cell::Cell;
+use serde_json::Value;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// How failed requests are retried.
@@ -59,7 +66,26 @@ pub struct GraphClient<'a> {
     policy: RetryPolicy,
     pub counters: Counters,
     /// Per stream: waiting spent so far on retries of unanswered requests.
-    unanswered_waits: std::cell::RefCell<std::collections::HashMap<String, Duration>>,
+    unanswered_waits: RefCell<HashMap<String, Duration>>,
+}
+
+use super::error::Failed;
+
+/// What one round did for one item.
+enum Attempt {
+    /// A final outcome (an answer, or one settled elsewhere, such as a fallback request).
+    Done(Result<Value, RequestError>),
+    /// A failure the driver may retry.
+    Failed(Failed),
+}
+
+impl From<Result<Value, Failed>> for Attempt {
+    fn from(outcome: Result<Value, Failed>) -> Self {
+        match outcome {
+            Ok(body) => Attempt::Done(Ok(body)),
+            Err(failed) => Attempt::Failed(failed),
+        }
+    }
 }
 
 impl<'a> GraphClient<'a> {
@@ -79,7 +105,7 @@ impl<'a> GraphClient<'a> {
             limiter: Limiter::new(num_workers),
             policy,
             counters: Counters::default(),
-            unanswered_waits: Default::default(),
+            unanswered_waits: RefCell::default(),
         }
     }
 
@@ -115,117 +141,61 @@ impl<'a> GraphClient<'a> {
         shape: Shape,
         stream: &str,
     ) -> Result<Value, RequestError> {
-        let request = HttpRequest {
-            method: Method::Get,
-            url: self.url(path, query),
-            headers: vec![("authorization".into(), format!("Bearer {}", self.token))],
-            body: None,
-        };
-        let mut attempt = 1;
-        loop {
-            let (mut error, server_wait) = match self.send_once(&request, path, shape).await {
-                Ok(body) => return Ok(body),
-                Err(failed) => failed,
-            };
-            error.attempts = attempt;
-            if !error.class.is_retryable() || attempt > self.policy.max_retries {
-                return Err(error);
-            }
-            let wait = server_wait.unwrap_or_else(|| self.policy.backoff(attempt)).min(self.policy.max_wait);
-            if !self.within_budget(&error, wait, stream) {
-                return Err(error);
-            }
-            self.announce_retry(&error, wait, stream);
-            self.counters.retries.set(self.counters.retries.get() + 1);
-            self.runtime.sleep(wait).await;
-            attempt += 1;
-        }
+        let request = self.request(Method::Get, self.url(path, query), None);
+        let round = |_, _| async { vec![(0, Attempt::from(self.send(&request, path, shape).await))] };
+        let mut outcomes = self.drive(1, stream, round).await;
+        outcomes.pop().unwrap_or_else(|| Err(not_sent(path)))
     }
 
-    /// One round trip under the in-flight limit.
-    async fn round_trip(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let _permit = self.limiter.acquire().await;
-        self.counters.round_trips.set(self.counters.round_trips.get() + 1);
-        self.runtime.send(request).await
-    }
-
-    /// One round trip. On failure also returns the wait the server asked for, if any.
-    async fn send_once(&self, request: &HttpRequest, path: &str, shape: Shape) -> Result<Value, Failed> {
-        match self.round_trip(request.clone()).await {
-            Ok(response) => classify(&response, path, shape),
-            Err(error) => Err((RequestError::from_transport(&error, path), None)),
-        }
-    }
-
-    /// GETs many Graph paths through the Batch API (`POST /` with up to [`MAX_BATCH`] relative
-    /// requests per round trip). Each item is classified, retried and reported exactly like a
-    /// single [`get`](Self::get); a batch call that fails as a whole falls back to single requests
-    /// for its items. Results come back in the order of `items`.
+    /// GETs many Graph paths through the Batch API ([`MAX_BATCH`] per round trip). Each item is
+    /// classified, retried and reported exactly like a single [`get`](Self::get); a batch call
+    /// that fails as a whole is waited out and resent like its items, and one that still fails
+    /// (or cannot succeed on retry) falls back to single requests. Results follow `items`.
     pub async fn get_batch(
         &self,
         items: &[(String, Vec<(&str, String)>)],
         shape: Shape,
         stream: &str,
     ) -> Vec<Result<Value, RequestError>> {
-        let mut results: Vec<Option<Result<Value, RequestError>>> = items.iter().map(|_| None).collect();
-        let mut pending: Vec<usize> = (0..items.len()).collect();
+        let round = |pending: Vec<usize>, attempt: u32| async move {
+            let chunks =
+                pending.chunks(MAX_BATCH).map(|chunk| self.batch_round(items, chunk.to_vec(), shape, attempt, stream));
+            futures::future::join_all(chunks).await.into_iter().flatten().collect()
+        };
+        self.drive(items.len(), stream, round).await
+    }
+
+    /// The retry driver: rounds of `send_round(pending, attempt)` until every item is settled.
+    async fn drive<F, Fut>(&self, count: usize, stream: &str, send_round: F) -> Vec<Result<Value, RequestError>>
+    where
+        F: Fn(Vec<usize>, u32) -> Fut,
+        Fut: Future<Output = Vec<(usize, Attempt)>>,
+    {
+        let mut results: Vec<Option<Result<Value, RequestError>>> = (0..count).map(|_| None).collect();
+        let mut pending: Vec<usize> = (0..count).collect();
         let mut attempt = 1;
         while !pending.is_empty() {
-            let batches = pending
-                .chunks(MAX_BATCH)
-                .map(|chunk| async move { (chunk, self.send_batch(items, chunk, shape).await) });
-            let answers = futures::future::join_all(batches).await;
             let mut retry: Vec<(usize, RequestError, Option<Duration>)> = Vec::new();
-            for (chunk, answer) in answers {
-                match answer {
-                    Ok(outcomes) => {
-                        for (&index, outcome) in chunk.iter().zip(outcomes) {
-                            match outcome {
-                                Ok(body) => results[index] = Some(Ok(body)),
-                                Err((mut error, wait)) => {
-                                    error.attempts = attempt;
-                                    if error.class.is_retryable() && attempt <= self.policy.max_retries {
-                                        retry.push((index, error, wait));
-                                    } else {
-                                        results[index] = Some(Err(error));
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    // A throttled or failing batch call is waited out and resent like its items.
-                    Err((error, wait)) if error.class.is_retryable() && attempt <= self.policy.max_retries => {
-                        retry.extend(chunk.iter().map(|&index| (index, error.clone(), wait)));
-                    }
-                    Err((error, _)) => {
-                        self.sink.log(
-                            LogLevel::Info,
-                            &format!(
-                                "{stream}: a batch call failed ({}); sending its {} requests one by one",
-                                error.to_failure().message,
-                                chunk.len()
-                            ),
-                        );
-                        let singles = chunk.iter().map(|&index| async move {
-                            let (path, query) = &items[index];
-                            let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                            (index, self.get(path, &query, shape, stream).await)
-                        });
-                        for (index, result) in futures::future::join_all(singles).await {
-                            results[index] = Some(result);
+            for (index, outcome) in send_round(pending, attempt).await {
+                match outcome {
+                    Attempt::Done(result) => results[index] = Some(result),
+                    Attempt::Failed((mut error, wait)) => {
+                        error.attempts = attempt;
+                        if error.class.is_retryable() && attempt <= self.policy.max_retries {
+                            retry.push((index, error, wait));
+                        } else {
+                            results[index] = Some(Err(error));
                         }
                     }
                 }
             }
-            // Announce throttling if any item was throttled: it is what the user must know about.
+            // Throttling, if any item was throttled, is what the user must hear about.
             let throttled = retry.iter().find(|(_, error, _)| error.class == ErrorClass::RateLimited);
             let Some((_, first, _)) = throttled.or(retry.first()) else { break };
             let server_wait = retry.iter().filter_map(|(_, _, wait)| *wait).max();
             let wait = server_wait.unwrap_or_else(|| self.policy.backoff(attempt)).min(self.policy.max_wait);
             if !self.within_budget(first, wait, stream) {
-                for (index, error, _) in retry {
-                    results[index] = Some(Err(error));
-                }
+                retry.into_iter().for_each(|(index, error, _)| results[index] = Some(Err(error)));
                 break;
             }
             self.announce_retry(first, wait, stream);
@@ -234,79 +204,82 @@ impl<'a> GraphClient<'a> {
             pending = retry.into_iter().map(|(index, _, _)| index).collect();
             attempt += 1;
         }
-        results
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(RequestError::from_transport(&TransportError::Connection("not sent".into()), ""))
-                })
-            })
-            .collect()
+        results.into_iter().map(|r| r.unwrap_or_else(|| Err(not_sent("")))).collect()
     }
 
-    /// One Batch API round trip for `chunk` of `items`: per-item outcomes, or the batch's own failure.
-    async fn send_batch(
+    /// One Batch API round trip for `chunk` of `items`, as per-item attempts.
+    async fn batch_round(
         &self,
         items: &[(String, Vec<(&str, String)>)],
-        chunk: &[usize],
+        chunk: Vec<usize>,
         shape: Shape,
-    ) -> Result<Vec<Result<Value, Failed>>, Failed> {
-        let batch: Vec<Value> = chunk
-            .iter()
-            .map(|&index| {
-                let (path, query) = &items[index];
-                let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                json!({"method": "GET", "relative_url": relative_url(path, &pairs)})
-            })
-            .collect();
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("batch", &Value::Array(batch).to_string())
-            .finish();
-        let request = HttpRequest {
-            method: Method::Post,
-            url: format!("{}/", self.base_url),
-            headers: vec![
-                ("authorization".into(), format!("Bearer {}", self.token)),
-                ("content-type".into(), "application/x-www-form-urlencoded".into()),
-            ],
-            body: Some(body.into_bytes()),
+        attempt: u32,
+        stream: &str,
+    ) -> Vec<(usize, Attempt)> {
+        let body = batch::encode(chunk.iter().map(|&index| &items[index]));
+        let request = self.request(Method::Post, format!("{}/", self.base_url), Some(body));
+        let answers = match self.send(&request, "/ (batch)", Shape::Any).await {
+            Ok(Value::Array(answers)) if answers.len() == chunk.len() => Ok(answers),
+            Ok(_) => Err((RequestError::bad_answer("/ (batch)", "not one answer per request".into()), None)),
+            Err(failed) => Err(failed),
         };
-        let response =
-            self.round_trip(request).await.map_err(|e| (RequestError::from_transport(&e, "/ (batch)"), None))?;
-        let answers = match classify(&response, "/ (batch)", Shape::Any) {
-            Ok(Value::Array(answers)) if answers.len() == chunk.len() => answers,
-            Ok(_) => return Err((RequestError::from_response(&response, None, "/ (batch)"), None)),
-            Err(failed) => return Err(failed),
-        };
-        Ok(answers
-            .into_iter()
-            .zip(chunk)
-            .map(|(answer, &index)| {
-                let path = items[index].0.as_str();
-                let Some(code) = answer.get("code").and_then(Value::as_u64) else {
-                    // Meta answers null for an item it did not get to: try it again.
-                    let missing = TransportError::Connection("no answer in the batch".into());
-                    return Err((RequestError::from_transport(&missing, path), None));
-                };
-                let headers = answer
-                    .get("headers")
-                    .and_then(Value::as_array)
-                    .map(|headers| {
-                        headers
-                            .iter()
-                            .filter_map(|h| {
-                                Some((
-                                    h.get("name")?.as_str()?.to_ascii_lowercase(),
-                                    h.get("value")?.as_str()?.to_owned(),
-                                ))
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let body = answer.get("body").and_then(Value::as_str).unwrap_or("").as_bytes().to_vec();
-                classify(&HttpResponse { status: u16::try_from(code).unwrap_or(500), headers, body }, path, shape)
-            })
-            .collect())
+        match answers {
+            Ok(answers) => chunk
+                .iter()
+                .zip(answers)
+                .map(|(&index, answer)| {
+                    let path = items[index].0.as_str();
+                    let outcome = match batch::decode(&answer) {
+                        Some(response) => outcome(&response, path, shape),
+                        // Meta answers null for an item it did not get to: try it again.
+                        None => Err((
+                            RequestError::from_transport(
+                                &TransportError::Connection("no answer in the batch".into()),
+                                path,
+                            ),
+                            None,
+                        )),
+                    };
+                    (index, Attempt::from(outcome))
+                })
+                .collect(),
+            // A throttled or failing batch call is waited out and resent like its items.
+            Err((error, wait)) if error.class.is_retryable() && attempt <= self.policy.max_retries => {
+                chunk.iter().map(|&index| (index, Attempt::Failed((error.clone(), wait)))).collect()
+            }
+            Err((error, _)) => {
+                let cause = error.to_failure().message;
+                let count = chunk.len();
+                self.sink.log(
+                    LogLevel::Info,
+                    &format!("{stream}: a batch call failed ({cause}); sending its {count} requests one by one"),
+                );
+                let singles = chunk.into_iter().map(|index| async move {
+                    let (path, query) = &items[index];
+                    let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    (index, Attempt::Done(self.get(path, &query, shape, stream).await))
+                });
+                futures::future::join_all(singles).await
+            }
+        }
+    }
+
+    fn request(&self, method: Method, url: String, body: Option<Vec<u8>>) -> HttpRequest {
+        let mut headers = vec![("authorization".to_owned(), format!("Bearer {}", self.token))];
+        if body.is_some() {
+            headers.push(("content-type".into(), "application/x-www-form-urlencoded".into()));
+        }
+        HttpRequest { method, url, headers, body }
+    }
+
+    /// One round trip under the in-flight limit, classified.
+    async fn send(&self, request: &HttpRequest, path: &str, shape: Shape) -> Result<Value, Failed> {
+        let _permit = self.limiter.acquire().await;
+        self.counters.round_trips.set(self.counters.round_trips.get() + 1);
+        match self.runtime.send(request.clone()).await {
+            Ok(response) => outcome(&response, path, shape),
+            Err(error) => Err((RequestError::from_transport(&error, path), None)),
+        }
     }
 
     /// Charges `wait` to the stream's budget for unanswered requests; `false` (with a warning)
@@ -318,13 +291,11 @@ impl<'a> GraphClient<'a> {
         let mut waits = self.unanswered_waits.borrow_mut();
         let spent = waits.entry(stream.to_owned()).or_default();
         if *spent + wait > self.policy.unanswered_budget {
+            let cause = error.to_failure().message;
+            let seconds = spent.as_secs();
             self.sink.log(
                 LogLevel::Warn,
-                &format!(
-                    "{stream}: giving up: the Graph API has not answered for {} s of retries ({}).",
-                    spent.as_secs(),
-                    error.to_failure().message
-                ),
+                &format!("{stream}: giving up: the Graph API has not answered for {seconds} s of retries ({cause})."),
             );
             return false;
         }
@@ -334,85 +305,30 @@ impl<'a> GraphClient<'a> {
 
     fn announce_retry(&self, error: &RequestError, wait: Duration, stream: &str) {
         let cause = error.to_failure().message;
+        let (seconds, next) = (wait.as_secs(), error.attempts + 1);
         if error.class == ErrorClass::RateLimited {
             let until = self.runtime.now().timestamp_millis().max(0) as u64 + wait.as_millis() as u64;
             self.sink.stream_status(stream, StreamStatus::Running, Some(until));
-            self.sink.log(
-                LogLevel::Warn,
-                &format!(
-                    "{stream}: throttled by the Graph API; waiting {}s before attempt {} ({cause})",
-                    wait.as_secs(),
-                    error.attempts + 1
-                ),
-            );
+            let message =
+                format!("{stream}: throttled by the Graph API; waiting {seconds}s before attempt {next} ({cause})");
+            self.sink.log(LogLevel::Warn, &message);
         } else {
-            self.sink.log(
-                LogLevel::Info,
-                &format!("{stream}: retrying in {}s, attempt {} failed ({cause})", wait.as_secs(), error.attempts),
-            );
+            let message = format!("{stream}: retrying in {seconds}s, attempt {} failed ({cause})", error.attempts);
+            self.sink.log(LogLevel::Info, &message);
         }
     }
 }
 
-/// A failed attempt: the error and the wait the server asked for, if any.
-type Failed = (RequestError, Option<Duration>);
-
-/// The most requests one Batch API call carries (Meta's limit).
-pub const MAX_BATCH: usize = 50;
-
-/// `/123/insights` + query → `123/insights?metric=…` (a batch item's `relative_url`).
-fn relative_url(path: &str, query: &[(&str, &str)]) -> String {
-    let mut url = path.trim_start_matches('/').to_owned();
-    if !query.is_empty() {
-        url.push('?');
-        url.push_str(&url::form_urlencoded::Serializer::new(String::new()).extend_pairs(query).finish());
-    }
-    url
-}
-
-/// A response's outcome: the JSON body of a success, or the classified error (the same rules for
-/// a single request and for a batch item).
-fn classify(response: &HttpResponse, path: &str, shape: Shape) -> Result<Value, Failed> {
-    let body: Option<Value> = serde_json::from_slice(&response.body).ok();
-    let ok_status = (200..300).contains(&response.status);
-    match body {
-        Some(body) if ok_status && body.get("error").is_none() => match shape.check(&body) {
-            Ok(()) => Ok(body),
-            Err(what) => Err((RequestError::bad_answer(path, what), None)),
-        },
-        None if ok_status => Err((RequestError::bad_answer(path, "the body is not JSON".into()), None)),
-        body => {
-            let error = RequestError::from_response(response, body.as_ref(), path);
-            let wait = server_requested_wait(response, error.class);
-            Err((error, wait))
-        }
-    }
-}
-
-/// The wait a response asks for: `Retry-After` (seconds), or for throttling the largest
-/// `estimated_time_to_regain_access` (minutes) in `X-Business-Use-Case-Usage`.
-fn server_requested_wait(response: &HttpResponse, class: ErrorClass) -> Option<Duration> {
-    if let Some(seconds) = response.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
-        return Some(Duration::from_secs(seconds));
-    }
-    if class != ErrorClass::RateLimited {
-        return None;
-    }
-    let usage: Value = serde_json::from_str(response.header("x-business-use-case-usage")?).ok()?;
-    let minutes = usage
-        .as_object()?
-        .values()
-        .filter_map(Value::as_array)
-        .flatten()
-        .filter_map(|entry| entry.get("estimated_time_to_regain_access").and_then(Value::as_u64))
-        .max()
-        .filter(|m| *m > 0)?;
-    Some(Duration::from_secs(minutes * 60))
+fn not_sent(path: &str) -> RequestError {
+    RequestError::from_transport(&TransportError::Connection("not sent".into()), path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::HttpResponse;
+    use crate::http::error::server_requested_wait;
+    use serde_json::json;
 
     #[test]
     fn backoff_schedule_matches_the_reference() {

@@ -5,6 +5,7 @@
 //! reference connector does) fails a sync on a throttle that a wait would have cured, and hides
 //! an expired token behind "Bad request".
 
+use super::shape::Shape;
 use super::{HttpResponse, TransportError};
 use crate::protocol::{Failure, FailureType};
 use serde_json::Value;
@@ -231,6 +232,49 @@ fn status_stem(status: u16) -> (FailureType, &'static str) {
         405 => (FailureType::SystemError, "Method not allowed. Please check your request method."),
         _ => (FailureType::SystemError, "Unexpected response."),
     }
+}
+
+/// A failed attempt: the error and the wait the server asked for, if any.
+pub type Failed = (RequestError, Option<std::time::Duration>);
+
+/// A response's outcome: the JSON body of a success, or the classified error (the same rules for
+/// a single request and for a batch item).
+pub fn outcome(response: &HttpResponse, path: &str, shape: Shape) -> Result<Value, Failed> {
+    let body: Option<Value> = serde_json::from_slice(&response.body).ok();
+    let ok_status = (200..300).contains(&response.status);
+    match body {
+        Some(body) if ok_status && body.get("error").is_none() => match shape.check(&body) {
+            Ok(()) => Ok(body),
+            Err(what) => Err((RequestError::bad_answer(path, what), None)),
+        },
+        None if ok_status => Err((RequestError::bad_answer(path, "the body is not JSON".into()), None)),
+        body => {
+            let error = RequestError::from_response(response, body.as_ref(), path);
+            let wait = server_requested_wait(response, error.class);
+            Err((error, wait))
+        }
+    }
+}
+
+/// The wait a response asks for: `Retry-After` (seconds), or for throttling the largest
+/// `estimated_time_to_regain_access` (minutes) in `X-Business-Use-Case-Usage`.
+pub(crate) fn server_requested_wait(response: &HttpResponse, class: ErrorClass) -> Option<std::time::Duration> {
+    if let Some(seconds) = response.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
+        return Some(std::time::Duration::from_secs(seconds));
+    }
+    if class != ErrorClass::RateLimited {
+        return None;
+    }
+    let usage: Value = serde_json::from_str(response.header("x-business-use-case-usage")?).ok()?;
+    let minutes = usage
+        .as_object()?
+        .values()
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(|entry| entry.get("estimated_time_to_regain_access").and_then(Value::as_u64))
+        .max()
+        .filter(|m| *m > 0)?;
+    Some(std::time::Duration::from_secs(minutes * 60))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! * [`shape`] checks that a successful answer has the shape its caller asked for.
 //! * [`client`] puts them together: send, classify, back off, retry.
 
+pub mod batch;
 pub mod client;
 pub mod error;
 pub mod limiter;

@@ -3,7 +3,8 @@
 use super::StreamOutput;
 use super::media::MediaRef;
 use crate::graph;
-use crate::http::client::{GraphClient, MAX_BATCH};
+use crate::http::batch::MAX_BATCH;
+use crate::http::client::GraphClient;
 use crate::protocol::Failure;
 use crate::transform;
 use futures::{StreamExt, TryStreamExt};

@@ -3,7 +3,8 @@
 use super::StreamOutput;
 use super::stories::StoryRef;
 use crate::graph::{self, STORY_METRICS};
-use crate::http::client::{GraphClient, MAX_BATCH};
+use crate::http::batch::MAX_BATCH;
+use crate::http::client::GraphClient;
 use crate::http::error::RequestError;
 use crate::protocol::Failure;
 use crate::transform;

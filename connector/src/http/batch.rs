@@ -1,0 +1,70 @@
+//! The Graph Batch API's wire format: up to [`MAX_BATCH`] relative GETs in one form-encoded
+//! `POST /`, answered by an array of `{code, headers, body}`, one per item, in order.
+//! Encoding and decoding only; sending and retrying are the client's.
+
+use super::HttpResponse;
+use serde_json::{Value, json};
+
+/// The most requests one Batch API call carries (Meta's limit).
+pub const MAX_BATCH: usize = 50;
+
+/// `/123/insights` + query → `123/insights?metric=…` (a batch item's `relative_url`).
+pub fn relative_url(path: &str, query: &[(&str, &str)]) -> String {
+    let mut url = path.trim_start_matches('/').to_owned();
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(&url::form_urlencoded::Serializer::new(String::new()).extend_pairs(query).finish());
+    }
+    url
+}
+
+/// The form body for GETs of `items` (path and query).
+pub fn encode<'a>(items: impl Iterator<Item = &'a (String, Vec<(&'a str, String)>)>) -> Vec<u8> {
+    let batch: Vec<Value> = items
+        .map(|(path, query)| {
+            let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            json!({"method": "GET", "relative_url": relative_url(path, &pairs)})
+        })
+        .collect();
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("batch", &Value::Array(batch).to_string())
+        .finish()
+        .into_bytes()
+}
+
+/// One item's answer as a response of its own; `None` when Meta did not get to the item (it
+/// answers `null`), which is worth sending again.
+pub fn decode(answer: &Value) -> Option<HttpResponse> {
+    let code = answer.get("code").and_then(Value::as_u64)?;
+    let headers = answer
+        .get("headers")
+        .and_then(Value::as_array)
+        .map(|headers| {
+            headers
+                .iter()
+                .filter_map(|h| {
+                    Some((h.get("name")?.as_str()?.to_ascii_lowercase(), h.get("value")?.as_str()?.to_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = answer.get("body").and_then(Value::as_str).unwrap_or("").as_bytes().to_vec();
+    Some(HttpResponse { status: u16::try_from(code).unwrap_or(500), headers, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_round_trip_through_the_wire_format() {
+        let items = vec![("/1/insights".to_owned(), vec![("metric", "reach,saved".to_owned())])];
+        let form = String::from_utf8(encode(items.iter())).expect("utf-8");
+        let batch: Vec<(String, String)> = url::form_urlencoded::parse(form.as_bytes()).into_owned().collect();
+        assert_eq!(batch[0].1, r#"[{"method":"GET","relative_url":"1/insights?metric=reach%2Csaved"}]"#);
+        let answer = json!({"code": 400, "headers": [{"name": "Retry-After", "value": "3"}], "body": "{}"});
+        let response = decode(&answer).expect("answered");
+        assert_eq!((response.status, response.header("retry-after")), (400, Some("3")));
+        assert!(decode(&Value::Null).is_none());
+    }
+}
