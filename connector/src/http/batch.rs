@@ -58,7 +58,7 @@ mod tests {
 
     #[test]
     fn items_round_trip_through_the_wire_format() {
-        let items = vec![("/1/insights".to_owned(), vec![("metric", "reach,saved".to_owned())])];
+        let items = [("/1/insights".to_owned(), vec![("metric", "reach,saved".to_owned())])];
         let form = String::from_utf8(encode(items.iter())).expect("utf-8");
         let batch: Vec<(String, String)> = url::form_urlencoded::parse(form.as_bytes()).into_owned().collect();
         assert_eq!(batch[0].1, r#"[{"method":"GET","relative_url":"1/insights?metric=reach%2Csaved"}]"#);

@@ -265,6 +265,8 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<B
     let method = request.method().clone();
     shared.count(1, 0);
     if let Some(broken) = shared.broken_answer(&path, method == http::Method::POST) {
+        // Read the request first, as a server does: answering mid-upload resets the connection.
+        let _ = request.into_body().collect().await;
         return broken;
     }
     let injected = shared.injected_error(bearer.is_some());
