@@ -7,13 +7,15 @@
 //! form parameters, and every secret the config holds, wherever it appears (Graph's `paging.next`
 //! links echo the token), become `REDACTED`.
 //!
-//! Replay matches a request by method, path, query and body; `since`/`until` are left out of the
-//! match because they follow the clock, and equal requests are answered in recorded order.
+//! Replay matches a request by method, path, query and body. `since`/`until` follow the clock, so
+//! they are left out of the match; among recorded answers that match otherwise, the one whose
+//! `since` is nearest the request's is used (a sync's windows are days apart, a replay's clock
+//! shift is not), and equal requests are answered in recorded order.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
@@ -149,7 +151,7 @@ impl Recorder {
 
 /// Answers requests from a cassette.
 pub struct Replayer {
-    answers: Mutex<HashMap<String, VecDeque<Exchange>>>,
+    answers: Mutex<HashMap<String, Vec<Exchange>>>,
 }
 
 impl Replayer {
@@ -159,12 +161,12 @@ impl Replayer {
             std::fs::read_to_string(path).map_err(|e| format!("cannot read the cassette {}: {e}", path.display()))?;
         let file: CassetteFile =
             serde_json::from_str(&text).map_err(|e| format!("the cassette {} is not valid: {e}", path.display()))?;
-        let mut answers: HashMap<String, VecDeque<Exchange>> = HashMap::new();
+        let mut answers: HashMap<String, Vec<Exchange>> = HashMap::new();
         for exchange in file.exchanges {
             answers
                 .entry(match_key(&exchange.method, &exchange.url, &exchange.request_body))
                 .or_default()
-                .push_back(exchange);
+                .push(exchange);
         }
         Ok(Replayer { answers: Mutex::new(answers) })
     }
@@ -178,9 +180,17 @@ impl Replayer {
         let body = body.collect().await?.to_bytes();
         let url = redact_query(&parts.uri.to_string());
         let key = match_key(parts.method.as_str(), &url, &redact_query(&String::from_utf8_lossy(&body)));
-        let exchange =
-            self.answers.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&key).and_then(VecDeque::pop_front);
-        let exchange = exchange.ok_or(HttpError::DestinationNotFound)?;
+        let exchange = {
+            let mut answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+            let candidates = answers.get_mut(&key).filter(|c| !c.is_empty()).ok_or(HttpError::DestinationNotFound)?;
+            let wanted = since(&url);
+            let distance = |e: &Exchange| match (wanted, since(&e.url)) {
+                (Some(a), Some(b)) => (a - b).abs(),
+                _ => 0,
+            };
+            let nearest = (0..candidates.len()).min_by_key(|&i| distance(&candidates[i])).unwrap_or(0);
+            candidates.remove(nearest)
+        };
         let mut response = http::Response::builder().status(exchange.status);
         // The body is whole and may have changed length in redaction: framing headers go.
         let framing =
@@ -216,6 +226,13 @@ fn redact_query(text: &str) -> String {
     }
 }
 
+/// The `since` of a URL, in seconds since the epoch.
+fn since(url: &str) -> Option<i64> {
+    let query = url.split_once('?')?.1;
+    let (_, value) = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "since")?;
+    chrono::DateTime::parse_from_rfc3339(&value).map(|t| t.timestamp()).ok().or_else(|| value.parse().ok())
+}
+
 /// Method, path, query without the clock parameters, and body.
 fn match_key(method: &str, url: &str, body: &str) -> String {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
@@ -248,5 +265,34 @@ mod tests {
             match_key("GET", "http://h:1/v23.0/1/insights?since=1&metric=reach&until=2", ""),
             match_key("GET", "http://other:2/v23.0/1/insights?metric=reach&since=9&until=10", "")
         );
+    }
+
+    #[tokio::test]
+    async fn windows_that_differ_only_by_the_clock_get_their_own_answers() {
+        let exchange = |since: &str, body: &str| Exchange {
+            method: "GET".into(),
+            url: format!("http://h/v23.0/1/insights?metric=reach&since={since}"),
+            request_headers: vec![],
+            request_body: String::new(),
+            status: 200,
+            response_headers: vec![],
+            response_body: body.into(),
+        };
+        let file =
+            CassetteFile { version: 1, exchanges: vec![exchange("1000000", "early"), exchange("3592000", "late")] };
+        let path = std::env::temp_dir().join(format!("cassette-test-{}.json", std::process::id()));
+        std::fs::write(&path, serde_json::to_string(&file).expect("json")).expect("write");
+        let replayer = Replayer::load(&path).expect("load");
+        let _ = std::fs::remove_file(&path);
+        let ask = |since: &str| {
+            let uri = format!("http://h/v23.0/1/insights?metric=reach&since={since}");
+            http::Request::get(uri).body(full(Bytes::new())).expect("request")
+        };
+        // The replay runs a few seconds later, and asks for the later window first.
+        let late = replayer.answer(ask("3592007")).await.expect("answered").into_body().collect().await.expect("body");
+        assert_eq!(late.to_bytes(), "late");
+        let early = replayer.answer(ask("1000007")).await.expect("answered").into_body().collect().await.expect("body");
+        assert_eq!(early.to_bytes(), "early");
+        assert!(replayer.answer(ask("1000007")).await.is_err(), "each answer is used once");
     }
 }

@@ -20,12 +20,14 @@
 
 mod bindings;
 pub mod cassette;
+pub mod cli;
 pub mod egress;
 pub mod engine;
 pub mod limits;
 pub mod messages;
 pub mod output_dir;
 pub mod progress;
+pub mod read_job;
 mod runner;
 pub mod state_file;
 pub mod tenants;

@@ -117,8 +117,7 @@ impl<S: MessageSink> MessageSink for DirectorySink<S> {
     fn error(&mut self, stream: Option<&str>, failure: &Failure) {
         let _ = self.sync_files();
         if let Some(stream) = stream {
-            let failure_type = crate::messages::failure_type_str(failure.failure_type);
-            self.stream_failures.push(format!("{stream}: {} ({failure_type})", failure.message));
+            self.stream_failures.push(crate::read_job::describe_stream_failure(stream, failure));
         }
         self.inner.error(stream, failure);
     }

@@ -54,6 +54,8 @@ pub enum HostError {
     Limit(LimitExceeded),
     /// The component trapped or could not be instantiated.
     Trap(wasmtime::Error),
+    /// The component file could not be read, compiled or linked (before anything ran).
+    Load(wasmtime::Error),
 }
 
 impl HostError {
@@ -72,6 +74,7 @@ impl HostError {
         let (message, internal) = match self {
             HostError::Limit(limit) => (format!("The connector was stopped: {limit}."), None),
             HostError::Trap(error) => (format!("The connector component failed: {error}"), Some(format!("{error:?}"))),
+            HostError::Load(error) => (format!("The connector component could not be loaded: {error:#}"), None),
         };
         Failure { message, internal_message: internal, failure_type: FailureType::SystemError }
     }
@@ -82,6 +85,7 @@ impl std::fmt::Display for HostError {
         match self {
             HostError::Limit(limit) => write!(f, "{limit}"),
             HostError::Trap(error) => write!(f, "{error}"),
+            HostError::Load(error) => write!(f, "cannot load the component: {error:#}"),
         }
     }
 }

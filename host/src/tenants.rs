@@ -4,8 +4,7 @@
 //! wall-time cap), its own egress policy and request slots, its own sink and output directory. One
 //! tenant that traps, exhausts a limit or is denied egress ends only its own run.
 
-use crate::messages::MessageSink;
-use crate::output_dir::directory_with_state;
+use crate::read_job::{ReadError, ReadJob};
 use crate::{AirbyteWriter, Connector, Limits, Origin, RunOptions, SharedSink};
 use serde::Deserialize;
 use serde_json::Value;
@@ -195,61 +194,37 @@ async fn run_one(connector: &Connector, job: Job, base_dir: &Path, limits: Limit
     let inputs = (|| {
         let config = text_or_file(&job.config, base_dir, "config")?;
         let catalog = text_or_file(&job.catalog, base_dir, "catalog")?;
-        let state_path = job.state.as_ref().map(|p| resolve(base_dir, p));
-        let state = match &state_path {
-            Some(path) if path.exists() => {
-                Some(std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?)
-            }
-            _ => None,
-        };
         let mut options = RunOptions { limits, ..RunOptions::for_config(&config) };
         for host in &job.allow_hosts {
             options = options.allow_origin(host.parse::<Origin>()?);
         }
-        Ok::<_, String>((config, catalog, state, options))
+        Ok::<_, String>((config, catalog, options))
     })();
-    let (config, catalog, state, options) = match inputs {
+    let (config, catalog, options) = match inputs {
         Ok(inputs) => inputs,
         Err(message) => return report(Outcome::Stopped(message), BTreeMap::new()),
     };
     let output = resolve(base_dir, &job.output);
     let messages = |()| std::fs::File::options().create(true).append(true).open(output.join("messages.jsonl"));
-    let log = match std::fs::create_dir_all(&output).and_then(messages) {
-        Ok(file) => AirbyteWriter::new(BufWriter::new(file)),
+    let log: SharedSink = match std::fs::create_dir_all(&output).and_then(messages) {
+        Ok(file) => Arc::new(Mutex::new(AirbyteWriter::new(BufWriter::new(file)))),
         Err(e) => return report(Outcome::Stopped(format!("cannot create {}: {e}", output.display())), BTreeMap::new()),
     };
-    let sink = match directory_with_state(&output, log, state.as_deref()) {
-        Ok(sink) => Arc::new(Mutex::new(sink)),
-        Err(e) => return report(Outcome::Stopped(format!("cannot use {}: {e}", output.display())), BTreeMap::new()),
+    // A missing state file is a first sync.
+    let state = job.state.as_ref().map(|p| resolve(base_dir, p)).filter(|p| p.exists());
+    let read = ReadJob { config, catalog, state, output: Some(output), ..ReadJob::default() };
+    let (error, read_report) = match read.run(connector, options, log.clone()).await {
+        Ok(read_report) => return report(Outcome::Succeeded, read_report.records),
+        Err(failed) => failed,
     };
-    let shared: SharedSink = sink.clone();
-    let result = connector.read(&options, shared, &config, &catalog, state.as_deref()).await;
-    let mut sink = sink.lock().unwrap_or_else(|p| p.into_inner());
-    let outcome = match result {
-        Ok(Ok(())) => Outcome::Succeeded,
-        Ok(Err(failure)) => {
-            sink.error(None, &failure);
-            // The summary sentence names the streams; the detail also says why each failed.
-            Outcome::Failed(
-                [failure.message]
-                    .into_iter()
-                    .chain(sink.stream_failures().iter().cloned())
-                    .collect::<Vec<_>>()
-                    .join(" | "),
-            )
-        }
-        Err(host) => {
-            let failure = host.to_failure();
-            sink.error(None, &failure);
-            Outcome::Stopped(failure.message)
-        }
+    let failure = error.to_failure();
+    log.lock().unwrap_or_else(|p| p.into_inner()).error(None, &failure);
+    let outcome = match error {
+        // The summary sentence names the streams; the detail also says why each failed.
+        ReadError::Sync(_) => Outcome::Failed(
+            [failure.message].into_iter().chain(read_report.stream_failures).collect::<Vec<_>>().join(" | "),
+        ),
+        _ => Outcome::Stopped(failure.message),
     };
-    let flushed = sink.sync_files().map_err(|e| e.to_string());
-    // Records that never reached the disk make the run a failure, whatever the connector said.
-    let outcome = match (sink.write_error().or(sink.inner().write_error()), flushed) {
-        (Some(message), _) => Outcome::Stopped(message.to_owned()),
-        (None, Err(error)) => Outcome::Stopped(format!("cannot write to {}: {error}", output.display())),
-        (None, Ok(())) => outcome,
-    };
-    report(outcome, sink.counts().clone())
+    report(outcome, read_report.records)
 }
