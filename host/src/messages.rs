@@ -23,6 +23,11 @@ pub trait MessageSink: Send {
     fn stream_status(&mut self, stream: &str, status: StreamStatus, rate_limited_until_ms: Option<u64>);
     /// A failure, of one stream or of the whole verb.
     fn error(&mut self, stream: Option<&str>, failure: &Failure);
+    /// The first failure to write output (full disk, closed pipe), if any: the host then stops
+    /// the component at its next sink call instead of letting it sync into the void.
+    fn write_failure(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A sink shared behind a mutex is a sink too (the CLI shares stdout between wrappers).
@@ -41,6 +46,9 @@ impl<S: MessageSink + ?Sized> MessageSink for std::sync::Arc<std::sync::Mutex<S>
     }
     fn error(&mut self, stream: Option<&str>, failure: &Failure) {
         self.lock().unwrap_or_else(|p| p.into_inner()).error(stream, failure);
+    }
+    fn write_failure(&self) -> Option<String> {
+        self.lock().unwrap_or_else(|p| p.into_inner()).write_failure()
     }
 }
 
@@ -125,6 +133,10 @@ impl<W: Write + Send> MessageSink for AirbyteWriter<W> {
     fn error(&mut self, stream: Option<&str>, failure: &Failure) {
         self.write_message(&trace_error(stream, failure));
         self.flush();
+    }
+
+    fn write_failure(&self) -> Option<String> {
+        self.broken.then(|| "the output (stdout) cannot be written: it was closed or is full".to_owned())
     }
 }
 

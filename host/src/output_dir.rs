@@ -44,19 +44,9 @@ impl<S: MessageSink> DirectorySink<S> {
         &self.counts
     }
 
-    /// The first write error, if any (the run is then not trustworthy).
-    pub fn write_error(&self) -> Option<&str> {
-        self.failed.as_deref()
-    }
-
     /// Every stream failure reported so far, as `stream: message (failure_type)`.
     pub fn stream_failures(&self) -> &[String] {
         &self.stream_failures
-    }
-
-    /// The sink records go around (e.g. the state persistence).
-    pub fn inner(&self) -> &S {
-        &self.inner
     }
 
     fn write_record(&mut self, stream: &str, data: &RawValue) -> std::io::Result<()> {
@@ -112,6 +102,10 @@ impl<S: MessageSink> MessageSink for DirectorySink<S> {
 
     fn stream_status(&mut self, stream: &str, status: StreamStatus, rate_limited_until_ms: Option<u64>) {
         self.inner.stream_status(stream, status, rate_limited_until_ms);
+    }
+
+    fn write_failure(&self) -> Option<String> {
+        self.failed.clone().or_else(|| self.inner.write_failure())
     }
 
     fn error(&mut self, stream: Option<&str>, failure: &Failure) {

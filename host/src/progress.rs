@@ -112,4 +112,8 @@ impl<S: MessageSink> MessageSink for ProgressSink<S> {
     fn error(&mut self, stream: Option<&str>, failure: &Failure) {
         self.inner.error(stream, failure);
     }
+
+    fn write_failure(&self) -> Option<String> {
+        self.inner.write_failure()
+    }
 }

@@ -129,9 +129,9 @@ impl ReadJob {
             ))),
             None => None,
         };
-        let sink: SharedSink = match (&directory, &persisting) {
+        let sink: SharedSink = match (&directory, persisting) {
             (Some(directory), _) => directory.clone(),
-            (None, Some(persisting)) => persisting.clone(),
+            (None, Some(persisting)) => persisting,
             (None, None) => messages,
         };
         // A person at a terminal sees live progress on stderr; pipes and files see nothing extra.
@@ -146,19 +146,15 @@ impl ReadJob {
         if let Some(progress) = progress {
             progress.lock().unwrap_or_else(|p| p.into_inner()).finish();
         }
+        // A write that failed during the sync already stopped it (the sink's calls trap); what
+        // is left is the last flush of the stream files.
         let mut report = ReadReport::default();
         let mut disk_error = None;
         if let Some(directory) = directory {
             let mut directory = directory.lock().unwrap_or_else(|p| p.into_inner());
-            let flushed = directory.sync_files().map_err(|e| e.to_string());
-            disk_error =
-                directory.write_error().or(directory.inner().write_error()).map(str::to_owned).or(flushed.err());
+            disk_error = directory.sync_files().err().map(|e| format!("Cannot write to the output directory: {e}"));
             report.records = directory.counts().clone();
             report.stream_failures = directory.stream_failures().to_vec();
-        }
-        if let Some(persisting) = persisting {
-            disk_error =
-                disk_error.or(persisting.lock().unwrap_or_else(|p| p.into_inner()).write_error().map(str::to_owned));
         }
         if let (Some(recorder), Some(path)) = (recorder, &self.record) {
             let saved = recorder.save(path).map_err(|e| format!("Cannot write the cassette {}: {e}", path.display()));

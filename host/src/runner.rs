@@ -56,12 +56,17 @@ pub enum HostError {
     Trap(wasmtime::Error),
     /// The component file could not be read, compiled or linked (before anything ran).
     Load(wasmtime::Error),
+    /// The sink could not write (full disk, closed pipe): the guest was stopped at that call.
+    Output(String),
 }
 
 impl HostError {
     fn classify(error: wasmtime::Error, limits: &Limits) -> HostError {
         if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
             return HostError::Limit(limit.clone());
+        }
+        if let Some(OutputFailed(message)) = error.downcast_ref::<OutputFailed>() {
+            return HostError::Output(message.clone());
         }
         if error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel) {
             return HostError::Limit(LimitExceeded::Cpu { fuel: limits.fuel.unwrap_or(u64::MAX) });
@@ -75,6 +80,7 @@ impl HostError {
             HostError::Limit(limit) => (format!("The connector was stopped: {limit}."), None),
             HostError::Trap(error) => (format!("The connector component failed: {error}"), Some(format!("{error:?}"))),
             HostError::Load(error) => (format!("The connector component could not be loaded: {error:#}"), None),
+            HostError::Output(message) => (format!("The sync was stopped: {message}"), None),
         };
         Failure { message, internal_message: internal, failure_type: FailureType::SystemError }
     }
@@ -86,6 +92,7 @@ impl std::fmt::Display for HostError {
             HostError::Limit(limit) => write!(f, "{limit}"),
             HostError::Trap(error) => write!(f, "{error}"),
             HostError::Load(error) => write!(f, "cannot load the component: {error:#}"),
+            HostError::Output(message) => write!(f, "{message}"),
         }
     }
 }
@@ -273,8 +280,16 @@ fn json_object(text: String) -> Option<Box<RawValue>> {
 
 impl types::Host for HostState {}
 
+/// The sink's first write failure, as the trap that stops the guest.
+fn written(sink: &SharedSink) -> wasmtime::Result<()> {
+    match lock(sink).write_failure() {
+        Some(message) => Err(wasmtime::Error::new(OutputFailed(message))),
+        None => Ok(()),
+    }
+}
+
 impl sink::Host for HostState {
-    fn record_emitted(&mut self, stream_name: String, data: String) {
+    fn record_emitted(&mut self, stream_name: String, data: String) -> wasmtime::Result<()> {
         match json_object(data) {
             Some(data) => lock(&self.sink).record(&stream_name, &data),
             None => lock(&self.sink).log(
@@ -282,9 +297,10 @@ impl sink::Host for HostState {
                 &format!("The connector emitted a {stream_name} record that is not a JSON object; dropped."),
             ),
         }
+        written(&self.sink)
     }
 
-    fn state(&mut self, stream_name: String, stream_state: String, record_count: u64) {
+    fn state(&mut self, stream_name: String, stream_state: String, record_count: u64) -> wasmtime::Result<()> {
         match json_object(stream_state) {
             Some(state) => lock(&self.sink).state(&stream_name, &state, record_count),
             None => lock(&self.sink).log(
@@ -292,17 +308,38 @@ impl sink::Host for HostState {
                 &format!("The connector emitted a {stream_name} state that is not a JSON object; ignored."),
             ),
         }
+        written(&self.sink)
     }
 
-    fn log(&mut self, level: LogLevel, message: String) {
+    fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
         lock(&self.sink).log(level, &message);
+        written(&self.sink)
     }
 
-    fn report_status(&mut self, stream_name: String, status: StreamStatus, rate_limited_until: Option<u64>) {
+    fn report_status(
+        &mut self,
+        stream_name: String,
+        status: StreamStatus,
+        rate_limited_until: Option<u64>,
+    ) -> wasmtime::Result<()> {
         lock(&self.sink).stream_status(&stream_name, status, rate_limited_until);
+        written(&self.sink)
     }
 
-    fn error(&mut self, stream_name: Option<String>, failure: Failure) {
+    fn error(&mut self, stream_name: Option<String>, failure: Failure) -> wasmtime::Result<()> {
         lock(&self.sink).error(stream_name.as_deref(), &failure);
+        written(&self.sink)
     }
 }
+
+/// The output could not be written: the trap a sink call raises.
+#[derive(Debug)]
+pub struct OutputFailed(pub String);
+
+impl std::fmt::Display for OutputFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for OutputFailed {}

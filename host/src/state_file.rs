@@ -40,11 +40,6 @@ impl<S: MessageSink> PersistingSink<S> {
         Ok(sink)
     }
 
-    /// The first failure to persist a state, if any: the run must then not count as a success.
-    pub fn write_error(&self) -> Option<&str> {
-        self.failed.as_deref()
-    }
-
     fn persist(&self) -> std::io::Result<()> {
         let messages: Vec<&Value> = self.states.values().collect();
         write_atomically(&self.path, serde_json::to_string_pretty(&messages)?.as_bytes())
@@ -93,6 +88,10 @@ impl<S: MessageSink> MessageSink for PersistingSink<S> {
     fn error(&mut self, stream: Option<&str>, failure: &Failure) {
         self.inner.error(stream, failure);
     }
+
+    fn write_failure(&self) -> Option<String> {
+        self.failed.clone().or_else(|| self.inner.write_failure())
+    }
 }
 
 #[cfg(test)]
@@ -118,7 +117,7 @@ mod tests {
             .filter_map(|m| m.pointer("/stream/stream_descriptor/name")?.as_str())
             .collect();
         assert_eq!(names, ["other", "user_insights"]);
-        assert!(sink.write_error().is_none());
+        assert!(sink.write_failure().is_none());
         assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 1, "no temporary file left behind");
         let _ = std::fs::remove_dir_all(&dir);
     }

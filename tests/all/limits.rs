@@ -206,3 +206,28 @@ fn a_warm_cache_loads_without_compiling() {
     let (_, third) = Connector::load(&e2e_tests::component(), Some(scratch.path())).expect("load");
     assert_eq!(third, instagram_host::CacheOutcome::Compiled);
 }
+
+/// A sink that cannot write stops the component at its next call (the sink import traps): with
+/// stdout closed, the read ends at once with exit 1 instead of syncing into the void.
+#[test]
+fn a_closed_stdout_stops_the_sync_at_once() {
+    let model = Model::generate(&ModelSpec { accounts: 1, media_per_account: 3000, ..ModelSpec::default() });
+    let sandbox = Sandbox::start(SandboxOptions::new(model)).expect("sandbox");
+    let scratch = Scratch::new("closed-stdout");
+    let config = scratch.write("config.json", &config_for(&sandbox).to_string());
+    let catalog = scratch.write("catalog.json", &e2e_tests::catalog_of(&["media", "media_insights"]).to_string());
+    let mut child = std::process::Command::new(e2e_tests::host_binary())
+        .arg(e2e_tests::component())
+        .args(["read", "--config", path_str(&config), "--catalog", path_str(&catalog)])
+        .args(["--allow-host", &format!("http://{}", sandbox.addr())])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot be written"), "{stderr}");
+    assert!(sandbox.requests().len() < 30, "stopped at once: {} requests", sandbox.requests().len());
+}
