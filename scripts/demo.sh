@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # `make run`: a real sync from the offline Graph API sandbox, end to end.
-# Starts the sandbox on a free loopback port, runs `check` and a `read` of all eight streams
-# (user_insights incremental) through bin/source-instagram, writes all messages to
+# Starts the sandbox on a free loopback port, runs `check` and a `read` of every stream `discover`
+# lists (incremental where supported) through bin/source-instagram, writes all messages to
 # out/messages.jsonl and the state to out/state.json, prints a summary and stops the sandbox.
 # Run it twice to see an incremental read pick up from out/state.json.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="$root/out"
 mkdir -p "$out"
-streams=(media media_insights users user_lifetime_insights stories story_insights Api user_insights)
 
 "$root/target/release/graph-sandbox" --port 0 --seed 42 --accounts 3 >"$out/sandbox.url" 2>"$out/sandbox.log" &
 sandbox_pid=$!
@@ -18,24 +17,19 @@ base_url="$(head -n1 "$out/sandbox.url")"
 [[ -n "$base_url" ]] || { echo "the sandbox did not start; see $out/sandbox.log" >&2; exit 1; }
 
 printf '{"access_token":"sandbox-token","base_url":"%s","num_workers":8}\n' "$base_url" >"$out/config.json"
-{
-  printf '{"streams":['
-  sep=""
-  for s in "${streams[@]}"; do
-    mode=full_refresh
-    [[ "$s" == user_insights ]] && mode=incremental
-    printf '%s{"stream":{"name":"%s","json_schema":{},"supported_sync_modes":["full_refresh"]},"sync_mode":"%s","destination_sync_mode":"append"}' "$sep" "$s" "$mode"
-    sep=","
-  done
-  printf ']}\n'
-} >"$out/catalog.json"
+# Every stream `discover` lists, incremental where it supports it.
+"$root/bin/source-instagram" discover --config "$out/config.json" | python3 -c '
+import json, sys
+catalog = next(m for m in map(json.loads, sys.stdin) if m["type"] == "CATALOG")["catalog"]
+print(json.dumps({"streams": [{"stream": s, "sync_mode": "incremental" if "incremental" in s["supported_sync_modes"] else "full_refresh",
+                               "destination_sync_mode": "append"} for s in catalog["streams"]]}))' >"$out/catalog.json"
 
 echo "== sandbox at $base_url"
 echo "== check"
 # The sandbox is plain http on loopback: the host refuses that unless the operator opts in.
 origin="${base_url%/v23.0}"
 "$root/bin/source-instagram" check --config "$out/config.json" --allow-host "$origin" | tee "$out/check.jsonl"
-echo "== read ${streams[*]}"
+echo "== read every stream"
 status=0
 "$root/bin/source-instagram" read --config "$out/config.json" --catalog "$out/catalog.json" --allow-host "$origin" \
   --state "$out/state.json" --state-file "$out/state.json" >"$out/messages.jsonl" || status=$?

@@ -210,16 +210,15 @@ pub fn sample(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).expect("sample")).expect("sample JSON")
 }
 
-/// Every stream, in `discover` order.
-pub const ALL_STREAMS: [&str; 8] =
-    ["media", "media_insights", "users", "user_lifetime_insights", "stories", "story_insights", "Api", "user_insights"];
+/// Every stream, in `discover` order: the connector's stream registry.
+pub use instagram_connector::streams::NAMES as ALL_STREAMS;
 
-/// Every stream, user_insights incremental, the rest full refresh.
+/// Every stream: incremental where the registry says it can be, the rest full refresh.
 pub fn catalog_all() -> Value {
-    json!({"streams": ALL_STREAMS.iter().map(|name| {
-        let incremental = *name == "user_insights";
+    json!({"streams": instagram_connector::streams::REGISTRY.iter().map(|stream| {
+        let incremental = stream.supports_incremental();
         json!({
-            "stream": {"name": name, "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
+            "stream": {"name": stream.name, "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
             "sync_mode": if incremental { "incremental" } else { "full_refresh" },
             "destination_sync_mode": if incremental { "append" } else { "overwrite" }
         })

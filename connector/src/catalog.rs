@@ -1,21 +1,43 @@
 //! The catalog `discover` returns, and the configured catalog `read` receives.
 
 use crate::protocol::Failure;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-const CATALOG_JSON: &str = include_str!("../resources/catalog.json");
-
-/// The discovered catalog, compact JSON.
+/// The discovered catalog, compact JSON, built from the stream registry.
 pub fn discovered() -> Result<String, Failure> {
-    let catalog: Value = serde_json::from_str(CATALOG_JSON)
-        .map_err(|e| Failure::system(format!("The built-in catalog is not valid JSON: {e}")))?;
-    Ok(catalog.to_string())
+    let mut streams = Vec::new();
+    for def in crate::streams::REGISTRY {
+        let schema: Value = serde_json::from_str(def.schema)
+            .map_err(|e| Failure::system(format!("The built-in schema of `{}` is not valid JSON: {e}", def.name)))?;
+        let modes: Vec<&str> = def.sync_modes.iter().map(|mode| mode.as_str()).collect();
+        let mut stream = json!({"name": def.name, "json_schema": schema, "supported_sync_modes": modes});
+        if let Some(cursor) = def.cursor {
+            stream["source_defined_cursor"] = json!(true);
+            stream["default_cursor_field"] = json!([cursor]);
+        }
+        if !def.primary_key.is_empty() {
+            stream["source_defined_primary_key"] = json!(def.primary_key.iter().map(|key| [key]).collect::<Vec<_>>());
+        }
+        stream["is_resumable"] = json!(def.resumable);
+        streams.push(stream);
+    }
+    Ok(json!({ "streams": streams }).to_string())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyncMode {
     FullRefresh,
     Incremental,
+}
+
+impl SyncMode {
+    /// The protocol spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::FullRefresh => "full_refresh",
+            SyncMode::Incremental => "incremental",
+        }
+    }
 }
 
 /// One stream of a configured catalog.
@@ -57,11 +79,6 @@ pub fn parse_configured(text: &str) -> Result<Vec<ConfiguredStream>, Failure> {
     Ok(configured)
 }
 
-/// Whether `name` supports `incremental` (only user_insights does).
-pub fn supports_incremental(name: &str) -> bool {
-    name == "user_insights"
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,7 +89,7 @@ mod tests {
         let catalog: Value = serde_json::from_str(&discovered().expect("catalog")).expect("json");
         let names: Vec<&str> =
             catalog["streams"].as_array().expect("streams").iter().filter_map(|s| s["name"].as_str()).collect();
-        assert_eq!(names, crate::streams::ALL);
+        assert_eq!(names, crate::streams::NAMES);
     }
 
     #[test]

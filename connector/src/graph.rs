@@ -96,6 +96,17 @@ pub struct Account {
     pub page_id: String,
 }
 
+/// An object read from a parent edge (a media item or a story), as its insights child needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObjectRef {
+    pub id: String,
+    pub account: Account,
+    pub media_type: Option<String>,
+    pub media_product_type: Option<String>,
+    /// RFC 3339, as in the parent record (media only).
+    pub timestamp: Option<Value>,
+}
+
 /// One page of a paginated edge.
 pub struct Page {
     pub records: Vec<Value>,

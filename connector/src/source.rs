@@ -7,15 +7,12 @@ use crate::graph::Account;
 use crate::http::Runtime;
 use crate::http::client::{GraphClient, RetryPolicy};
 use crate::protocol::{Failure, FailureType, LogLevel, RedactingSink, Sink, StreamStatus};
-use crate::state::{InputState, PartitionCursors};
-use crate::streams::{
-    self, PageSender, StreamOutput, api, media, media_insights, stories, story_insights, user_insights,
-    user_lifetime_insights, users,
-};
+use crate::state::InputState;
+use crate::streams::{self, PageReceiver, PageSender, ReadContext, Reader, StreamDef, StreamOutput, api};
 use futures::FutureExt;
-use futures::channel::mpsc::UnboundedReceiver;
 use futures::future::{LocalBoxFuture, Shared};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 const SPEC_JSON: &str = include_str!("../resources/spec.json");
@@ -49,10 +46,11 @@ pub fn discover(config: &str) -> Result<String, Failure> {
 
 /// Syncs the configured streams; see the WIT `read` for the contract.
 ///
-/// Every configured stream runs concurrently within the one `num_workers` request pool. Parents
-/// are read once: `Api` as a shared future, `media` and `stories` as page pipelines whose pages
-/// feed `media_insights` / `story_insights` as they arrive, so insights of one page are fetched
-/// while the next page is read. Records of different streams may interleave (as in Airbyte's
+/// Every configured stream runs concurrently within the one `num_workers` request pool, started
+/// as its [`streams::Reader`] says. Parents are read once: `Api` as a shared future, `media` and
+/// `stories` through bounded page pipes that feed their children as pages arrive, so insights of
+/// one page are fetched while the next page is read (a parent whose child is synced but which is
+/// not is read only to feed it). Records of different streams may interleave (as in Airbyte's
 /// concurrent CDK); each stream's own messages keep their order.
 pub async fn read(
     config: &str,
@@ -67,9 +65,7 @@ pub async fn read(
     let state = InputState::parse(state)?;
     let sink = RedactingSink::new(sink, config.secrets());
     let client = &client_for(&config, RetryPolicy::default(), runtime, &sink);
-    let selected = |name: &str| configured.iter().any(|s| s.name == name);
-    let optimizations = config.optimizations;
-    let fan_out = config.num_workers * 2;
+    let ctx = &ReadContext { client, config: &config, state: &state, now: runtime.now(), sink: &sink };
 
     let accounts: Accounts<'_> =
         api::read_all(client).map(|r| r.map(Rc::new).map_err(|e| e.to_failure())).boxed_local().shared();
@@ -77,18 +73,30 @@ pub async fn read(
         let accounts = accounts.clone();
         async move { Ok::<_, Failure>(accounts.await?.iter().map(|(_, a)| a.clone()).collect::<Vec<Account>>()) }
     };
-    let (media_refs, media_insights_refs) = pipe(selected(media_insights::NAME));
-    let (story_refs, story_insights_refs) = pipe(selected(story_insights::NAME));
-    let mut media_insights_refs = media_insights_refs;
-    let mut story_insights_refs = story_insights_refs;
-    let outputs: Vec<StreamOutput<'_>> = configured.iter().map(|s| StreamOutput::new(&s.name, &sink)).collect();
+    // One bounded pipe per synced child, from its parent.
+    let mut feeds: HashMap<&str, PageSender> = HashMap::new();
+    let mut intakes: HashMap<&str, PageReceiver> = HashMap::new();
+    for stream in configured.iter().filter_map(|c| streams::find(&c.name)) {
+        if let Reader::Child { parent, .. } = stream.reader {
+            let (sender, receiver) = streams::pipe();
+            feeds.insert(parent, sender);
+            intakes.insert(stream.name, receiver);
+        }
+    }
+    let modes: Vec<Result<SyncMode, Failure>> = configured.iter().map(|s| effective_sync_mode(s, &sink)).collect();
+    let outputs: Vec<StreamOutput<'_>> = configured
+        .iter()
+        .zip(&modes)
+        .map(|(s, mode)| StreamOutput::new(&s.name, *mode.as_ref().unwrap_or(&SyncMode::FullRefresh), &sink))
+        .collect();
 
     let mut tasks: Vec<LocalBoxFuture<'_, Option<(&str, FailureType)>>> = Vec::new();
-    for (stream, out) in configured.iter().zip(&outputs) {
-        let body: LocalBoxFuture<'_, Result<(), Failure>> = match effective_sync_mode(stream, &sink) {
-            Err(failure) => async move { Err(failure) }.boxed_local(),
-            Ok(sync_mode) => match stream.name.as_str() {
-                api::NAME => {
+    for ((stream, out), mode) in configured.iter().zip(&outputs).zip(modes) {
+        let body: LocalBoxFuture<'_, Result<(), Failure>> = match (mode, streams::find(&stream.name)) {
+            (Err(failure), _) => async move { Err(failure) }.boxed_local(),
+            (Ok(_), None) => async { Err(Failure::system("The stream has no reader.")) }.boxed_local(),
+            (Ok(_), Some(def)) => match def.reader {
+                Reader::Accounts => {
                     let accounts = accounts.clone();
                     async move {
                         accounts.await?.iter().for_each(|(record, _)| out.emit(record));
@@ -96,87 +104,43 @@ pub async fn read(
                     }
                     .boxed_local()
                 }
-                users::NAME => async { users::read(client, &account_list().await?, out).await }.boxed_local(),
-                media::NAME => {
-                    let refs = media_refs.clone();
+                Reader::PerAccount(read) => async move { read(ctx, &account_list().await?, out).await }.boxed_local(),
+                Reader::Parent(read) => {
+                    let refs = feeds.remove(def.name);
+                    let accounts = account_list();
                     async move {
-                        let accounts = account_list().await.inspect_err(|f| send_failure(&refs, f))?;
-                        media::produce(client, &accounts, optimizations.expand_children, Some(out), refs.as_ref()).await
+                        match accounts.await {
+                            Ok(accounts) => read(ctx, &accounts, Some(out), refs).await,
+                            Err(failure) => {
+                                streams::feed(refs.as_ref(), Err(failure.clone())).await;
+                                Err(failure)
+                            }
+                        }
                     }
                     .boxed_local()
                 }
-                media_insights::NAME => match media_insights_refs.take() {
-                    Some(refs) => {
-                        media_insights::consume(client, refs, optimizations.batch_insights, fan_out, out).boxed_local()
+                Reader::Child { read, .. } => match intakes.remove(def.name) {
+                    Some(refs) => read(ctx, refs, out),
+                    None => {
+                        async move { Err(Failure::config(format!("`{}` is listed twice.", def.name))) }.boxed_local()
                     }
-                    None => async { Err(Failure::system("media_insights is listed twice")) }.boxed_local(),
                 },
-                stories::NAME => {
-                    let refs = story_refs.clone();
-                    async move {
-                        let accounts = account_list().await.inspect_err(|f| send_failure(&refs, f))?;
-                        stories::produce(client, &accounts, Some(out), refs.as_ref()).await
-                    }
-                    .boxed_local()
-                }
-                story_insights::NAME => match story_insights_refs.take() {
-                    Some(refs) => {
-                        story_insights::consume(client, refs, optimizations.batch_insights, out).boxed_local()
-                    }
-                    None => async { Err(Failure::system("story_insights is listed twice")) }.boxed_local(),
-                },
-                user_lifetime_insights::NAME => {
-                    async { user_lifetime_insights::read(client, &account_list().await?, fan_out, out).await }
-                        .boxed_local()
-                }
-                user_insights::NAME => {
-                    // A full refresh ignores incoming state (reference §13).
-                    let incoming = match sync_mode {
-                        SyncMode::Incremental => state.get(user_insights::NAME),
-                        SyncMode::FullRefresh => None,
-                    };
-                    let plan = PartitionCursors::from_state(incoming).map(|cursors| {
-                        let mut plan = user_insights::Plan {
-                            now: runtime.now(),
-                            start_date: config.start_date,
-                            cursors,
-                            window_days: if optimizations.insights_ranges { user_insights::MAX_RANGE_DAYS } else { 1 },
-                        };
-                        plan.clamp_future_cursors().iter().for_each(|warning| sink.log(LogLevel::Warn, warning));
-                        plan
-                    });
-                    let num_workers = config.num_workers;
-                    async move {
-                        let plan = plan?;
-                        user_insights::read(client, &account_list().await?, &plan, num_workers, out).await
-                    }
-                    .boxed_local()
-                }
-                other => {
-                    let failure = Failure::system(format!("The stream `{other}` has no reader."));
-                    async move { Err(failure) }.boxed_local()
-                }
             },
         };
         tasks.push(run_stream(stream, out, &sink, body).boxed_local());
     }
-    // Parents whose stream is not synced still feed their children.
-    if let (Some(refs), false) = (media_refs, selected(media::NAME)) {
+    // Parents that are not synced still feed their synced children.
+    for (parent, refs) in feeds {
+        let Some(Reader::Parent(read)) = streams::find(parent).map(|def| &def.reader) else { continue };
+        let read = *read;
+        let accounts = account_list();
         tasks.push(
             async move {
-                if let Ok(accounts) = account_list().await.inspect_err(|f| send_failure(&Some(refs.clone()), f)) {
-                    let _ = media::produce(client, &accounts, false, None, Some(&refs)).await;
-                }
-                None
-            }
-            .boxed_local(),
-        );
-    }
-    if let (Some(refs), false) = (story_refs, selected(stories::NAME)) {
-        tasks.push(
-            async move {
-                if let Ok(accounts) = account_list().await.inspect_err(|f| send_failure(&Some(refs.clone()), f)) {
-                    let _ = stories::produce(client, &accounts, None, Some(&refs)).await;
+                match accounts.await {
+                    Ok(accounts) => {
+                        let _ = read(ctx, &accounts, None, Some(refs)).await;
+                    }
+                    Err(failure) => streams::feed(Some(&refs), Err(failure)).await,
                 }
                 None
             }
@@ -225,24 +189,6 @@ fn client_for<'a>(
 /// The accounts, read once and awaited by every stream that needs them.
 type Accounts<'a> = Shared<LocalBoxFuture<'a, Result<Rc<Vec<(Value, Account)>>, Failure>>>;
 
-/// The receiving end of a page pipeline.
-type PageReceiver<T> = UnboundedReceiver<Result<T, Failure>>;
-
-/// A page pipeline from a parent to its child stream, when the child is synced.
-fn pipe<T>(wanted: bool) -> (Option<PageSender<T>>, Option<PageReceiver<T>>) {
-    if !wanted {
-        return (None, None);
-    }
-    let (sender, receiver) = futures::channel::mpsc::unbounded();
-    (Some(sender), Some(receiver))
-}
-
-fn send_failure<T>(refs: &Option<PageSender<T>>, failure: &Failure) {
-    if let Some(refs) = refs {
-        let _ = refs.unbounded_send(Err(failure.clone()));
-    }
-}
-
 /// The configured-catalog rules of Airbyte's Python CDK (`AbstractSource.read`, 7.x): a stream
 /// that `discover` does not list fails alone with a `config_error`; `incremental` asked for a
 /// full-refresh-only stream reads it in full refresh (PyAirbyte asks `incremental` for every
@@ -250,13 +196,13 @@ fn send_failure<T>(refs: &Option<PageSender<T>>, failure: &Failure) {
 /// destination's business and are ignored, as the CDK ignores them for source-defined cursors
 /// and keys.
 fn effective_sync_mode(stream: &ConfiguredStream, sink: &dyn Sink) -> Result<SyncMode, Failure> {
-    if !streams::ALL.contains(&stream.name.as_str()) {
+    let Some(def) = streams::find(&stream.name) else {
         return Err(Failure::config(format!(
             "The stream `{}` in your connection configuration was not found in the source. Refresh the schema in your replication settings and remove this stream from future sync attempts.",
             stream.name
         )));
-    }
-    if stream.sync_mode == SyncMode::Incremental && !catalog::supports_incremental(&stream.name) {
+    };
+    if stream.sync_mode == SyncMode::Incremental && !def.supports_incremental() {
         sink.log(
             LogLevel::Info,
             &format!(
@@ -283,7 +229,7 @@ async fn run_stream<'s>(
     match result {
         Ok(()) => {
             // Incremental-capable streams checkpoint their own cursor state.
-            if !catalog::supports_incremental(&stream.name) {
+            if !streams::find(&stream.name).is_some_and(StreamDef::supports_incremental) {
                 out.checkpoint(&streams::final_full_refresh_state());
             }
             sink.stream_status(&stream.name, StreamStatus::Complete, None);

@@ -13,6 +13,7 @@ mod incremental;
 mod limits;
 mod optimizations;
 mod read_accounts;
+mod registry;
 mod resilience;
 mod streams;
 mod tenants;

@@ -13,10 +13,21 @@ ROOT = Path(__file__).resolve().parents[2]
 EXECUTABLE = ROOT / "bin" / "source-instagram"
 SANDBOX = ROOT / "target" / "release" / "graph-sandbox"
 TOKEN = "sandbox-token"
-ALL_STREAMS = [
-    "media", "media_insights", "users", "user_lifetime_insights",
-    "stories", "story_insights", "Api", "user_insights",
-]
+
+
+def discovered_catalog() -> dict:
+    """The connector's own catalog (discover needs a config, not the network)."""
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as config:
+        config.write(json.dumps({"access_token": TOKEN}))
+        config.flush()
+        done = subprocess.run([str(EXECUTABLE), "discover", "--config", config.name], capture_output=True, text=True, check=True)
+    return next(m for m in map(json.loads, done.stdout.splitlines()) if m["type"] == "CATALOG")["catalog"]
+
+
+CATALOG = discovered_catalog()
+# Every stream, in discover order, as the connector's registry lists them.
+ALL_STREAMS = [stream["name"] for stream in CATALOG["streams"]]
 
 
 class Sandbox:

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import ALL_STREAMS, EXECUTABLE, configured_catalog, run_source
+from conftest import ALL_STREAMS, CATALOG, EXECUTABLE, configured_catalog, run_source
 
 WORK = tempfile.mkdtemp(prefix="pyairbyte-")
 os.environ.update({
@@ -29,11 +29,11 @@ for variable in ("AIRBYTE_CACHE_ROOT", "AIRBYTE_LOGGING_ROOT", "AIRBYTE_TEMP_DIR
     os.makedirs(os.environ[variable], exist_ok=True)
 import airbyte  # noqa: E402  (must follow the environment above)
 
-KEYS = {  # the discovered primary keys, as PyAirbyte's normalized column names
-    "media": ["id"], "media_insights": ["id"], "users": ["id"], "stories": ["id"], "Api": ["id"],
-    "user_lifetime_insights": ["business_account_id", "breakdown"],
-    "user_insights": ["business_account_id", "date"],
-    "story_insights": ["id"],  # no primary key; `id` still identifies the story
+# The discovered primary keys (PyAirbyte's column names are the same); a stream without one is
+# compared on `id`, which still identifies its objects.
+KEYS = {
+    stream["name"]: [path[0] for path in stream.get("source_defined_primary_key", [])] or ["id"]
+    for stream in CATALOG["streams"]
 }
 
 

@@ -1,6 +1,7 @@
 //! `Api`: the Facebook Pages of the token's user that have an Instagram business account
 //! (reference §3). Also the parent of every other stream and the `check` probe.
 
+use super::{FULL_REFRESH, Reader, StreamDef};
 use crate::graph::{self, ACCOUNTS_FIELDS, ACCOUNTS_PATH, Account};
 use crate::http::client::GraphClient;
 use crate::http::error::RequestError;
@@ -9,6 +10,51 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 pub const NAME: &str = "Api";
+
+pub const STREAM: StreamDef = StreamDef {
+    name: NAME,
+    schema: SCHEMA,
+    primary_key: &["id"],
+    cursor: None,
+    sync_modes: FULL_REFRESH,
+    resumable: true,
+    reader: Reader::Accounts,
+};
+
+/// The record schema `discover` returns.
+pub const SCHEMA: &str = r#"{
+  "type": "object",
+  "$schema": "http://json-schema.org/schema#",
+  "additionalProperties": true,
+  "properties": {
+    "account": {
+      "type": [
+        "object",
+        "null"
+      ],
+      "properties": {
+        "business_account_id": {
+          "type": [
+            "string",
+            "null"
+          ]
+        },
+        "page_id": {
+          "type": [
+            "string",
+            "null"
+          ]
+        }
+      }
+    },
+    "id": {
+      "type": "string"
+    }
+  },
+  "required": [
+    "id"
+  ]
+}"#;
 
 /// Turns one `/me/accounts` item into an `Api` record, or `None` for a page without a usable
 /// Instagram business account.

@@ -1,30 +1,275 @@
 //! `media` (reference §5): every post of every account, with carousel slides expanded.
 //! Also the parent of `media_insights`, read once per sync.
 
-use super::StreamOutput;
-use crate::graph::{self, Account, CHILD_FIELDS, MEDIA_FIELDS};
+use super::{FULL_REFRESH, PageSender, ReadContext, Reader, Reading, StreamDef, StreamOutput};
+use crate::graph::{self, Account, CHILD_FIELDS, MEDIA_FIELDS, ObjectRef};
 use crate::http::client::GraphClient;
 use crate::http::shape::Shape;
 use crate::protocol::{Failure, LogLevel};
 use crate::transform;
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use serde_json::{Map, Value, json};
 
 pub const NAME: &str = "media";
 
-/// What `media_insights` needs of a media record (its `media_insights_info` plus the timestamp).
-#[derive(Clone, Debug, PartialEq)]
-pub struct MediaRef {
-    pub media_id: String,
-    pub media_type: Option<String>,
-    pub media_product_type: Option<String>,
-    pub account: Account,
-    /// RFC 3339, as in the media record.
-    pub timestamp: Option<Value>,
+pub const STREAM: StreamDef = StreamDef {
+    name: NAME,
+    schema: SCHEMA,
+    primary_key: &["id"],
+    cursor: None,
+    sync_modes: FULL_REFRESH,
+    resumable: false,
+    reader: Reader::Parent(start),
+};
+
+fn start<'a>(
+    ctx: &'a ReadContext<'a>,
+    accounts: &'a [Account],
+    out: Option<&'a StreamOutput<'a>>,
+    refs: Option<PageSender>,
+) -> Reading<'a> {
+    let expand = ctx.config.optimizations.expand_children;
+    async move { produce(ctx.client, accounts, expand, out, refs.as_ref()).await }.boxed_local()
 }
 
+/// The record schema `discover` returns.
+pub const SCHEMA: &str = r#"{
+  "type": "object",
+  "$schema": "http://json-schema.org/schema#",
+  "additionalProperties": true,
+  "properties": {
+    "business_account_id": {
+      "description": "The unique identifier for the business account associated with the media.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "page_id": {
+      "description": "The unique identifier for the Instagram page associated with the media.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "caption": {
+      "description": "The caption or description provided for the media.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "comments_count": {
+      "description": "The total number of comments received on the media.",
+      "type": [
+        "null",
+        "integer"
+      ]
+    },
+    "id": {
+      "description": "The unique identifier for the media item.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "ig_id": {
+      "description": "The Instagram-specific identifier for the media item.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "is_comment_enabled": {
+      "description": "A flag indicating whether comments are enabled for the media.",
+      "type": [
+        "null",
+        "boolean"
+      ]
+    },
+    "like_count": {
+      "description": "The total number of likes received on the media.",
+      "type": [
+        "null",
+        "integer"
+      ]
+    },
+    "media_type": {
+      "description": "The type of media (e.g., image, video) of the media item.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "media_product_type": {
+      "description": "The product type associated with the media (e.g., shopping product).",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "media_url": {
+      "description": "The URL for accessing the media content of the media item.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "owner": {
+      "description": "Contains information about the owner of the post.",
+      "type": [
+        "null",
+        "object"
+      ],
+      "properties": {
+        "id": {
+          "description": "The unique identifier of the owner of the media item.",
+          "type": [
+            "null",
+            "string"
+          ]
+        }
+      }
+    },
+    "permalink": {
+      "description": "The permanent link to the media item on Instagram.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "shortcode": {
+      "description": "The unique shortcode assigned to the media item.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "thumbnail_url": {
+      "description": "The URL for accessing the thumbnail image of the media item.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "timestamp": {
+      "description": "The date and time when the media item was created.",
+      "type": [
+        "null",
+        "string"
+      ],
+      "format": "date-time",
+      "airbyte_type": "timestamp_with_timezone"
+    },
+    "username": {
+      "description": "The username of the owner of the media item.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "children": {
+      "description": "Contains an array of media items that are part of the post.",
+      "type": [
+        "null",
+        "array"
+      ],
+      "items": {
+        "description": "Properties of each media item like image, caption, etc.",
+        "type": "object",
+        "properties": {
+          "id": {
+            "description": "The unique identifier for the child media item.",
+            "type": [
+              "null",
+              "string"
+            ]
+          },
+          "ig_id": {
+            "description": "The Instagram-specific identifier for the child media item.",
+            "type": [
+              "null",
+              "string"
+            ]
+          },
+          "media_type": {
+            "description": "The type of media of the child item (e.g., image, video).",
+            "type": [
+              "null",
+              "string"
+            ]
+          },
+          "media_url": {
+            "description": "The URL for accessing the media content of the child item.",
+            "type": [
+              "null",
+              "string"
+            ]
+          },
+          "owner": {
+            "description": "Contains information about the owner of the media item.",
+            "type": [
+              "null",
+              "object"
+            ],
+            "properties": {
+              "id": {
+                "description": "The unique identifier of the owner of the child media item.",
+                "type": [
+                  "null",
+                  "string"
+                ]
+              }
+            }
+          },
+          "permalink": {
+            "description": "The permanent link to the child media item on Instagram.",
+            "type": [
+              "null",
+              "string"
+            ]
+          },
+          "shortcode": {
+            "description": "The unique shortcode assigned to the child media item.",
+            "type": [
+              "null",
+              "string"
+            ]
+          },
+          "thumbnail_url": {
+            "description": "The URL for accessing the thumbnail image of the child media item.",
+            "type": [
+              "null",
+              "string"
+            ]
+          },
+          "timestamp": {
+            "description": "The date and time when the child media item was created.",
+            "type": [
+              "null",
+              "string"
+            ],
+            "format": "date-time",
+            "airbyte_type": "timestamp_with_timezone"
+          },
+          "username": {
+            "description": "The username of the owner of the child media item.",
+            "type": [
+              "null",
+              "string"
+            ]
+          }
+        }
+      }
+    }
+  },
+  "required": [
+    "id"
+  ]
+}"#;
+
 /// Transforms one raw media item (steps 1–4 and 6 of §5.2; children are step 5, done by the caller).
-pub fn transform(raw: Value, account: &Account) -> Option<(Map<String, Value>, MediaRef)> {
+pub fn transform(raw: Value, account: &Account) -> Option<(Map<String, Value>, ObjectRef)> {
     let Value::Object(mut record) = raw else { return None };
     let media_id = graph::id_string(record.get("id"))?;
     let text = |key: &str| record.get(key).and_then(Value::as_str).map(str::to_owned);
@@ -43,8 +288,8 @@ pub fn transform(raw: Value, account: &Account) -> Option<(Map<String, Value>, M
     transform::rfc3339_field(&mut record, "timestamp");
     record.insert("business_account_id".into(), Value::String(account.business_account_id.clone()));
     transform::clean_urls(&mut record);
-    let media_ref = MediaRef {
-        media_id,
+    let media_ref = ObjectRef {
+        id: media_id,
         media_type,
         media_product_type,
         account: account.clone(),
@@ -91,9 +336,6 @@ async fn expand_children_one_by_one(client: &GraphClient<'_>, record: &mut Map<S
     record.insert("children".into(), Value::Array(children));
 }
 
-/// The page refs `media_insights` consumes, as media pages arrive (or the failure that ended them).
-pub type RefSender = super::PageSender<Vec<MediaRef>>;
-
 /// Replaces inline `children.data` (fetched by field expansion) with the cleaned slides.
 fn inline_children(record: &mut Map<String, Value>) {
     let truthy = record.get("children").is_some_and(|c| !c.is_null() && c != &json!({}));
@@ -116,7 +358,7 @@ pub async fn produce(
     accounts: &[Account],
     expand_children: bool,
     out: Option<&StreamOutput<'_>>,
-    refs: Option<&RefSender>,
+    refs: Option<&PageSender>,
 ) -> Result<(), Failure> {
     let (fields, fallback) = match (out.is_some(), expand_children) {
         (true, true) => {
@@ -134,10 +376,7 @@ pub async fn produce(
             while let Some(page) = pages.try_next().await.map_err(|e| e.to_failure())? {
                 let inline = expand_children && !page.fallback;
                 let transformed: Vec<_> = page.records.into_iter().filter_map(|raw| transform(raw, account)).collect();
-                if let Some(refs) = refs {
-                    let _ =
-                        refs.unbounded_send(Ok(transformed.iter().map(|(_, media_ref)| media_ref.clone()).collect()));
-                }
+                super::feed(refs, Ok(transformed.iter().map(|(_, media_ref)| media_ref.clone()).collect())).await;
                 let Some(out) = out else { continue };
                 let records = futures::stream::iter(transformed.into_iter().map(|(mut record, _)| async move {
                     if inline {

@@ -1,16 +1,149 @@
 //! `media_insights` (reference §6): one insights request per media, metric list by type.
 
-use super::StreamOutput;
-use super::media::MediaRef;
-use crate::graph;
+use super::{FULL_REFRESH, PageReceiver, ReadContext, Reader, Reading, StreamDef, StreamOutput};
+use crate::graph::{self, ObjectRef};
 use crate::http::batch::MAX_BATCH;
 use crate::http::client::GraphClient;
 use crate::protocol::Failure;
 use crate::transform;
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use serde_json::Value;
 
 pub const NAME: &str = "media_insights";
+
+pub const STREAM: StreamDef = StreamDef {
+    name: NAME,
+    schema: SCHEMA,
+    primary_key: &["id"],
+    cursor: None,
+    sync_modes: FULL_REFRESH,
+    resumable: false,
+    reader: Reader::Child { parent: super::media::NAME, read: start },
+};
+
+fn start<'a>(ctx: &'a ReadContext<'a>, refs: PageReceiver, out: &'a StreamOutput<'a>) -> Reading<'a> {
+    let batch = ctx.config.optimizations.batch_insights;
+    consume(ctx.client, refs, batch, ctx.fan_out(), out).boxed_local()
+}
+
+/// The record schema `discover` returns.
+pub const SCHEMA: &str = r#"{
+  "type": "object",
+  "$schema": "http://json-schema.org/schema#",
+  "additionalProperties": true,
+  "properties": {
+    "business_account_id": {
+      "description": "The unique identifier of the Instagram business account associated with the media.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "page_id": {
+      "description": "The unique identifier of the Instagram page where the media is posted.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "id": {
+      "description": "The unique identifier of the media.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "ig_reels_avg_watch_time": {
+      "description": "The average watch time of Instagram Reels videos in seconds",
+      "type": [
+        "null",
+        "number"
+      ]
+    },
+    "ig_reels_video_view_total_time": {
+      "description": "The total watch time of Instagram Reels videos in seconds.",
+      "type": [
+        "null",
+        "number"
+      ]
+    },
+    "reach": {
+      "description": "The number of unique users who have seen the media.",
+      "type": [
+        "null",
+        "integer"
+      ]
+    },
+    "saved": {
+      "description": "The number of times users have saved the media.",
+      "type": [
+        "null",
+        "integer"
+      ]
+    },
+    "comments": {
+      "description": "The number of comments received on the media.",
+      "type": [
+        "null",
+        "integer"
+      ]
+    },
+    "likes": {
+      "description": "The number of likes received on the media.",
+      "type": [
+        "null",
+        "integer"
+      ]
+    },
+    "shares": {
+      "description": "The number of times the media has been shared.",
+      "type": [
+        "null",
+        "integer"
+      ]
+    },
+    "total_interactions": {
+      "description": "The total number of interactions (likes, comments, shares) on the media.",
+      "type": [
+        "null",
+        "integer"
+      ]
+    },
+    "follows": {
+      "description": "The number of accounts that started to follow the profile.",
+      "type": [
+        "null",
+        "integer"
+      ]
+    },
+    "profile_visits": {
+      "description": "The number of times the profile has been visited.",
+      "type": [
+        "null",
+        "integer"
+      ]
+    },
+    "views": {
+      "description": "The number of views on the media.",
+      "type": [
+        "null",
+        "integer"
+      ]
+    },
+    "timestamp": {
+      "description": "The creation time of the media the insights belong to.",
+      "type": [
+        "null",
+        "string"
+      ],
+      "format": "date-time",
+      "airbyte_type": "timestamp_with_timezone"
+    }
+  },
+  "required": [
+    "id"
+  ]
+}"#;
 
 /// First matching rule wins (4.2.28 lists, in this order: REELS, VIDEO+FEED, VIDEO,
 /// CAROUSEL_ALBUM, anything else).
@@ -27,8 +160,8 @@ pub fn metrics_for(media_type: Option<&str>, media_product_type: Option<&str>) -
 }
 
 /// Flattened insights plus `id`, `page_id`, `business_account_id` and the parent's `timestamp`.
-pub fn transform(body: Value, media: &MediaRef) -> Value {
-    let mut record = transform::insights_record(body, &media.media_id, &media.account);
+pub fn transform(body: Value, media: &ObjectRef) -> Value {
+    let mut record = transform::insights_record(body, &media.id, &media.account);
     if let Some(timestamp) = &media.timestamp {
         record.insert("timestamp".into(), timestamp.clone());
     }
@@ -39,7 +172,7 @@ pub fn transform(body: Value, media: &MediaRef) -> Value {
 /// through the Batch API when `batch` is on; records in media order.
 pub async fn consume(
     client: &GraphClient<'_>,
-    refs: impl futures::Stream<Item = Result<Vec<MediaRef>, Failure>>,
+    refs: impl futures::Stream<Item = Result<Vec<ObjectRef>, Failure>>,
     batch: bool,
     fan_out: usize,
     out: &StreamOutput<'_>,
@@ -51,7 +184,7 @@ pub async fn consume(
                 .iter()
                 .map(|m| {
                     let metric = metrics_for(m.media_type.as_deref(), m.media_product_type.as_deref());
-                    (format!("/{}/insights", m.media_id), vec![("metric", metric.to_owned())])
+                    (format!("/{}/insights", m.id), vec![("metric", metric.to_owned())])
                 })
                 .collect();
             let outcomes = graph::get_many_or_ignore(client, items, batch, NAME, graph::ignore_insights_errors).await;
@@ -101,8 +234,8 @@ mod tests {
 
     #[test]
     fn record_is_flat_with_string_ids() {
-        let media = MediaRef {
-            media_id: "1789".into(),
+        let media = ObjectRef {
+            id: "1789".into(),
             media_type: Some("VIDEO".into()),
             media_product_type: Some("REELS".into()),
             account: Account { business_account_id: "178414".into(), page_id: "1447".into() },

@@ -1,5 +1,7 @@
-//! One module per stream; the orchestration lives in [`crate::source`], the shared request layer
-//! in [`crate::http`].
+//! The stream registry: one module per stream, each declaring a [`StreamDef`] (name, schema,
+//! keys, cursor, sync modes, parent and entry point), and [`REGISTRY`], the one list of them.
+//! `discover`, the catalog rules, the parent→child wiring in [`crate::source`], the demo and the
+//! tests all read this list, so adding a stream is one file plus one line here.
 
 pub mod api;
 pub mod media;
@@ -10,15 +12,107 @@ pub mod user_insights;
 pub mod user_lifetime_insights;
 pub mod users;
 
-use crate::graph::Account;
+use crate::catalog::SyncMode;
+use crate::config::Config;
+use crate::graph::{Account, ObjectRef};
+use crate::http::client::GraphClient;
 use crate::protocol::{Failure, Sink, StreamStatus};
-use futures::{StreamExt, TryStreamExt};
+use crate::state::InputState;
+use chrono::{DateTime, Utc};
+use futures::future::LocalBoxFuture;
+use futures::{SinkExt, StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use std::cell::{Cell, RefCell};
 
 /// Every stream, in `discover` order (reference §10.3).
-pub const ALL: [&str; 8] =
-    ["media", "media_insights", "users", "user_lifetime_insights", "stories", "story_insights", "Api", "user_insights"];
+pub const REGISTRY: [&StreamDef; 8] = [
+    &media::STREAM,
+    &media_insights::STREAM,
+    &users::STREAM,
+    &user_lifetime_insights::STREAM,
+    &stories::STREAM,
+    &story_insights::STREAM,
+    &api::STREAM,
+    &user_insights::STREAM,
+];
+
+/// The stream names, in registry order.
+pub const NAMES: [&str; REGISTRY.len()] = {
+    let mut names = [""; REGISTRY.len()];
+    let mut index = 0;
+    while index < REGISTRY.len() {
+        names[index] = REGISTRY[index].name;
+        index += 1;
+    }
+    names
+};
+
+/// The stream called `name`.
+pub fn find(name: &str) -> Option<&'static StreamDef> {
+    REGISTRY.iter().copied().find(|stream| stream.name == name)
+}
+
+/// What a stream is: what `discover` says of it and how `read` starts it.
+pub struct StreamDef {
+    pub name: &'static str,
+    /// The record schema (JSON text).
+    pub schema: &'static str,
+    /// Source-defined primary key: top-level fields, in order (none: no key).
+    pub primary_key: &'static [&'static str],
+    /// The cursor field, for a stream that reads incrementally.
+    pub cursor: Option<&'static str>,
+    pub sync_modes: &'static [SyncMode],
+    /// Whether an interrupted read can resume (Airbyte's `is_resumable`).
+    pub resumable: bool,
+    pub reader: Reader,
+}
+
+impl StreamDef {
+    /// Incremental support, derived from the declared sync modes.
+    pub fn supports_incremental(&self) -> bool {
+        self.sync_modes.contains(&SyncMode::Incremental)
+    }
+}
+
+pub const FULL_REFRESH: &[SyncMode] = &[SyncMode::FullRefresh];
+pub const FULL_REFRESH_AND_INCREMENTAL: &[SyncMode] = &[SyncMode::FullRefresh, SyncMode::Incremental];
+
+/// What every stream's reader may use during one `read`.
+pub struct ReadContext<'a> {
+    pub client: &'a GraphClient<'a>,
+    pub config: &'a Config,
+    pub state: &'a InputState,
+    pub now: DateTime<Utc>,
+    pub sink: &'a dyn Sink,
+}
+
+impl ReadContext<'_> {
+    /// How many pages or accounts a stream works on at once (two per request slot).
+    pub fn fan_out(&self) -> usize {
+        self.config.num_workers * 2
+    }
+}
+
+/// A stream's result, with the lifetime of what it borrows.
+pub type Reading<'a> = LocalBoxFuture<'a, Result<(), Failure>>;
+
+/// How `read` starts a stream.
+pub enum Reader {
+    /// The root (`Api`): its records are the accounts every other stream reads.
+    Accounts,
+    /// Reads from the account list.
+    PerAccount(for<'a> fn(&'a ReadContext<'a>, &'a [Account], &'a StreamOutput<'a>) -> Reading<'a>),
+    /// Reads an edge of every account and feeds its pages to its children; with no output, it
+    /// only feeds them (its child is synced, it is not).
+    Parent(
+        for<'a> fn(&'a ReadContext<'a>, &'a [Account], Option<&'a StreamOutput<'a>>, Option<PageSender>) -> Reading<'a>,
+    ),
+    /// Reads the pages its parent feeds it.
+    Child {
+        parent: &'static str,
+        read: for<'a> fn(&'a ReadContext<'a>, PageReceiver, &'a StreamOutput<'a>) -> Reading<'a>,
+    },
+}
 
 /// The state a full-refresh stream ends with (the CDK's FinalStateCursor).
 pub fn final_full_refresh_state() -> Value {
@@ -29,6 +123,8 @@ pub fn final_full_refresh_state() -> Value {
 /// RUNNING at the first record, per-state record counts, no two identical states in a row.
 pub struct StreamOutput<'a> {
     name: &'a str,
+    /// The sync mode `read` runs the stream in (after the catalog rules).
+    pub sync_mode: SyncMode,
     sink: &'a dyn Sink,
     emitted: Cell<u64>,
     since_state: Cell<u64>,
@@ -36,8 +132,9 @@ pub struct StreamOutput<'a> {
 }
 
 impl<'a> StreamOutput<'a> {
-    pub fn new(name: &'a str, sink: &'a dyn Sink) -> Self {
-        StreamOutput { name, sink, emitted: Cell::new(0), since_state: Cell::new(0), last_state: RefCell::new(None) }
+    pub fn new(name: &'a str, sync_mode: SyncMode, sink: &'a dyn Sink) -> Self {
+        let (emitted, since_state, last_state) = (Cell::new(0), Cell::new(0), RefCell::new(None));
+        StreamOutput { name, sync_mode, sink, emitted, since_state, last_state }
     }
 
     pub fn emit(&self, record: &Value) {
@@ -65,14 +162,35 @@ impl<'a> StreamOutput<'a> {
     }
 }
 
-/// The sending end of a parent-to-child page pipeline: pages of refs, or the failure that ended them.
-pub type PageSender<T> = futures::channel::mpsc::UnboundedSender<Result<T, Failure>>;
+/// Pages a parent→child pipe holds before the parent waits (backpressure: a slow child slows
+/// its parent instead of letting pages pile up in memory).
+pub const PIPE_PAGES: usize = 4;
 
-/// Runs `read_account` for every account at once; if any fails, the child stream fed through
-/// `refs` learns the failure too.
-pub async fn for_each_account<'a, T, F, Fut>(
+/// One page of a parent's objects, or the failure that ended the parent.
+pub type Page = Result<Vec<ObjectRef>, Failure>;
+/// The sending end of a parent→child pipe.
+pub type PageSender = futures::channel::mpsc::Sender<Page>;
+/// The receiving end of a parent→child pipe.
+pub type PageReceiver = futures::channel::mpsc::Receiver<Page>;
+
+/// A bounded parent→child pipe.
+pub fn pipe() -> (PageSender, PageReceiver) {
+    futures::channel::mpsc::channel(PIPE_PAGES)
+}
+
+/// Sends a page to the child, if it is synced and still listening (a child that failed has
+/// stopped listening, and its parent carries on for its own records).
+pub async fn feed(refs: Option<&PageSender>, page: Page) {
+    if let Some(refs) = refs {
+        let _ = refs.clone().send(page).await;
+    }
+}
+
+/// Runs `read_account` for every account at once; if any fails, the child fed through `refs`
+/// learns the failure too (the one way a pipe reports failures).
+pub async fn for_each_account<'a, F, Fut>(
     accounts: &'a [Account],
-    refs: Option<&PageSender<T>>,
+    refs: Option<&PageSender>,
     read_account: F,
 ) -> Result<(), Failure>
 where
@@ -81,8 +199,8 @@ where
 {
     let readers = futures::stream::iter(accounts.iter().map(read_account));
     let result = readers.buffer_unordered(accounts.len().max(1)).try_collect::<Vec<()>>().await;
-    if let (Err(failure), Some(refs)) = (&result, refs) {
-        let _ = refs.unbounded_send(Err(failure.clone()));
+    if let Err(failure) = &result {
+        feed(refs, Err(failure.clone())).await;
     }
     result.map(|_| ())
 }

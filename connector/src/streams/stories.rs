@@ -1,23 +1,163 @@
 //! `stories` (reference §7.1): the live stories of each account; parent of `story_insights`.
 
-use super::StreamOutput;
-use crate::graph::{self, Account, STORY_FIELDS};
+use super::{FULL_REFRESH, PageSender, ReadContext, Reader, Reading, StreamDef, StreamOutput};
+use crate::graph::{self, Account, ObjectRef, STORY_FIELDS};
 use crate::http::client::GraphClient;
 use crate::protocol::Failure;
 use crate::transform;
-use futures::TryStreamExt;
+use futures::{FutureExt, TryStreamExt};
 use serde_json::{Value, json};
 
 pub const NAME: &str = "stories";
 
-/// What `story_insights` needs of a story.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StoryRef {
-    pub story_id: String,
-    pub account: Account,
+pub const STREAM: StreamDef = StreamDef {
+    name: NAME,
+    schema: SCHEMA,
+    primary_key: &["id"],
+    cursor: None,
+    sync_modes: FULL_REFRESH,
+    resumable: false,
+    reader: Reader::Parent(start),
+};
+
+fn start<'a>(
+    ctx: &'a ReadContext<'a>,
+    accounts: &'a [Account],
+    out: Option<&'a StreamOutput<'a>>,
+    refs: Option<PageSender>,
+) -> Reading<'a> {
+    async move { produce(ctx.client, accounts, out, refs.as_ref()).await }.boxed_local()
 }
 
-pub fn transform(raw: Value, account: &Account) -> Option<(Value, StoryRef)> {
+/// The record schema `discover` returns.
+pub const SCHEMA: &str = r#"{
+  "type": "object",
+  "$schema": "http://json-schema.org/schema#",
+  "additionalProperties": true,
+  "properties": {
+    "business_account_id": {
+      "description": "The ID of the business account associated with the story.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "page_id": {
+      "description": "ID of the page associated with the story.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "caption": {
+      "description": "The caption associated with the story.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "id": {
+      "description": "Unique ID of the story.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "ig_id": {
+      "description": "Instagram ID of the story.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "like_count": {
+      "description": "Number of likes on the story.",
+      "type": [
+        "null",
+        "integer"
+      ]
+    },
+    "media_type": {
+      "description": "Type of media in the story (image, video, etc.).",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "media_product_type": {
+      "description": "Product type associated with the media in the story.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "media_url": {
+      "description": "URL of the media in the story.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "owner": {
+      "description": "The user who owns the story.",
+      "type": [
+        "null",
+        "object"
+      ],
+      "properties": {
+        "id": {
+          "description": "ID of the owner of the story.",
+          "type": [
+            "null",
+            "string"
+          ]
+        }
+      }
+    },
+    "permalink": {
+      "description": "Permanent link to the story.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "shortcode": {
+      "description": "Shortcode identifier of the story.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "thumbnail_url": {
+      "description": "URL of the thumbnail of the media in the story.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "timestamp": {
+      "description": "Timestamp when the story was posted.",
+      "type": [
+        "null",
+        "string"
+      ],
+      "format": "date-time",
+      "airbyte_type": "timestamp_with_timezone"
+    },
+    "username": {
+      "description": "Username associated with the story.",
+      "type": [
+        "null",
+        "string"
+      ]
+    }
+  },
+  "required": [
+    "id"
+  ]
+}"#;
+
+pub fn transform(raw: Value, account: &Account) -> Option<(Value, ObjectRef)> {
     let Value::Object(mut record) = raw else { return None };
     let story_id = graph::id_string(record.get("id"))?;
     record.insert(
@@ -28,11 +168,15 @@ pub fn transform(raw: Value, account: &Account) -> Option<(Value, StoryRef)> {
     record.insert("business_account_id".into(), Value::String(account.business_account_id.clone()));
     transform::rfc3339_field(&mut record, "timestamp");
     transform::clean_urls(&mut record);
-    Some((Value::Object(record), StoryRef { story_id, account: account.clone() }))
+    let story = ObjectRef {
+        id: story_id,
+        account: account.clone(),
+        media_type: None,
+        media_product_type: None,
+        timestamp: None,
+    };
+    Some((Value::Object(record), story))
 }
-
-/// The page refs `story_insights` consumes.
-pub type RefSender = super::PageSender<Vec<StoryRef>>;
 
 /// Reads every account's stories, emitting records to `out` when `stories` is synced and sending
 /// each page's refs to `refs` when `story_insights` is.
@@ -40,16 +184,14 @@ pub async fn produce(
     client: &GraphClient<'_>,
     accounts: &[Account],
     out: Option<&StreamOutput<'_>>,
-    refs: Option<&RefSender>,
+    refs: Option<&PageSender>,
 ) -> Result<(), Failure> {
     super::for_each_account(accounts, refs, |account| async move {
         let path = format!("/{}/stories", account.business_account_id);
         let mut pages = std::pin::pin!(graph::pages(client, path, vec![("fields", STORY_FIELDS.into())], NAME));
         while let Some(page) = pages.try_next().await.map_err(|e| e.to_failure())? {
             let stories: Vec<_> = page.into_iter().filter_map(|raw| transform(raw, account)).collect();
-            if let Some(refs) = refs {
-                let _ = refs.unbounded_send(Ok(stories.iter().map(|(_, story)| story.clone()).collect()));
-            }
+            super::feed(refs, Ok(stories.iter().map(|(_, story)| story.clone()).collect())).await;
             if let Some(out) = out {
                 stories.iter().for_each(|(record, _)| out.emit(record));
             }
@@ -75,6 +217,6 @@ mod tests {
             json!({"story_id": "id", "business_account_id": "b", "page_id": "p"})
         );
         assert_eq!((record["page_id"].as_str(), record["business_account_id"].as_str()), (Some("p"), Some("b")));
-        assert_eq!(story.story_id, "id");
+        assert_eq!(story.id, "id");
     }
 }

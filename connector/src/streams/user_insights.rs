@@ -2,7 +2,8 @@
 //! from the cursor (minus a one-day lookback) or the start date up to now + 1 day; four metric
 //! groups per window merged into one record per day.
 
-use super::StreamOutput;
+use super::{FULL_REFRESH_AND_INCREMENTAL, ReadContext, Reader, Reading, StreamDef, StreamOutput};
+use crate::catalog::SyncMode;
 use crate::graph::{self, Account};
 use crate::http::client::GraphClient;
 use crate::http::error::RequestError;
@@ -10,10 +11,101 @@ use crate::protocol::{Failure, LogLevel};
 use crate::state::{PartitionCursors, format_cursor, parse_cursor};
 use crate::transform;
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use serde_json::{Map, Value};
 
 pub const NAME: &str = "user_insights";
+
+pub const STREAM: StreamDef = StreamDef {
+    name: NAME,
+    schema: SCHEMA,
+    primary_key: &["business_account_id", "date"],
+    cursor: Some("date"),
+    sync_modes: FULL_REFRESH_AND_INCREMENTAL,
+    resumable: true,
+    reader: Reader::PerAccount(start),
+};
+
+/// Plans the read from the state (a full refresh ignores it, reference §13), then reads.
+fn start<'a>(ctx: &'a ReadContext<'a>, accounts: &'a [Account], out: &'a StreamOutput<'a>) -> Reading<'a> {
+    async move {
+        let incoming = match out.sync_mode {
+            SyncMode::Incremental => ctx.state.get(NAME),
+            SyncMode::FullRefresh => None,
+        };
+        let cursors = PartitionCursors::from_state(incoming)?;
+        let window_days = if ctx.config.optimizations.insights_ranges { MAX_RANGE_DAYS } else { 1 };
+        let mut plan = Plan { now: ctx.now, start_date: ctx.config.start_date, cursors, window_days };
+        plan.clamp_future_cursors().iter().for_each(|warning| ctx.sink.log(LogLevel::Warn, warning));
+        read(ctx.client, accounts, &plan, ctx.config.num_workers, out).await
+    }
+    .boxed_local()
+}
+
+/// The record schema `discover` returns.
+pub const SCHEMA: &str = r#"{
+  "type": "object",
+  "properties": {
+    "page_id": {
+      "description": "The unique identifier for the user's Instagram page.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "business_account_id": {
+      "description": "The unique identifier for the user's business account.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "date": {
+      "description": "The date and time the insights data was fetched.",
+      "type": [
+        "null",
+        "string"
+      ],
+      "format": "date-time",
+      "airbyte_type": "timestamp_with_timezone"
+    },
+    "follower_count": {
+      "description": "The total number of followers for the user's account.",
+      "type": [
+        "null",
+        "integer"
+      ]
+    },
+    "reach": {
+      "description": "The total number of unique accounts that have seen the user's content.",
+      "type": [
+        "null",
+        "integer"
+      ]
+    },
+    "reach_week": {
+      "description": "The total reach in the last week.",
+      "type": [
+        "null",
+        "integer"
+      ]
+    },
+    "reach_days_28": {
+      "description": "The total reach in the last 28 days.",
+      "type": [
+        "null",
+        "integer"
+      ]
+    },
+    "online_followers": {
+      "description": "The number of followers who are currently online.",
+      "type": [
+        "null",
+        "object"
+      ]
+    }
+  }
+}"#;
 
 /// The four metric groups requested for every window: (period, metrics).
 pub const GROUPS: [(&str, &str); 4] =
@@ -346,7 +438,7 @@ mod tests {
             .map(|i| Account { business_account_id: format!("acct{i:02}"), page_id: format!("page{i}") })
             .collect();
         let plan = plan("2024-01-15T12:00:00Z", None, None);
-        let out = StreamOutput::new(NAME, &sink);
+        let out = StreamOutput::new(NAME, SyncMode::Incremental, &sink);
         futures::executor::block_on(read(&client, &accounts, &plan, 8, &out)).expect("read");
         assert_eq!(out.emitted(), 40 * 31);
         let states: Vec<(Value, u64)> = sink

@@ -1,14 +1,76 @@
 //! `user_lifetime_insights` (reference §8.1): follower demographics per account and breakdown.
 
-use super::StreamOutput;
+use super::{FULL_REFRESH, ReadContext, Reader, Reading, StreamDef, StreamOutput};
 use crate::graph::Account;
 use crate::http::client::GraphClient;
 use crate::http::shape::Shape;
 use crate::protocol::Failure;
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use serde_json::{Map, Value};
 
 pub const NAME: &str = "user_lifetime_insights";
+
+pub const STREAM: StreamDef = StreamDef {
+    name: NAME,
+    schema: SCHEMA,
+    primary_key: &["business_account_id", "breakdown"],
+    cursor: None,
+    sync_modes: FULL_REFRESH,
+    resumable: false,
+    reader: Reader::PerAccount(start),
+};
+
+fn start<'a>(ctx: &'a ReadContext<'a>, accounts: &'a [Account], out: &'a StreamOutput<'a>) -> Reading<'a> {
+    read(ctx.client, accounts, ctx.fan_out(), out).boxed_local()
+}
+
+/// The record schema `discover` returns.
+pub const SCHEMA: &str = r#"{
+  "type": "object",
+  "$schema": "http://json-schema.org/schema#",
+  "additionalProperties": true,
+  "properties": {
+    "page_id": {
+      "description": "The identifier of the Instagram page associated with the insights",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "business_account_id": {
+      "description": "The identifier of the business account to which the insights belong",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "breakdown": {
+      "description": "The breakdown of the insights data, such as age, gender, location, etc.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "metric": {
+      "description": "The specific metric or measure tracked in the insights data",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "value": {
+      "description": "The actual value of the metric for the given breakdown and page",
+      "type": [
+        "null",
+        "object"
+      ]
+    }
+  },
+  "required": [
+    "business_account_id",
+    "breakdown"
+  ]
+}"#;
 pub const BREAKDOWNS: [&str; 3] = ["city", "country", "age,gender"];
 
 /// `{breakdown, business_account_id, page_id, metric, value}` with `value` keyed by **all**

@@ -1,15 +1,118 @@
 //! `users`: the profile of each Instagram business account (reference §4).
 
-use super::StreamOutput;
+use super::{FULL_REFRESH, ReadContext, Reader, Reading, StreamDef, StreamOutput};
 use crate::graph::{Account, USER_FIELDS};
 use crate::http::client::GraphClient;
 use crate::http::shape::Shape;
 use crate::protocol::Failure;
 use crate::transform;
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use serde_json::Value;
 
 pub const NAME: &str = "users";
+
+pub const STREAM: StreamDef = StreamDef {
+    name: NAME,
+    schema: SCHEMA,
+    primary_key: &["id"],
+    cursor: None,
+    sync_modes: FULL_REFRESH,
+    resumable: false,
+    reader: Reader::PerAccount(start),
+};
+
+fn start<'a>(ctx: &'a ReadContext<'a>, accounts: &'a [Account], out: &'a StreamOutput<'a>) -> Reading<'a> {
+    read(ctx.client, accounts, out).boxed_local()
+}
+
+/// The record schema `discover` returns.
+pub const SCHEMA: &str = r#"{
+  "type": "object",
+  "$schema": "http://json-schema.org/schema#",
+  "additionalProperties": true,
+  "properties": {
+    "page_id": {
+      "description": "The unique identifier for the user's associated Instagram page.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "id": {
+      "description": "The unique identifier for the user's account.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "biography": {
+      "description": "The biography or description provided by the user in their profile.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "ig_id": {
+      "description": "The Instagram ID associated with the user's account.",
+      "type": [
+        "null",
+        "integer"
+      ]
+    },
+    "followers_count": {
+      "description": "The number of followers the user has on Instagram.",
+      "type": [
+        "null",
+        "integer"
+      ]
+    },
+    "follows_count": {
+      "description": "The number of accounts that the user follows on Instagram.",
+      "type": [
+        "null",
+        "integer"
+      ]
+    },
+    "media_count": {
+      "description": "The total number of media items (posts) uploaded by the user.",
+      "type": [
+        "null",
+        "integer"
+      ]
+    },
+    "name": {
+      "description": "The name displayed on the user's Instagram account.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "profile_picture_url": {
+      "description": "The URL to the user's profile picture.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "username": {
+      "description": "The username used by the user to log in to their Instagram account.",
+      "type": [
+        "null",
+        "string"
+      ]
+    },
+    "website": {
+      "description": "The website link provided by the user on their Instagram profile.",
+      "type": [
+        "null",
+        "string"
+      ]
+    }
+  },
+  "required": [
+    "id"
+  ]
+}"#;
 
 /// Adds `page_id` (no `business_account_id`: the reference does not) and cleans URLs.
 pub fn transform(body: Value, account: &Account) -> Value {
