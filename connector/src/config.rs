@@ -20,6 +20,8 @@ pub const MAX_BASE_URL_LENGTH: usize = 2048;
 #[derive(Clone)]
 pub struct Config {
     pub access_token: String,
+    /// The OAuth app's id and secret (the spec marks both secret; neither is sent anywhere).
+    pub client_id: Option<String>,
     pub client_secret: Option<String>,
     pub start_date: Option<DateTime<Utc>>,
     pub num_workers: usize,
@@ -153,6 +155,7 @@ impl Config {
         Ok(Config {
             optimizations,
             access_token,
+            client_id: optional_string("client_id")?,
             client_secret: optional_string("client_secret")?,
             start_date,
             num_workers,
@@ -174,6 +177,7 @@ impl Config {
     /// Every value that must never appear in any output.
     pub fn secrets(&self) -> Vec<String> {
         let mut secrets = vec![self.access_token.clone()];
+        secrets.extend(self.client_id.clone());
         secrets.extend(self.client_secret.clone());
         secrets
     }
@@ -252,6 +256,50 @@ mod tests {
         assert!(Config::parse(&huge).expect_err("huge").message.contains("1048576 characters"));
         let long_url = format!(r#"{{"access_token":"t","base_url":"https://x/{}"}}"#, "p".repeat(100_000));
         assert!(Config::parse(&long_url).expect_err("long").message.contains("at most 2048"));
+    }
+
+    /// The spec and the code cannot drift: every spec property is read by [`Config::parse`] with
+    /// the type, bounds, pattern and default the spec declares, and a wrong value is refused with
+    /// a message naming the field.
+    #[test]
+    fn every_spec_property_is_enforced_as_declared() {
+        let spec: Value = serde_json::from_str(include_str!("../resources/spec.json")).expect("spec");
+        let properties = spec["connectionSpecification"]["properties"].as_object().expect("properties");
+        let with = |key: &str, value: Value| {
+            let mut config = serde_json::json!({"access_token": "tok"});
+            config[key] = value;
+            Config::parse(&config.to_string())
+        };
+        for (key, property) in properties {
+            let wrong_type = match property["type"].as_str() {
+                Some("string") => serde_json::json!(5),
+                Some("integer" | "boolean") => serde_json::json!("x"),
+                other => panic!("{key}: type {other:?} is not covered"),
+            };
+            let refused = with(key, wrong_type).expect_err(key);
+            assert!(refused.message.contains(&format!("`{key}`")), "{key}: {}", refused.message);
+            if let Some(default) = property.get("default") {
+                assert!(with(key, default.clone()).is_ok(), "{key}: the default is accepted");
+            }
+            if let (Some(min), Some(max)) = (property["minimum"].as_i64(), property["maximum"].as_i64()) {
+                assert!(
+                    with(key, serde_json::json!(min)).is_ok() && with(key, serde_json::json!(max)).is_ok(),
+                    "{key}"
+                );
+                assert!(
+                    with(key, serde_json::json!(min - 1)).is_err() && with(key, serde_json::json!(max + 1)).is_err(),
+                    "{key}"
+                );
+            }
+            if property.get("pattern").is_some() {
+                assert!(with(key, serde_json::json!("2017-01-25")).is_err(), "{key}: the pattern is enforced");
+                let example = property["examples"][0].clone();
+                assert!(with(key, example).is_ok(), "{key}: the example is accepted");
+            }
+        }
+        let defaults = Config::parse(r#"{"access_token":"tok"}"#).expect("defaults");
+        assert_eq!(defaults.num_workers as u64, properties["num_workers"]["default"].as_u64().expect("default"));
+        assert_eq!(defaults.base_url, properties["base_url"]["default"].as_str().expect("default"));
     }
 
     #[test]

@@ -24,11 +24,7 @@ pub enum FailureType {
 impl FailureType {
     /// The protocol spelling (`system_error`, …).
     pub fn as_str(self) -> &'static str {
-        match self {
-            FailureType::SystemError => "system_error",
-            FailureType::ConfigError => "config_error",
-            FailureType::TransientError => "transient_error",
-        }
+        airbyte_messages::spelling::FAILURE_TYPES[self as usize]
     }
 }
 

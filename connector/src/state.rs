@@ -14,34 +14,15 @@ pub struct InputState {
 
 impl InputState {
     pub fn parse(text: Option<&str>) -> Result<InputState, Failure> {
-        let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
-            return Ok(InputState::default());
-        };
-        let value: Value = serde_json::from_str(crate::protocol::without_bom(text))
-            .map_err(|e| Failure::config(format!("The state is not valid JSON: {e}.")))?;
+        let states = airbyte_messages::parse_states(text.unwrap_or("")).map_err(Failure::config)?;
         let mut streams = Map::new();
-        match value {
-            Value::Array(messages) => {
-                for message in messages {
-                    // Accept both bare AirbyteStateMessages and full `{"type":"STATE","state":…}` lines.
-                    let state = message.get("state").filter(|_| message.get("type").is_some()).unwrap_or(&message);
-                    let Some(stream) = state.get("stream") else {
-                        return Err(Failure::config(
-                            "The state array holds a message that is not a per-stream (type STREAM) state.",
-                        ));
-                    };
-                    let name = stream
-                        .pointer("/stream_descriptor/name")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| Failure::config("A stream state has no `stream_descriptor.name`."))?;
-                    streams.insert(name.to_owned(), stream.get("stream_state").cloned().unwrap_or(Value::Null));
-                }
-            }
-            Value::Object(legacy) => streams = legacy,
-            Value::Null => {}
-            _ => {
-                return Err(Failure::config("The state must be a JSON array of stream states or an object."));
-            }
+        for (name, state) in states {
+            let state = match state {
+                Some(raw) => serde_json::from_str(raw.get())
+                    .map_err(|e| Failure::config(format!("The state of `{name}` is not valid JSON: {e}.")))?,
+                None => Value::Null,
+            };
+            streams.insert(name, state);
         }
         Ok(InputState { streams })
     }

@@ -5,8 +5,8 @@
 
 use crate::messages::MessageSink;
 use crate::{Failure, LogLevel, StreamStatus};
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,16 +25,17 @@ impl<S: MessageSink> PersistingSink<S> {
     /// their state, and writes that starting point at once: a path that cannot be written fails
     /// here, before the sync, not after it.
     pub fn new(inner: S, path: PathBuf, initial: Option<&str>) -> std::io::Result<Self> {
-        let mut states = BTreeMap::new();
-        if let Some(Value::Array(messages)) = initial.and_then(|text| serde_json::from_str(text).ok()) {
-            for message in messages {
-                let message =
-                    message.get("state").filter(|_| message.get("type").is_some()).cloned().unwrap_or(message);
-                if let Some(name) = message.pointer("/stream/stream_descriptor/name").and_then(Value::as_str) {
-                    states.insert(name.to_owned(), message.clone());
-                }
-            }
-        }
+        // The connector refuses a state it cannot read before anything is persisted; what it can
+        // read is carried over here, stream by stream.
+        let null = RawValue::from_string("null".into()).map_err(std::io::Error::other)?;
+        let states = airbyte_messages::parse_states(initial.unwrap_or(""))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, state)| {
+                let message = airbyte_messages::stream_state_message(&name, state.as_deref().unwrap_or(&null));
+                (name, message)
+            })
+            .collect();
         let sink = PersistingSink { inner, path, states, failed: None };
         sink.persist()?;
         Ok(sink)
@@ -65,11 +66,7 @@ impl<S: MessageSink> MessageSink for PersistingSink<S> {
     fn state(&mut self, stream: &str, stream_state: &RawValue, record_count: u64) {
         // The inner sink flushes the records before the state line.
         self.inner.state(stream, stream_state, record_count);
-        let stream_state: Value = serde_json::from_str(stream_state.get()).unwrap_or(Value::Null);
-        self.states.insert(
-            stream.to_owned(),
-            json!({"type": "STREAM", "stream": {"stream_descriptor": {"name": stream}, "stream_state": stream_state}}),
-        );
+        self.states.insert(stream.to_owned(), airbyte_messages::stream_state_message(stream, stream_state));
         if let Err(error) = self.persist() {
             let message = format!("Cannot write the state file {}: {error}", self.path.display());
             self.inner.log(LogLevel::Error, &message);

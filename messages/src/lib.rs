@@ -37,6 +37,73 @@ pub fn record<'a>(stream: &'a str, data: &'a RawValue, emitted_at: u64) -> Recor
     Record { kind: "RECORD", record: RecordBody { stream, data, emitted_at } }
 }
 
+/// A per-stream AirbyteStateMessage, `{"type": "STREAM", "stream": {…}}`, as `--state` files hold
+/// them.
+pub fn stream_state_message(stream: &str, stream_state: &RawValue) -> Value {
+    json!({"type": "STREAM", "stream": {"stream_descriptor": {"name": stream}, "stream_state": stream_state}})
+}
+
+/// One stream's name and raw `stream_state` (`None` for null).
+pub type StreamStateEntry = (String, Option<Box<RawValue>>);
+
+#[derive(serde::Deserialize)]
+struct StateEnvelope {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    state: Option<Box<RawValue>>,
+    stream: Option<StreamState>,
+}
+
+#[derive(serde::Deserialize)]
+struct StreamState {
+    stream_descriptor: Option<StreamDescriptor>,
+    stream_state: Option<Box<RawValue>>,
+}
+
+#[derive(serde::Deserialize)]
+struct StreamDescriptor {
+    name: Option<String>,
+}
+
+/// The per-stream states of a `--state` document, in one place for the host and the connector: a
+/// JSON array of per-stream AirbyteStateMessages (bare, or whole `{"type": "STATE", "state": …}`
+/// lines), or the deprecated object keyed by stream name. Each `stream_state` stays raw JSON
+/// (`None` for null); an empty document is no state. `Err` says what is wrong, for a user.
+pub fn parse_states(text: &str) -> Result<Vec<StreamStateEntry>, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let document: Box<RawValue> =
+        serde_json::from_str(text).map_err(|e| format!("The state is not valid JSON: {e}."))?;
+    let trimmed = document.get().trim_start();
+    if trimmed.starts_with('{') {
+        let legacy: std::collections::BTreeMap<String, Option<Box<RawValue>>> =
+            serde_json::from_str(document.get()).map_err(|e| format!("The state object cannot be read: {e}."))?;
+        return Ok(legacy.into_iter().collect());
+    }
+    if trimmed == "null" {
+        return Ok(Vec::new());
+    }
+    let messages: Vec<Box<RawValue>> = serde_json::from_str(document.get())
+        .map_err(|_| "The state must be a JSON array of stream states or an object.".to_owned())?;
+    let not_stream = || "The state array holds a message that is not a per-stream (type STREAM) state.".to_owned();
+    messages
+        .iter()
+        .map(|message| {
+            let mut envelope: StateEnvelope = serde_json::from_str(message.get()).map_err(|_| not_stream())?;
+            // A whole protocol line carries the state message inside.
+            if let (Some(_), Some(inner)) = (&envelope.kind, &envelope.state) {
+                envelope = serde_json::from_str(inner.get()).map_err(|_| not_stream())?;
+            }
+            let stream = envelope.stream.ok_or_else(not_stream)?;
+            let name = stream.stream_descriptor.and_then(|d| d.name);
+            let name = name.ok_or_else(|| "A stream state has no `stream_descriptor.name`.".to_owned())?;
+            Ok((name, stream.stream_state))
+        })
+        .collect()
+}
+
 /// A per-stream `{"type":"STATE", …}` with `sourceStats.recordCount`.
 pub fn state(stream: &str, stream_state: &RawValue, record_count: u64) -> Value {
     json!({
@@ -121,5 +188,30 @@ mod tests {
         let error = ErrorTrace { stream: None, message: "m", internal_message: None, failure_type: "config_error" };
         assert!(trace_error(&error, 1)["trace"]["error"].get("stream_descriptor").is_none());
         assert_eq!(connection_status(Some("bad"))["connectionStatus"]["status"], "FAILED");
+    }
+
+    #[test]
+    fn state_documents_in_every_accepted_form() {
+        let bare = r#"[{"type":"STREAM","stream":{"stream_descriptor":{"name":"a"},"stream_state":{"x":1}}}]"#;
+        let line = r#"[{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"a"},"stream_state":{"x":1}}}}]"#;
+        for text in [bare, line, &format!("\u{feff}{bare}")] {
+            let states = parse_states(text).expect(text);
+            assert_eq!(states.len(), 1);
+            assert_eq!((states[0].0.as_str(), states[0].1.as_ref().map(|r| r.get())), ("a", Some(r#"{"x":1}"#)));
+        }
+        assert_eq!(parse_states(r#"{"a":{"1":{"date":"d"}}}"#).expect("legacy")[0].0, "a");
+        assert!(parse_states("").expect("empty").is_empty());
+        assert!(parse_states("null").expect("null").is_empty());
+        for bad in [
+            "[1]",
+            "[{}]",
+            r#"[{"type":"GLOBAL","global":{}}]"#,
+            r#"[{"type":"STREAM","stream":{}}]"#,
+            "7",
+            "\"x\"",
+            "{",
+        ] {
+            assert!(parse_states(bad).is_err(), "{bad}");
+        }
     }
 }
