@@ -1,7 +1,7 @@
 //! `Api`: the Facebook Pages of the token's user that have an Instagram business account
 //! (reference §3). Also the parent of every other stream and the `check` probe.
 
-use super::{FULL_REFRESH, Reader, StreamDef};
+use super::{Reader, StreamDef};
 use crate::graph::{self, ACCOUNTS_FIELDS, ACCOUNTS_PATH, Account};
 use crate::http::client::GraphClient;
 use crate::http::error::RequestError;
@@ -11,15 +11,8 @@ use serde_json::{Value, json};
 
 pub const NAME: &str = "Api";
 
-pub const STREAM: StreamDef = StreamDef {
-    name: NAME,
-    schema: SCHEMA,
-    primary_key: &["id"],
-    cursor: None,
-    sync_modes: FULL_REFRESH,
-    resumable: true,
-    reader: Reader::Accounts,
-};
+pub const STREAM: StreamDef =
+    StreamDef { resumable: true, ..StreamDef::full_refresh(NAME, SCHEMA, &["id"], Reader::Accounts) };
 
 /// The record schema `discover` returns.
 pub const SCHEMA: &str = r#"{

@@ -1,7 +1,7 @@
 //! `media` (reference §5): every post of every account, with carousel slides expanded.
 //! Also the parent of `media_insights`, read once per sync.
 
-use super::{FULL_REFRESH, PageSender, ReadContext, Reader, Reading, StreamDef, StreamOutput};
+use super::{PageSender, ReadContext, Reader, Reading, StreamDef, StreamOutput};
 use crate::graph::{self, Account, CHILD_FIELDS, MEDIA_FIELDS, ObjectRef};
 use crate::http::client::GraphClient;
 use crate::http::shape::Shape;
@@ -12,15 +12,7 @@ use serde_json::{Map, Value, json};
 
 pub const NAME: &str = "media";
 
-pub const STREAM: StreamDef = StreamDef {
-    name: NAME,
-    schema: SCHEMA,
-    primary_key: &["id"],
-    cursor: None,
-    sync_modes: FULL_REFRESH,
-    resumable: false,
-    reader: Reader::Parent(start),
-};
+pub const STREAM: StreamDef = StreamDef::full_refresh(NAME, SCHEMA, &["id"], Reader::Parent(start));
 
 fn start<'a>(
     ctx: &'a ReadContext<'a>,

@@ -1,6 +1,6 @@
 //! `media_insights` (reference §6): one insights request per media, metric list by type.
 
-use super::{FULL_REFRESH, PageReceiver, ReadContext, Reader, Reading, StreamDef, StreamOutput};
+use super::{PageReceiver, ReadContext, Reader, Reading, StreamDef, StreamOutput};
 use crate::graph::{self, ObjectRef};
 use crate::http::batch::MAX_BATCH;
 use crate::http::client::GraphClient;
@@ -11,15 +11,8 @@ use serde_json::Value;
 
 pub const NAME: &str = "media_insights";
 
-pub const STREAM: StreamDef = StreamDef {
-    name: NAME,
-    schema: SCHEMA,
-    primary_key: &["id"],
-    cursor: None,
-    sync_modes: FULL_REFRESH,
-    resumable: false,
-    reader: Reader::Child { parent: super::media::NAME, read: start },
-};
+pub const STREAM: StreamDef =
+    StreamDef::full_refresh(NAME, SCHEMA, &["id"], Reader::Child { parent: super::media::NAME, read: start });
 
 fn start<'a>(ctx: &'a ReadContext<'a>, refs: PageReceiver, out: &'a StreamOutput<'a>) -> Reading<'a> {
     let batch = ctx.config.optimizations.batch_insights;

@@ -68,6 +68,16 @@ pub struct StreamDef {
 }
 
 impl StreamDef {
+    /// A full-refresh stream that cannot resume, the common case; others override fields.
+    pub const fn full_refresh(
+        name: &'static str,
+        schema: &'static str,
+        primary_key: &'static [&'static str],
+        reader: Reader,
+    ) -> StreamDef {
+        StreamDef { name, schema, primary_key, cursor: None, sync_modes: FULL_REFRESH, resumable: false, reader }
+    }
+
     /// Incremental support, derived from the declared sync modes.
     pub fn supports_incremental(&self) -> bool {
         self.sync_modes.contains(&SyncMode::Incremental)

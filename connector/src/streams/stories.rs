@@ -1,6 +1,6 @@
 //! `stories` (reference §7.1): the live stories of each account; parent of `story_insights`.
 
-use super::{FULL_REFRESH, PageSender, ReadContext, Reader, Reading, StreamDef, StreamOutput};
+use super::{PageSender, ReadContext, Reader, Reading, StreamDef, StreamOutput};
 use crate::graph::{self, Account, ObjectRef, STORY_FIELDS};
 use crate::http::client::GraphClient;
 use crate::protocol::Failure;
@@ -10,15 +10,7 @@ use serde_json::{Value, json};
 
 pub const NAME: &str = "stories";
 
-pub const STREAM: StreamDef = StreamDef {
-    name: NAME,
-    schema: SCHEMA,
-    primary_key: &["id"],
-    cursor: None,
-    sync_modes: FULL_REFRESH,
-    resumable: false,
-    reader: Reader::Parent(start),
-};
+pub const STREAM: StreamDef = StreamDef::full_refresh(NAME, SCHEMA, &["id"], Reader::Parent(start));
 
 fn start<'a>(
     ctx: &'a ReadContext<'a>,

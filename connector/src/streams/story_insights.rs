@@ -1,6 +1,6 @@
 //! `story_insights` (reference §7.2): one insights request per live story.
 
-use super::{FULL_REFRESH, PageReceiver, ReadContext, Reader, Reading, StreamDef, StreamOutput};
+use super::{PageReceiver, ReadContext, Reader, Reading, StreamDef, StreamOutput};
 use crate::graph::{self, ObjectRef, STORY_METRICS};
 use crate::http::batch::MAX_BATCH;
 use crate::http::client::GraphClient;
@@ -12,15 +12,8 @@ use serde_json::Value;
 
 pub const NAME: &str = "story_insights";
 
-pub const STREAM: StreamDef = StreamDef {
-    name: NAME,
-    schema: SCHEMA,
-    primary_key: &[],
-    cursor: None,
-    sync_modes: FULL_REFRESH,
-    resumable: false,
-    reader: Reader::Child { parent: super::stories::NAME, read: start },
-};
+pub const STREAM: StreamDef =
+    StreamDef::full_refresh(NAME, SCHEMA, &[], Reader::Child { parent: super::stories::NAME, read: start });
 
 fn start<'a>(ctx: &'a ReadContext<'a>, refs: PageReceiver, out: &'a StreamOutput<'a>) -> Reading<'a> {
     consume(ctx.client, refs, ctx.config.optimizations.batch_insights, out).boxed_local()

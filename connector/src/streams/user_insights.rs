@@ -17,13 +17,10 @@ use serde_json::{Map, Value};
 pub const NAME: &str = "user_insights";
 
 pub const STREAM: StreamDef = StreamDef {
-    name: NAME,
-    schema: SCHEMA,
-    primary_key: &["business_account_id", "date"],
     cursor: Some("date"),
     sync_modes: FULL_REFRESH_AND_INCREMENTAL,
     resumable: true,
-    reader: Reader::PerAccount(start),
+    ..StreamDef::full_refresh(NAME, SCHEMA, &["business_account_id", "date"], Reader::PerAccount(start))
 };
 
 /// Plans the read from the state (a full refresh ignores it, reference §13), then reads.

@@ -1,6 +1,6 @@
 //! `user_lifetime_insights` (reference §8.1): follower demographics per account and breakdown.
 
-use super::{FULL_REFRESH, ReadContext, Reader, Reading, StreamDef, StreamOutput};
+use super::{ReadContext, Reader, Reading, StreamDef, StreamOutput};
 use crate::graph::Account;
 use crate::http::client::GraphClient;
 use crate::http::shape::Shape;
@@ -10,15 +10,8 @@ use serde_json::{Map, Value};
 
 pub const NAME: &str = "user_lifetime_insights";
 
-pub const STREAM: StreamDef = StreamDef {
-    name: NAME,
-    schema: SCHEMA,
-    primary_key: &["business_account_id", "breakdown"],
-    cursor: None,
-    sync_modes: FULL_REFRESH,
-    resumable: false,
-    reader: Reader::PerAccount(start),
-};
+pub const STREAM: StreamDef =
+    StreamDef::full_refresh(NAME, SCHEMA, &["business_account_id", "breakdown"], Reader::PerAccount(start));
 
 fn start<'a>(ctx: &'a ReadContext<'a>, accounts: &'a [Account], out: &'a StreamOutput<'a>) -> Reading<'a> {
     read(ctx.client, accounts, ctx.fan_out(), out).boxed_local()

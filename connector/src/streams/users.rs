@@ -1,6 +1,6 @@
 //! `users`: the profile of each Instagram business account (reference §4).
 
-use super::{FULL_REFRESH, ReadContext, Reader, Reading, StreamDef, StreamOutput};
+use super::{ReadContext, Reader, Reading, StreamDef, StreamOutput};
 use crate::graph::{Account, USER_FIELDS};
 use crate::http::client::GraphClient;
 use crate::http::shape::Shape;
@@ -11,15 +11,7 @@ use serde_json::Value;
 
 pub const NAME: &str = "users";
 
-pub const STREAM: StreamDef = StreamDef {
-    name: NAME,
-    schema: SCHEMA,
-    primary_key: &["id"],
-    cursor: None,
-    sync_modes: FULL_REFRESH,
-    resumable: false,
-    reader: Reader::PerAccount(start),
-};
+pub const STREAM: StreamDef = StreamDef::full_refresh(NAME, SCHEMA, &["id"], Reader::PerAccount(start));
 
 fn start<'a>(ctx: &'a ReadContext<'a>, accounts: &'a [Account], out: &'a StreamOutput<'a>) -> Reading<'a> {
     read(ctx.client, accounts, out).boxed_local()
