@@ -1,6 +1,7 @@
 //! The catalog `discover` returns, and the configured catalog `read` receives.
 
 use crate::protocol::Failure;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 /// The discovered catalog, compact JSON, built from the stream registry.
@@ -24,7 +25,8 @@ pub fn discovered() -> Result<String, Failure> {
     Ok(json!({ "streams": streams }).to_string())
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SyncMode {
     FullRefresh,
     Incremental,
@@ -47,34 +49,47 @@ pub struct ConfiguredStream {
     pub sync_mode: SyncMode,
 }
 
-/// Parses an Airbyte ConfiguredAirbyteCatalog.
+/// An Airbyte ConfiguredAirbyteCatalog, as far as a source reads it: the stream names and their
+/// sync modes. Everything else (schemas, `destination_sync_mode`, `cursor_field` and
+/// `primary_key` overrides) stays raw and is ignored, as the CDK ignores it.
+#[derive(serde::Deserialize)]
+struct ConfiguredCatalog {
+    streams: Vec<Box<RawValue>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ConfiguredEntry {
+    stream: Option<StreamName>,
+    #[serde(default)]
+    sync_mode: Option<SyncMode>,
+}
+
+#[derive(serde::Deserialize)]
+struct StreamName {
+    name: Option<String>,
+}
+
+/// Parses a configured catalog; every way it can be wrong is a `config_error` that says where.
 pub fn parse_configured(text: &str) -> Result<Vec<ConfiguredStream>, Failure> {
-    let catalog: Value = serde_json::from_str(crate::protocol::without_bom(text))
+    let text = crate::protocol::without_bom(text);
+    let document: Value = serde_json::from_str(text)
         .map_err(|e| Failure::config(format!("The configured catalog is not valid JSON: {e}.")))?;
-    let streams = catalog
-        .get("streams")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Failure::config("The configured catalog has no `streams` array."))?;
-    let mut configured = Vec::with_capacity(streams.len());
-    for (index, entry) in streams.iter().enumerate() {
+    let catalog: ConfiguredCatalog = serde_json::from_value(document)
+        .map_err(|_| Failure::config("The configured catalog has no `streams` array."))?;
+    let mut configured: Vec<ConfiguredStream> = Vec::with_capacity(catalog.streams.len());
+    for (index, entry) in catalog.streams.iter().enumerate() {
+        let entry: ConfiguredEntry = serde_json::from_str(entry.get()).map_err(|e| {
+            let expected = "`stream.name` a string and `sync_mode` \"full_refresh\" or \"incremental\"";
+            Failure::config(format!("Configured stream #{index} cannot be read ({e}); expected {expected}."))
+        })?;
         let name = entry
-            .pointer("/stream/name")
-            .and_then(Value::as_str)
+            .stream
+            .and_then(|stream| stream.name)
             .ok_or_else(|| Failure::config(format!("Configured stream #{index} has no `stream.name`.")))?;
-        let sync_mode = match entry.get("sync_mode") {
-            None | Some(Value::Null) => SyncMode::FullRefresh,
-            Some(Value::String(mode)) if mode == "full_refresh" => SyncMode::FullRefresh,
-            Some(Value::String(mode)) if mode == "incremental" => SyncMode::Incremental,
-            Some(other) => {
-                return Err(Failure::config(format!(
-                    "Configured stream `{name}` has sync_mode {other}; expected \"full_refresh\" or \"incremental\"."
-                )));
-            }
-        };
-        if configured.iter().any(|c: &ConfiguredStream| c.name == name) {
+        if configured.iter().any(|c| c.name == name) {
             return Err(Failure::config(format!("The configured catalog lists stream `{name}` twice.")));
         }
-        configured.push(ConfiguredStream { name: name.to_owned(), sync_mode });
+        configured.push(ConfiguredStream { name, sync_mode: entry.sync_mode.unwrap_or(SyncMode::FullRefresh) });
     }
     Ok(configured)
 }
