@@ -5,7 +5,7 @@
 
 use crate::protocol::{Failure, without_bom};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde_json::Value;
+use serde::Deserialize;
 use std::fmt;
 
 pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com/v23.0";
@@ -61,22 +61,64 @@ impl fmt::Debug for Config {
     }
 }
 
+/// The config as the user wrote it: each field typed as the spec declares it, before the rules
+/// that serde cannot say (bounds, token characters, URL shape). Unknown keys are ignored, as the
+/// spec allows them.
+#[derive(Deserialize)]
+struct UserConfig {
+    access_token: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    start_date: Option<String>,
+    /// A number of any kind, so that `2.5` or `-3` is refused by value, not as a type.
+    num_workers: Option<serde_json::Number>,
+    /// Absent means the real Graph API; null is a mistake worth naming.
+    #[serde(default, deserialize_with = "present")]
+    base_url: Option<Option<String>>,
+    expand_carousel_children: Option<bool>,
+    batch_insights_requests: Option<bool>,
+    user_insights_date_ranges: Option<bool>,
+}
+
+/// `Some(value)` for a key that is present, even when it is null.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// What a field must be, for the message when its type is wrong. serde's own wording would quote
+/// the value, which may be a secret.
+fn expected(field: &str) -> String {
+    match field {
+        "num_workers" => format!("a whole number from {MIN_NUM_WORKERS} to {MAX_NUM_WORKERS}"),
+        "base_url" => format!("a non-empty http(s) URL; remove it to use {DEFAULT_BASE_URL}"),
+        "expand_carousel_children" | "batch_insights_requests" | "user_insights_date_ranges" => {
+            "true or false".to_owned()
+        }
+        _ => "a string".to_owned(),
+    }
+}
+
 impl Config {
     pub fn parse(text: &str) -> Result<Config, Failure> {
-        let value: Value = serde_json::from_str(without_bom(text))
+        let text = without_bom(text);
+        serde_json::from_str::<serde::de::IgnoredAny>(text)
             .map_err(|e| Failure::config(format!("The config is not valid JSON: {e}.")))?;
-        let Value::Object(map) = value else {
+        if !text.trim_start().starts_with('{') {
             return Err(Failure::config("The config must be a JSON object."));
-        };
-        let optional_string = |key: &str| -> Result<Option<String>, Failure> {
-            match map.get(key) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(Failure::config(format!("Config field `{key}` must be a string."))),
-            }
-        };
+        }
+        let user: UserConfig = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(text))
+            .map_err(|error| {
+                // A field of the wrong type has a path; an error of the whole object (a duplicate
+                // key) has none and names the key itself.
+                let field = error.path().to_string();
+                if field == "." {
+                    Failure::config(format!("The config cannot be read: {}.", error.inner()))
+                } else {
+                    Failure::config(format!("Config field `{field}` must be {}.", expected(&field)))
+                }
+            })?;
 
-        let access_token = optional_string("access_token")?.filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+        let access_token = user.access_token.filter(|t| !t.trim().is_empty()).ok_or_else(|| {
             Failure::config("Config field `access_token` is required: paste a Graph API user access token.")
         })?;
         // A token travels in an HTTP header: it must be one line of visible ASCII.
@@ -92,36 +134,26 @@ impl Config {
             ));
         }
 
-        let start_date =
-            optional_string("start_date")?.filter(|s| !s.is_empty()).map(|s| parse_start_date(&s)).transpose()?;
+        let start_date = user.start_date.filter(|s| !s.is_empty()).map(|s| parse_start_date(&s)).transpose()?;
 
-        let num_workers = match map.get("num_workers") {
-            None | Some(Value::Null) => DEFAULT_NUM_WORKERS,
-            Some(Value::Number(n))
-                if n.as_u64().is_some_and(|n| (MIN_NUM_WORKERS as u64..=MAX_NUM_WORKERS as u64).contains(&n)) =>
-            {
-                n.as_u64().map_or(DEFAULT_NUM_WORKERS, |n| n as usize)
-            }
-            Some(Value::Number(n)) => {
-                return Err(Failure::config(format!(
-                    "Config field `num_workers` is {n}; it must be a whole number from {MIN_NUM_WORKERS} to {MAX_NUM_WORKERS}."
-                )));
-            }
-            Some(_) => {
-                return Err(Failure::config(format!(
-                    "Config field `num_workers` must be a whole number from {MIN_NUM_WORKERS} to {MAX_NUM_WORKERS}."
-                )));
-            }
+        let num_workers = match user.num_workers {
+            None => DEFAULT_NUM_WORKERS,
+            Some(n) => n
+                .as_u64()
+                .filter(|n| (MIN_NUM_WORKERS as u64..=MAX_NUM_WORKERS as u64).contains(n))
+                .map(|n| n as usize)
+                .ok_or_else(|| {
+                    Failure::config(format!(
+                        "Config field `num_workers` is {n}; it must be a whole number from {MIN_NUM_WORKERS} to {MAX_NUM_WORKERS}."
+                    ))
+                })?,
         };
 
-        // Absent means the real Graph API; present but empty or null is a mistake worth naming.
-        let base_url = match map.get("base_url") {
+        let base_url = match user.base_url {
             None => DEFAULT_BASE_URL.to_owned(),
-            Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+            Some(Some(url)) if !url.trim().is_empty() => url,
             Some(_) => {
-                return Err(Failure::config(format!(
-                    "Config field `base_url` must be a non-empty http(s) URL; remove it to use {DEFAULT_BASE_URL}."
-                )));
+                return Err(Failure::config(format!("Config field `base_url` must be {}.", expected("base_url"))));
             }
         };
         if base_url.len() > MAX_BASE_URL_LENGTH {
@@ -139,24 +171,17 @@ impl Config {
             return Err(Failure::config("Config field `base_url` must not carry a query or fragment."));
         }
 
-        let flag = |key: &str| -> Result<bool, Failure> {
-            match map.get(key) {
-                None | Some(Value::Null) => Ok(true),
-                Some(Value::Bool(b)) => Ok(*b),
-                Some(_) => Err(Failure::config(format!("Config field `{key}` must be true or false."))),
-            }
-        };
         let optimizations = Optimizations {
-            expand_children: flag("expand_carousel_children")?,
-            batch_insights: flag("batch_insights_requests")?,
-            insights_ranges: flag("user_insights_date_ranges")?,
+            expand_children: user.expand_carousel_children.unwrap_or(true),
+            batch_insights: user.batch_insights_requests.unwrap_or(true),
+            insights_ranges: user.user_insights_date_ranges.unwrap_or(true),
         };
 
         Ok(Config {
             optimizations,
             access_token,
-            client_id: optional_string("client_id")?,
-            client_secret: optional_string("client_secret")?,
+            client_id: user.client_id,
+            client_secret: user.client_secret,
             start_date,
             num_workers,
             base_url: base_url.trim_end_matches('/').to_owned(),
@@ -193,6 +218,7 @@ fn parse_start_date(text: &str) -> Result<DateTime<Utc>, Failure> {
 mod tests {
     use super::*;
     use crate::protocol::FailureType;
+    use serde_json::Value;
 
     #[test]
     fn defaults_apply() {
@@ -241,6 +267,8 @@ mod tests {
             (r#"{"access_token":"secret-token","num_workers":2.5}"#, "is 2.5"),
             (r#"{"access_token":"secret\r\ntoken"}"#, "line breaks"),
             (r#"{"access_token":"secret\u0000token"}"#, "line breaks"),
+            (r#"{"access_token":"secret-token","access_token":"secret-token"}"#, "duplicate field `access_token`"),
+            (r#"{"access_token":"t","client_secret":["secret-token"]}"#, "`client_secret` must be a string"),
         ] {
             let err = Config::parse(text).expect_err(text);
             assert_eq!(err.failure_type, FailureType::ConfigError, "{text}");

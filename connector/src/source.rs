@@ -8,7 +8,7 @@ use crate::http::Runtime;
 use crate::http::client::{GraphClient, RetryPolicy};
 use crate::protocol::{Failure, FailureType, LogLevel, RedactingSink, Sink, StreamStatus};
 use crate::state::InputState;
-use crate::streams::{self, PageReceiver, PageSender, ReadContext, Reader, StreamDef, StreamOutput, api};
+use crate::streams::{self, PageReceiver, PageSender, ParentRun, ReadContext, Reader, StreamDef, StreamOutput, api};
 use futures::FutureExt;
 use futures::future::{LocalBoxFuture, Shared};
 use serde_json::Value;
@@ -110,7 +110,7 @@ pub async fn read(
                     let accounts = account_list();
                     async move {
                         match accounts.await {
-                            Ok(accounts) => read(ctx, &accounts, Some(out), refs).await,
+                            Ok(accounts) => read(ParentRun { ctx, accounts: &accounts, out: Some(out), refs }).await,
                             Err(failure) => {
                                 streams::feed(refs.as_ref(), Err(failure.clone())).await;
                                 Err(failure)
@@ -138,7 +138,7 @@ pub async fn read(
             async move {
                 match accounts.await {
                     Ok(accounts) => {
-                        let _ = read(ctx, &accounts, None, Some(refs)).await;
+                        let _ = read(ParentRun { ctx, accounts: &accounts, out: None, refs: Some(refs) }).await;
                     }
                     Err(failure) => streams::feed(Some(&refs), Err(failure)).await,
                 }

@@ -4,7 +4,6 @@
 use crate::{Failure, FailureType, LogLevel, StreamStatus};
 use airbyte_messages::{ErrorTrace, spelling};
 use serde::Serialize;
-use serde_json::Value;
 use serde_json::value::RawValue;
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -63,7 +62,7 @@ pub(crate) fn failure_type_str(failure_type: FailureType) -> &'static str {
 }
 
 /// The Airbyte `TRACE` ERROR message for `failure`.
-pub fn trace_error(stream: Option<&str>, failure: &Failure) -> Value {
+pub fn trace_error<'a>(stream: Option<&'a str>, failure: &'a Failure) -> airbyte_messages::Message<'a> {
     let error = ErrorTrace {
         stream,
         message: &failure.message,

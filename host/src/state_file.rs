@@ -5,7 +5,6 @@
 
 use crate::messages::MessageSink;
 use crate::{Failure, LogLevel, StreamStatus};
-use serde_json::Value;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -16,7 +15,7 @@ use std::path::{Path, PathBuf};
 pub struct PersistingSink<S: MessageSink> {
     inner: S,
     path: PathBuf,
-    states: BTreeMap<String, Value>,
+    states: BTreeMap<String, Box<RawValue>>,
     failed: Option<String>,
 }
 
@@ -31,10 +30,7 @@ impl<S: MessageSink> PersistingSink<S> {
         let states = airbyte_messages::parse_states(initial.unwrap_or(""))
             .unwrap_or_default()
             .into_iter()
-            .map(|(name, state)| {
-                let message = airbyte_messages::stream_state_message(&name, state.as_deref().unwrap_or(&null));
-                (name, message)
-            })
+            .map(|(name, state)| (name, state.unwrap_or_else(|| null.clone())))
             .collect();
         let sink = PersistingSink { inner, path, states, failed: None };
         sink.persist()?;
@@ -42,7 +38,8 @@ impl<S: MessageSink> PersistingSink<S> {
     }
 
     fn persist(&self) -> std::io::Result<()> {
-        let messages: Vec<&Value> = self.states.values().collect();
+        let messages: Vec<_> =
+            self.states.iter().map(|(stream, state)| airbyte_messages::stream_state_message(stream, state)).collect();
         write_atomically(&self.path, serde_json::to_string_pretty(&messages)?.as_bytes())
     }
 }
@@ -66,7 +63,7 @@ impl<S: MessageSink> MessageSink for PersistingSink<S> {
     fn state(&mut self, stream: &str, stream_state: &RawValue, record_count: u64) {
         // The inner sink flushes the records before the state line.
         self.inner.state(stream, stream_state, record_count);
-        self.states.insert(stream.to_owned(), airbyte_messages::stream_state_message(stream, stream_state));
+        self.states.insert(stream.to_owned(), stream_state.to_owned());
         if let Err(error) = self.persist() {
             let message = format!("Cannot write the state file {}: {error}", self.path.display());
             self.inner.log(LogLevel::Error, &message);
@@ -106,7 +103,8 @@ mod tests {
             PersistingSink::new(AirbyteWriter::new(Vec::new()), path.clone(), Some(initial)).expect("writable");
         let state = RawValue::from_string(r#"{"states":[]}"#.into()).expect("raw");
         sink.state("user_insights", &state, 3);
-        let written: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("file")).expect("json");
+        let written: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("file")).expect("json");
         let names: Vec<&str> = written
             .as_array()
             .expect("array")

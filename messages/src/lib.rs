@@ -1,11 +1,10 @@
 //! The Airbyte protocol envelopes this project prints, in one place, so that the wasmtime host,
 //! the stdout-sink component (for stock `wasmtime run`) and the component's command mode print
-//! byte-for-byte the same lines. Payloads the connector produced (`data`, `stream_state`, spec,
-//! catalog) pass through as raw JSON, never re-parsed.
+//! byte-for-byte the same lines. The envelopes are typed ([`Message`]); payloads the connector
+//! produced (`data`, `stream_state`, spec, catalog) pass through as raw JSON, never re-parsed.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 
 /// The protocol spellings of the enums the WIT `types` interface carries.
 pub mod spelling {
@@ -17,36 +16,211 @@ pub mod spelling {
     pub const STREAM_STATUSES: [&str; 4] = ["STARTED", "RUNNING", "COMPLETE", "INCOMPLETE"];
 }
 
-/// A RECORD line's shape (serialized without copying `data`).
+/// One AirbyteMessage line, tagged by `type`.
 #[derive(Serialize)]
-pub struct Record<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    record: RecordBody<'a>,
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Message<'a> {
+    Record {
+        record: RecordBody<'a>,
+    },
+    State {
+        state: StateBody<'a>,
+    },
+    Log {
+        log: LogBody<'a>,
+    },
+    Trace {
+        trace: Trace<'a>,
+    },
+    Spec {
+        spec: &'a RawValue,
+    },
+    Catalog {
+        catalog: &'a RawValue,
+    },
+    ConnectionStatus {
+        #[serde(rename = "connectionStatus")]
+        connection_status: ConnectionStatus<'a>,
+    },
 }
 
 #[derive(Serialize)]
-struct RecordBody<'a> {
+pub struct RecordBody<'a> {
     stream: &'a str,
     data: &'a RawValue,
     emitted_at: u64,
 }
 
-/// `{"type":"RECORD", …}`.
-pub fn record<'a>(stream: &'a str, data: &'a RawValue, emitted_at: u64) -> Record<'a> {
-    Record { kind: "RECORD", record: RecordBody { stream, data, emitted_at } }
+#[derive(Serialize)]
+pub struct StateBody<'a> {
+    #[serde(flatten)]
+    message: StreamStateMessage<'a>,
+    #[serde(rename = "sourceStats")]
+    source_stats: SourceStats,
+}
+
+#[derive(Serialize)]
+struct SourceStats {
+    #[serde(rename = "recordCount")]
+    record_count: f64,
 }
 
 /// A per-stream AirbyteStateMessage, `{"type": "STREAM", "stream": {…}}`, as `--state` files hold
 /// them.
-pub fn stream_state_message(stream: &str, stream_state: &RawValue) -> Value {
-    json!({"type": "STREAM", "stream": {"stream_descriptor": {"name": stream}, "stream_state": stream_state}})
+#[derive(Serialize)]
+pub struct StreamStateMessage<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    stream: StreamStateBody<'a>,
+}
+
+#[derive(Serialize)]
+struct StreamStateBody<'a> {
+    stream_descriptor: Descriptor<'a>,
+    stream_state: &'a RawValue,
+}
+
+#[derive(Serialize)]
+struct Descriptor<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+pub struct LogBody<'a> {
+    level: &'a str,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+pub struct Trace<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    emitted_at: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_status: Option<StreamStatusBody<'a>>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    message: &'a str,
+    failure_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    internal_message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_descriptor: Option<Descriptor<'a>>,
+}
+
+#[derive(Serialize)]
+struct StreamStatusBody<'a> {
+    stream_descriptor: Descriptor<'a>,
+    status: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    reasons: Vec<StatusReason>,
+}
+
+#[derive(Serialize)]
+struct StatusReason {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    rate_limited: RateLimited,
+}
+
+#[derive(Serialize)]
+struct RateLimited {
+    quota_reset: u64,
+}
+
+#[derive(Serialize)]
+pub struct ConnectionStatus<'a> {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+}
+
+/// `{"type":"RECORD", …}`.
+pub fn record<'a>(stream: &'a str, data: &'a RawValue, emitted_at: u64) -> Message<'a> {
+    Message::Record { record: RecordBody { stream, data, emitted_at } }
+}
+
+/// The per-stream state message a `--state` file holds for `stream`.
+pub fn stream_state_message<'a>(stream: &'a str, stream_state: &'a RawValue) -> StreamStateMessage<'a> {
+    StreamStateMessage {
+        kind: "STREAM",
+        stream: StreamStateBody { stream_descriptor: Descriptor { name: stream }, stream_state },
+    }
+}
+
+/// A per-stream `{"type":"STATE", …}` with `sourceStats.recordCount`.
+pub fn state<'a>(stream: &'a str, stream_state: &'a RawValue, record_count: u64) -> Message<'a> {
+    let source_stats = SourceStats { record_count: record_count as f64 };
+    Message::State { state: StateBody { message: stream_state_message(stream, stream_state), source_stats } }
+}
+
+/// `{"type":"LOG", …}`.
+pub fn log<'a>(level: &'a str, message: &'a str) -> Message<'a> {
+    Message::Log { log: LogBody { level, message } }
+}
+
+/// A STREAM_STATUS trace; `rate_limited_until` (epoch ms) adds a RATE_LIMITED reason.
+pub fn stream_status<'a>(
+    stream: &'a str,
+    status: &'a str,
+    rate_limited_until: Option<u64>,
+    emitted_at: u64,
+) -> Message<'a> {
+    let reasons = rate_limited_until
+        .map(|quota_reset| StatusReason { kind: "RATE_LIMITED", rate_limited: RateLimited { quota_reset } })
+        .into_iter()
+        .collect();
+    let body = StreamStatusBody { stream_descriptor: Descriptor { name: stream }, status, reasons };
+    Message::Trace { trace: Trace { kind: "STREAM_STATUS", emitted_at, error: None, stream_status: Some(body) } }
+}
+
+/// What a TRACE ERROR says.
+pub struct ErrorTrace<'a> {
+    /// The failing stream, if the failure belongs to one.
+    pub stream: Option<&'a str>,
+    /// One sentence for the user.
+    pub message: &'a str,
+    /// Detail for maintainers.
+    pub internal_message: Option<&'a str>,
+    /// The protocol `failure_type`.
+    pub failure_type: &'a str,
+}
+
+/// A TRACE ERROR.
+pub fn trace_error<'a>(error: &ErrorTrace<'a>, emitted_at: u64) -> Message<'a> {
+    let body = ErrorBody {
+        message: error.message,
+        failure_type: error.failure_type,
+        internal_message: error.internal_message,
+        stream_descriptor: error.stream.map(|name| Descriptor { name }),
+    };
+    Message::Trace { trace: Trace { kind: "ERROR", emitted_at, error: Some(body), stream_status: None } }
+}
+
+/// `{"type":"SPEC","spec":…}`.
+pub fn spec(spec: &RawValue) -> Message<'_> {
+    Message::Spec { spec }
+}
+
+/// `{"type":"CATALOG","catalog":…}`.
+pub fn catalog(catalog: &RawValue) -> Message<'_> {
+    Message::Catalog { catalog }
+}
+
+/// `{"type":"CONNECTION_STATUS", …}`: SUCCEEDED, or FAILED with the failure's message.
+pub fn connection_status(failed: Option<&str>) -> Message<'_> {
+    let status = if failed.is_some() { "FAILED" } else { "SUCCEEDED" };
+    Message::ConnectionStatus { connection_status: ConnectionStatus { status, message: failed } }
 }
 
 /// One stream's name and raw `stream_state` (`None` for null).
 pub type StreamStateEntry = (String, Option<Box<RawValue>>);
 
-#[derive(serde::Deserialize)]
+#[derive(Deserialize)]
 struct StateEnvelope {
     #[serde(rename = "type")]
     kind: Option<String>,
@@ -54,13 +228,13 @@ struct StateEnvelope {
     stream: Option<StreamState>,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Deserialize)]
 struct StreamState {
     stream_descriptor: Option<StreamDescriptor>,
     stream_state: Option<Box<RawValue>>,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Deserialize)]
 struct StreamDescriptor {
     name: Option<String>,
 }
@@ -104,90 +278,24 @@ pub fn parse_states(text: &str) -> Result<Vec<StreamStateEntry>, String> {
         .collect()
 }
 
-/// A per-stream `{"type":"STATE", …}` with `sourceStats.recordCount`.
-pub fn state(stream: &str, stream_state: &RawValue, record_count: u64) -> Value {
-    json!({
-        "type": "STATE",
-        "state": {
-            "type": "STREAM",
-            "stream": {"stream_descriptor": {"name": stream}, "stream_state": stream_state},
-            "sourceStats": {"recordCount": record_count as f64},
-        }
-    })
-}
-
-/// `{"type":"LOG", …}`.
-pub fn log(level: &str, message: &str) -> Value {
-    json!({"type": "LOG", "log": {"level": level, "message": message}})
-}
-
-/// A STREAM_STATUS trace; `rate_limited_until` (epoch ms) adds a RATE_LIMITED reason.
-pub fn stream_status(stream: &str, status: &str, rate_limited_until: Option<u64>, emitted_at: u64) -> Value {
-    let mut stream_status = json!({"stream_descriptor": {"name": stream}, "status": status});
-    if let Some(until) = rate_limited_until {
-        stream_status["reasons"] = json!([{"type": "RATE_LIMITED", "rate_limited": {"quota_reset": until}}]);
-    }
-    json!({"type": "TRACE", "trace": {"type": "STREAM_STATUS", "emitted_at": emitted_at, "stream_status": stream_status}})
-}
-
-/// What a TRACE ERROR says.
-pub struct ErrorTrace<'a> {
-    /// The failing stream, if the failure belongs to one.
-    pub stream: Option<&'a str>,
-    /// One sentence for the user.
-    pub message: &'a str,
-    /// Detail for maintainers.
-    pub internal_message: Option<&'a str>,
-    /// The protocol `failure_type`.
-    pub failure_type: &'a str,
-}
-
-/// A TRACE ERROR.
-pub fn trace_error(error: &ErrorTrace<'_>, emitted_at: u64) -> Value {
-    let mut body = json!({"message": error.message, "failure_type": error.failure_type});
-    if let Some(internal) = error.internal_message {
-        body["internal_message"] = json!(internal);
-    }
-    if let Some(stream) = error.stream {
-        body["stream_descriptor"] = json!({"name": stream});
-    }
-    json!({"type": "TRACE", "trace": {"type": "ERROR", "emitted_at": emitted_at, "error": body}})
-}
-
-/// `{"type":"SPEC","spec":…}`.
-pub fn spec(spec: &RawValue) -> Value {
-    json!({"type": "SPEC", "spec": spec})
-}
-
-/// `{"type":"CATALOG","catalog":…}`.
-pub fn catalog(catalog: &RawValue) -> Value {
-    json!({"type": "CATALOG", "catalog": catalog})
-}
-
-/// `{"type":"CONNECTION_STATUS", …}`: SUCCEEDED, or FAILED with the failure's message.
-pub fn connection_status(failed: Option<&str>) -> Value {
-    let status = match failed {
-        None => json!({"status": "SUCCEEDED"}),
-        Some(message) => json!({"status": "FAILED", "message": message}),
-    };
-    json!({"type": "CONNECTION_STATUS", "connectionStatus": status})
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn envelopes_keep_raw_payloads_and_protocol_spellings() {
+        let json = |message: &Message<'_>| -> serde_json::Value {
+            serde_json::from_str(&serde_json::to_string(message).expect("json")).expect("parse")
+        };
         let data = RawValue::from_string(r#"{"id":"1","n":1.50}"#.into()).expect("raw");
         let line = serde_json::to_string(&record("media", &data, 7)).expect("json");
         assert_eq!(line, r#"{"type":"RECORD","record":{"stream":"media","data":{"id":"1","n":1.50},"emitted_at":7}}"#);
-        assert_eq!(state("s", &data, 2)["state"]["sourceStats"]["recordCount"], json!(2.0));
+        assert_eq!(json(&state("s", &data, 2))["state"]["sourceStats"]["recordCount"], serde_json::json!(2.0));
         let limited = stream_status("s", "RUNNING", Some(9), 1);
-        assert_eq!(limited["trace"]["stream_status"]["reasons"][0]["rate_limited"]["quota_reset"], 9);
+        assert_eq!(json(&limited)["trace"]["stream_status"]["reasons"][0]["rate_limited"]["quota_reset"], 9);
         let error = ErrorTrace { stream: None, message: "m", internal_message: None, failure_type: "config_error" };
-        assert!(trace_error(&error, 1)["trace"]["error"].get("stream_descriptor").is_none());
-        assert_eq!(connection_status(Some("bad"))["connectionStatus"]["status"], "FAILED");
+        assert!(json(&trace_error(&error, 1))["trace"]["error"].get("stream_descriptor").is_none());
+        assert_eq!(json(&connection_status(Some("bad")))["connectionStatus"]["status"], "FAILED");
     }
 
     #[test]

@@ -52,7 +52,7 @@ fn raw(json: String) -> Result<Box<RawValue>, Failure> {
     RawValue::from_string(json).map_err(|e| Failure::system(format!("The connector produced invalid JSON: {e}")))
 }
 
-fn print(message: &serde_json::Value) -> Result<(), Failure> {
+fn print(message: &airbyte_messages::Message<'_>) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, message)
         .map_err(std::io::Error::from)

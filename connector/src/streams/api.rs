@@ -15,39 +15,7 @@ pub const STREAM: StreamDef =
     StreamDef { resumable: true, ..StreamDef::full_refresh(NAME, SCHEMA, &["id"], Reader::Accounts) };
 
 /// The record schema `discover` returns.
-pub const SCHEMA: &str = r#"{
-  "type": "object",
-  "$schema": "http://json-schema.org/schema#",
-  "additionalProperties": true,
-  "properties": {
-    "account": {
-      "type": [
-        "object",
-        "null"
-      ],
-      "properties": {
-        "business_account_id": {
-          "type": [
-            "string",
-            "null"
-          ]
-        },
-        "page_id": {
-          "type": [
-            "string",
-            "null"
-          ]
-        }
-      }
-    },
-    "id": {
-      "type": "string"
-    }
-  },
-  "required": [
-    "id"
-  ]
-}"#;
+pub const SCHEMA: &str = include_str!("schemas/api.json");
 
 /// Turns one `/me/accounts` item into an `Api` record, or `None` for a page without a usable
 /// Instagram business account.

@@ -1,7 +1,7 @@
 //! `media` (reference §5): every post of every account, with carousel slides expanded.
 //! Also the parent of `media_insights`, read once per sync.
 
-use super::{PageSender, ReadContext, Reader, Reading, StreamDef, StreamOutput};
+use super::{ParentRun, Reader, Reading, StreamDef};
 use crate::graph::{self, Account, CHILD_FIELDS, MEDIA_FIELDS, ObjectRef};
 use crate::http::client::GraphClient;
 use crate::http::shape::Shape;
@@ -14,251 +14,12 @@ pub const NAME: &str = "media";
 
 pub const STREAM: StreamDef = StreamDef::full_refresh(NAME, SCHEMA, &["id"], Reader::Parent(start));
 
-fn start<'a>(
-    ctx: &'a ReadContext<'a>,
-    accounts: &'a [Account],
-    out: Option<&'a StreamOutput<'a>>,
-    refs: Option<PageSender>,
-) -> Reading<'a> {
-    let expand = ctx.config.optimizations.expand_children;
-    async move { produce(ctx.client, accounts, expand, out, refs.as_ref()).await }.boxed_local()
+fn start(run: ParentRun<'_>) -> Reading<'_> {
+    produce(run).boxed_local()
 }
 
 /// The record schema `discover` returns.
-pub const SCHEMA: &str = r#"{
-  "type": "object",
-  "$schema": "http://json-schema.org/schema#",
-  "additionalProperties": true,
-  "properties": {
-    "business_account_id": {
-      "description": "The unique identifier for the business account associated with the media.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "page_id": {
-      "description": "The unique identifier for the Instagram page associated with the media.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "caption": {
-      "description": "The caption or description provided for the media.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "comments_count": {
-      "description": "The total number of comments received on the media.",
-      "type": [
-        "null",
-        "integer"
-      ]
-    },
-    "id": {
-      "description": "The unique identifier for the media item.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "ig_id": {
-      "description": "The Instagram-specific identifier for the media item.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "is_comment_enabled": {
-      "description": "A flag indicating whether comments are enabled for the media.",
-      "type": [
-        "null",
-        "boolean"
-      ]
-    },
-    "like_count": {
-      "description": "The total number of likes received on the media.",
-      "type": [
-        "null",
-        "integer"
-      ]
-    },
-    "media_type": {
-      "description": "The type of media (e.g., image, video) of the media item.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "media_product_type": {
-      "description": "The product type associated with the media (e.g., shopping product).",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "media_url": {
-      "description": "The URL for accessing the media content of the media item.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "owner": {
-      "description": "Contains information about the owner of the post.",
-      "type": [
-        "null",
-        "object"
-      ],
-      "properties": {
-        "id": {
-          "description": "The unique identifier of the owner of the media item.",
-          "type": [
-            "null",
-            "string"
-          ]
-        }
-      }
-    },
-    "permalink": {
-      "description": "The permanent link to the media item on Instagram.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "shortcode": {
-      "description": "The unique shortcode assigned to the media item.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "thumbnail_url": {
-      "description": "The URL for accessing the thumbnail image of the media item.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "timestamp": {
-      "description": "The date and time when the media item was created.",
-      "type": [
-        "null",
-        "string"
-      ],
-      "format": "date-time",
-      "airbyte_type": "timestamp_with_timezone"
-    },
-    "username": {
-      "description": "The username of the owner of the media item.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "children": {
-      "description": "Contains an array of media items that are part of the post.",
-      "type": [
-        "null",
-        "array"
-      ],
-      "items": {
-        "description": "Properties of each media item like image, caption, etc.",
-        "type": "object",
-        "properties": {
-          "id": {
-            "description": "The unique identifier for the child media item.",
-            "type": [
-              "null",
-              "string"
-            ]
-          },
-          "ig_id": {
-            "description": "The Instagram-specific identifier for the child media item.",
-            "type": [
-              "null",
-              "string"
-            ]
-          },
-          "media_type": {
-            "description": "The type of media of the child item (e.g., image, video).",
-            "type": [
-              "null",
-              "string"
-            ]
-          },
-          "media_url": {
-            "description": "The URL for accessing the media content of the child item.",
-            "type": [
-              "null",
-              "string"
-            ]
-          },
-          "owner": {
-            "description": "Contains information about the owner of the media item.",
-            "type": [
-              "null",
-              "object"
-            ],
-            "properties": {
-              "id": {
-                "description": "The unique identifier of the owner of the child media item.",
-                "type": [
-                  "null",
-                  "string"
-                ]
-              }
-            }
-          },
-          "permalink": {
-            "description": "The permanent link to the child media item on Instagram.",
-            "type": [
-              "null",
-              "string"
-            ]
-          },
-          "shortcode": {
-            "description": "The unique shortcode assigned to the child media item.",
-            "type": [
-              "null",
-              "string"
-            ]
-          },
-          "thumbnail_url": {
-            "description": "The URL for accessing the thumbnail image of the child media item.",
-            "type": [
-              "null",
-              "string"
-            ]
-          },
-          "timestamp": {
-            "description": "The date and time when the child media item was created.",
-            "type": [
-              "null",
-              "string"
-            ],
-            "format": "date-time",
-            "airbyte_type": "timestamp_with_timezone"
-          },
-          "username": {
-            "description": "The username of the owner of the child media item.",
-            "type": [
-              "null",
-              "string"
-            ]
-          }
-        }
-      }
-    }
-  },
-  "required": [
-    "id"
-  ]
-}"#;
+pub const SCHEMA: &str = include_str!("schemas/media.json");
 
 /// Transforms one raw media item (steps 1–4 and 6 of §5.2; children are step 5, done by the caller).
 pub fn transform(raw: Value, account: &Account) -> Option<(Map<String, Value>, ObjectRef)> {
@@ -345,13 +106,9 @@ fn inline_children(record: &mut Map<String, Value>) {
 /// Reads every account's media (accounts in parallel, pages in order), emitting records to `out`
 /// when `media` is synced and sending each page's refs to `refs` when `media_insights` is, so
 /// insights of a page are fetched while the next page is read. Slides are fetched only for `out`.
-pub async fn produce(
-    client: &GraphClient<'_>,
-    accounts: &[Account],
-    expand_children: bool,
-    out: Option<&StreamOutput<'_>>,
-    refs: Option<&PageSender>,
-) -> Result<(), Failure> {
+async fn produce(run: ParentRun<'_>) -> Result<(), Failure> {
+    let ParentRun { ctx, accounts, out, refs } = run;
+    let (client, refs, expand_children) = (ctx.client, refs.as_ref(), ctx.config.optimizations.expand_children);
     let (fields, fallback) = match (out.is_some(), expand_children) {
         (true, true) => {
             let expanded = MEDIA_FIELDS.replace(",children", &format!(",children{{{CHILD_FIELDS}}}"));

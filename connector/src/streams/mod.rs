@@ -106,6 +106,16 @@ impl ReadContext<'_> {
 /// A stream's result, with the lifetime of what it borrows.
 pub type Reading<'a> = LocalBoxFuture<'a, Result<(), Failure>>;
 
+/// What a parent stream reads and whom it feeds.
+pub struct ParentRun<'a> {
+    pub ctx: &'a ReadContext<'a>,
+    pub accounts: &'a [Account],
+    /// `None` when only its children are synced.
+    pub out: Option<&'a StreamOutput<'a>>,
+    /// Its child's pipe, when the child is synced.
+    pub refs: Option<PageSender>,
+}
+
 /// How `read` starts a stream.
 pub enum Reader {
     /// The root (`Api`): its records are the accounts every other stream reads.
@@ -114,9 +124,7 @@ pub enum Reader {
     PerAccount(for<'a> fn(&'a ReadContext<'a>, &'a [Account], &'a StreamOutput<'a>) -> Reading<'a>),
     /// Reads an edge of every account and feeds its pages to its children; with no output, it
     /// only feeds them (its child is synced, it is not).
-    Parent(
-        for<'a> fn(&'a ReadContext<'a>, &'a [Account], Option<&'a StreamOutput<'a>>, Option<PageSender>) -> Reading<'a>,
-    ),
+    Parent(for<'a> fn(ParentRun<'a>) -> Reading<'a>),
     /// Reads the pages its parent feeds it.
     Child {
         parent: &'static str,

@@ -1,8 +1,7 @@
 //! `stories` (reference §7.1): the live stories of each account; parent of `story_insights`.
 
-use super::{PageSender, ReadContext, Reader, Reading, StreamDef, StreamOutput};
+use super::{ParentRun, Reader, Reading, StreamDef};
 use crate::graph::{self, Account, ObjectRef, STORY_FIELDS};
-use crate::http::client::GraphClient;
 use crate::protocol::Failure;
 use crate::transform;
 use futures::{FutureExt, TryStreamExt};
@@ -12,142 +11,12 @@ pub const NAME: &str = "stories";
 
 pub const STREAM: StreamDef = StreamDef::full_refresh(NAME, SCHEMA, &["id"], Reader::Parent(start));
 
-fn start<'a>(
-    ctx: &'a ReadContext<'a>,
-    accounts: &'a [Account],
-    out: Option<&'a StreamOutput<'a>>,
-    refs: Option<PageSender>,
-) -> Reading<'a> {
-    async move { produce(ctx.client, accounts, out, refs.as_ref()).await }.boxed_local()
+fn start(run: ParentRun<'_>) -> Reading<'_> {
+    produce(run).boxed_local()
 }
 
 /// The record schema `discover` returns.
-pub const SCHEMA: &str = r#"{
-  "type": "object",
-  "$schema": "http://json-schema.org/schema#",
-  "additionalProperties": true,
-  "properties": {
-    "business_account_id": {
-      "description": "The ID of the business account associated with the story.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "page_id": {
-      "description": "ID of the page associated with the story.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "caption": {
-      "description": "The caption associated with the story.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "id": {
-      "description": "Unique ID of the story.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "ig_id": {
-      "description": "Instagram ID of the story.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "like_count": {
-      "description": "Number of likes on the story.",
-      "type": [
-        "null",
-        "integer"
-      ]
-    },
-    "media_type": {
-      "description": "Type of media in the story (image, video, etc.).",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "media_product_type": {
-      "description": "Product type associated with the media in the story.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "media_url": {
-      "description": "URL of the media in the story.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "owner": {
-      "description": "The user who owns the story.",
-      "type": [
-        "null",
-        "object"
-      ],
-      "properties": {
-        "id": {
-          "description": "ID of the owner of the story.",
-          "type": [
-            "null",
-            "string"
-          ]
-        }
-      }
-    },
-    "permalink": {
-      "description": "Permanent link to the story.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "shortcode": {
-      "description": "Shortcode identifier of the story.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "thumbnail_url": {
-      "description": "URL of the thumbnail of the media in the story.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "timestamp": {
-      "description": "Timestamp when the story was posted.",
-      "type": [
-        "null",
-        "string"
-      ],
-      "format": "date-time",
-      "airbyte_type": "timestamp_with_timezone"
-    },
-    "username": {
-      "description": "Username associated with the story.",
-      "type": [
-        "null",
-        "string"
-      ]
-    }
-  },
-  "required": [
-    "id"
-  ]
-}"#;
+pub const SCHEMA: &str = include_str!("schemas/stories.json");
 
 pub fn transform(raw: Value, account: &Account) -> Option<(Value, ObjectRef)> {
     let Value::Object(mut record) = raw else { return None };
@@ -172,12 +41,9 @@ pub fn transform(raw: Value, account: &Account) -> Option<(Value, ObjectRef)> {
 
 /// Reads every account's stories, emitting records to `out` when `stories` is synced and sending
 /// each page's refs to `refs` when `story_insights` is.
-pub async fn produce(
-    client: &GraphClient<'_>,
-    accounts: &[Account],
-    out: Option<&StreamOutput<'_>>,
-    refs: Option<&PageSender>,
-) -> Result<(), Failure> {
+async fn produce(run: ParentRun<'_>) -> Result<(), Failure> {
+    let ParentRun { ctx, accounts, out, refs } = run;
+    let (client, refs) = (ctx.client, refs.as_ref());
     super::for_each_account(accounts, refs, |account| async move {
         let path = format!("/{}/stories", account.business_account_id);
         let mut pages = std::pin::pin!(graph::pages(client, path, vec![("fields", STORY_FIELDS.into())], NAME));

@@ -40,69 +40,7 @@ fn start<'a>(ctx: &'a ReadContext<'a>, accounts: &'a [Account], out: &'a StreamO
 }
 
 /// The record schema `discover` returns.
-pub const SCHEMA: &str = r#"{
-  "type": "object",
-  "properties": {
-    "page_id": {
-      "description": "The unique identifier for the user's Instagram page.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "business_account_id": {
-      "description": "The unique identifier for the user's business account.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "date": {
-      "description": "The date and time the insights data was fetched.",
-      "type": [
-        "null",
-        "string"
-      ],
-      "format": "date-time",
-      "airbyte_type": "timestamp_with_timezone"
-    },
-    "follower_count": {
-      "description": "The total number of followers for the user's account.",
-      "type": [
-        "null",
-        "integer"
-      ]
-    },
-    "reach": {
-      "description": "The total number of unique accounts that have seen the user's content.",
-      "type": [
-        "null",
-        "integer"
-      ]
-    },
-    "reach_week": {
-      "description": "The total reach in the last week.",
-      "type": [
-        "null",
-        "integer"
-      ]
-    },
-    "reach_days_28": {
-      "description": "The total reach in the last 28 days.",
-      "type": [
-        "null",
-        "integer"
-      ]
-    },
-    "online_followers": {
-      "description": "The number of followers who are currently online.",
-      "type": [
-        "null",
-        "object"
-      ]
-    }
-  }
-}"#;
+pub const SCHEMA: &str = include_str!("schemas/user_insights.json");
 
 /// The four metric groups requested for every window: (period, metrics).
 pub const GROUPS: [(&str, &str); 4] =

@@ -18,52 +18,7 @@ fn start<'a>(ctx: &'a ReadContext<'a>, accounts: &'a [Account], out: &'a StreamO
 }
 
 /// The record schema `discover` returns.
-pub const SCHEMA: &str = r#"{
-  "type": "object",
-  "$schema": "http://json-schema.org/schema#",
-  "additionalProperties": true,
-  "properties": {
-    "page_id": {
-      "description": "The identifier of the Instagram page associated with the insights",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "business_account_id": {
-      "description": "The identifier of the business account to which the insights belong",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "breakdown": {
-      "description": "The breakdown of the insights data, such as age, gender, location, etc.",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "metric": {
-      "description": "The specific metric or measure tracked in the insights data",
-      "type": [
-        "null",
-        "string"
-      ]
-    },
-    "value": {
-      "description": "The actual value of the metric for the given breakdown and page",
-      "type": [
-        "null",
-        "object"
-      ]
-    }
-  },
-  "required": [
-    "business_account_id",
-    "breakdown"
-  ]
-}"#;
+pub const SCHEMA: &str = include_str!("schemas/user_lifetime_insights.json");
 pub const BREAKDOWNS: [&str; 3] = ["city", "country", "age,gender"];
 
 /// `{breakdown, business_account_id, page_id, metric, value}` with `value` keyed by **all**
