@@ -16,6 +16,10 @@ pub const MAX_NUM_WORKERS: usize = 40;
 /// refused by the host's header limits instead of by a clear message.
 pub const MAX_TOKEN_LENGTH: usize = 4096;
 pub const MAX_BASE_URL_LENGTH: usize = 2048;
+pub const DEFAULT_LOOKBACK_DAYS: u32 = 30;
+pub const MAX_LOOKBACK_DAYS: u32 = 730;
+/// More ids than any business manages; a longer list is a pasted mistake.
+pub const MAX_ACCOUNT_IDS: usize = 1000;
 
 #[derive(Clone)]
 pub struct Config {
@@ -29,6 +33,10 @@ pub struct Config {
     pub base_url: String,
     /// Call reduction switches (all default on; off is the reference's request pattern).
     pub optimizations: Optimizations,
+    /// The Instagram accounts to sync; empty means every account the token's Pages link.
+    pub account_ids: Vec<String>,
+    /// Incremental media reads re-read media posted this many days before the cursor.
+    pub insights_lookback_days: u32,
 }
 
 /// Ways to get the same records with fewer calls and round trips.
@@ -57,6 +65,8 @@ impl fmt::Debug for Config {
             .field("num_workers", &self.num_workers)
             .field("base_url", &self.base_url)
             .field("optimizations", &self.optimizations)
+            .field("account_ids", &self.account_ids)
+            .field("insights_lookback_days", &self.insights_lookback_days)
             .finish_non_exhaustive()
     }
 }
@@ -78,6 +88,8 @@ struct UserConfig {
     expand_carousel_children: Option<bool>,
     batch_insights_requests: Option<bool>,
     user_insights_date_ranges: Option<bool>,
+    account_ids: Option<Vec<String>>,
+    insights_lookback_days: Option<serde_json::Number>,
 }
 
 /// `Some(value)` for a key that is present, even when it is null.
@@ -94,6 +106,8 @@ fn expected(field: &str) -> String {
         "expand_carousel_children" | "batch_insights_requests" | "user_insights_date_ranges" => {
             "true or false".to_owned()
         }
+        "insights_lookback_days" => format!("a whole number of days from 0 to {MAX_LOOKBACK_DAYS}"),
+        field if field.starts_with("account_ids") => "a list of Instagram account ids, as strings".to_owned(),
         _ => "a string".to_owned(),
     }
 }
@@ -177,7 +191,21 @@ impl Config {
             insights_ranges: user.user_insights_date_ranges.unwrap_or(true),
         };
 
+        let insights_lookback_days = match user.insights_lookback_days {
+            None => DEFAULT_LOOKBACK_DAYS,
+            Some(n) => {
+                n.as_u64().filter(|n| *n <= u64::from(MAX_LOOKBACK_DAYS)).map(|n| n as u32).ok_or_else(|| {
+                    Failure::config(format!(
+                        "Config field `insights_lookback_days` is {n}; it must be {}.",
+                        expected("insights_lookback_days")
+                    ))
+                })?
+            }
+        };
+
         Ok(Config {
+            account_ids: account_ids(user.account_ids.unwrap_or_default())?,
+            insights_lookback_days,
             optimizations,
             access_token,
             client_id: user.client_id,
@@ -208,6 +236,30 @@ impl Config {
     }
 }
 
+/// Each id is digits (Graph ids are decimal); repeats are dropped, order kept.
+fn account_ids(ids: Vec<String>) -> Result<Vec<String>, Failure> {
+    if ids.len() > MAX_ACCOUNT_IDS {
+        return Err(Failure::config(format!(
+            "Config field `account_ids` lists {} ids; at most {MAX_ACCOUNT_IDS} are accepted.",
+            ids.len()
+        )));
+    }
+    let mut unique: Vec<String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        let id = id.trim().to_owned();
+        if id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Failure::config(format!(
+                "Config field `account_ids` holds `{}`; an Instagram account id is digits only, e.g. 17841400000000000.",
+                id.chars().take(40).collect::<String>()
+            )));
+        }
+        if !unique.contains(&id) {
+            unique.push(id);
+        }
+    }
+    Ok(unique)
+}
+
 fn parse_start_date(text: &str) -> Result<DateTime<Utc>, Failure> {
     NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%SZ").map(|naive| naive.and_utc()).map_err(|_| {
         Failure::config(format!("Config field `start_date` is `{text}`; it must look like 2017-01-25T00:00:00Z."))
@@ -227,6 +279,9 @@ mod tests {
         assert_eq!(c.base_url, DEFAULT_BASE_URL);
         assert!(c.start_date.is_none());
         assert_eq!(c.optimizations, Optimizations::default());
+        assert_eq!((c.account_ids.len(), c.insights_lookback_days), (0, 30));
+        let picked = Config::parse(r#"{"access_token":"t","account_ids":["2"," 1","2"]}"#).expect("valid");
+        assert_eq!(picked.account_ids, ["2", "1"]);
         let off =
             Config::parse(r#"{"access_token":"t","batch_insights_requests":false,"expand_carousel_children":false}"#)
                 .expect("valid");
@@ -269,6 +324,11 @@ mod tests {
             (r#"{"access_token":"secret\u0000token"}"#, "line breaks"),
             (r#"{"access_token":"secret-token","access_token":"secret-token"}"#, "duplicate field `access_token`"),
             (r#"{"access_token":"t","client_secret":["secret-token"]}"#, "`client_secret` must be a string"),
+            (r#"{"access_token":"t","account_ids":"1784"}"#, "`account_ids` must be a list"),
+            (r#"{"access_token":"t","account_ids":[1784]}"#, "`account_ids[0]` must be a list"),
+            (r#"{"access_token":"t","account_ids":["@brand"]}"#, "digits only"),
+            (r#"{"access_token":"t","insights_lookback_days":731}"#, "is 731"),
+            (r#"{"access_token":"t","insights_lookback_days":-1}"#, "is -1"),
         ] {
             let err = Config::parse(text).expect_err(text);
             assert_eq!(err.failure_type, FailureType::ConfigError, "{text}");
@@ -301,7 +361,7 @@ mod tests {
         for (key, property) in properties {
             let wrong_type = match property["type"].as_str() {
                 Some("string") => serde_json::json!(5),
-                Some("integer" | "boolean") => serde_json::json!("x"),
+                Some("integer" | "boolean" | "array") => serde_json::json!("x"),
                 other => panic!("{key}: type {other:?} is not covered"),
             };
             let refused = with(key, wrong_type).expect_err(key);
@@ -318,6 +378,10 @@ mod tests {
                     with(key, serde_json::json!(min - 1)).is_err() && with(key, serde_json::json!(max + 1)).is_err(),
                     "{key}"
                 );
+            }
+            if property.pointer("/items/pattern").is_some() {
+                assert!(with(key, serde_json::json!(["x1"])).is_err(), "{key}: the item pattern is enforced");
+                assert!(with(key, property["examples"][0].clone()).is_ok(), "{key}: the example is accepted");
             }
             if property.get("pattern").is_some() {
                 assert!(with(key, serde_json::json!("2017-01-25")).is_err(), "{key}: the pattern is enforced");

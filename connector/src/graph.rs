@@ -93,7 +93,8 @@ pub async fn get_many_or_ignore(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Account {
     pub business_account_id: String,
-    pub page_id: String,
+    /// `None` when the token cannot list the account's Page (accounts picked by id).
+    pub page_id: Option<String>,
 }
 
 /// An object read from a parent edge (a media item or a story), as its insights child needs it.

@@ -24,7 +24,8 @@ pub fn spec() -> Result<String, Failure> {
     Ok(spec.to_string())
 }
 
-/// Validates the config, then reads the first page of `Api` (reference §10.2).
+/// Validates the config, then reads the first page of `Api` (reference §10.2), or each account
+/// of `account_ids`.
 pub async fn check(config: &str, runtime: &dyn Runtime, sink: &dyn Sink) -> Result<(), Failure> {
     let config = Config::parse(config)?;
     config.check_start_date(runtime.now())?;
@@ -33,10 +34,9 @@ pub async fn check(config: &str, runtime: &dyn Runtime, sink: &dyn Sink) -> Resu
     let policy =
         RetryPolicy { max_retries: 2, backoff_factor: std::time::Duration::from_secs(1), ..RetryPolicy::default() };
     let client = client_for(&config, policy, runtime, &sink);
-    api::read_first_page(&client).await.map_err(|e| {
-        let failure = e.to_failure();
-        Failure { message: sink.redact(&failure.message), ..failure }
-    })
+    api::check(&client, &config.account_ids)
+        .await
+        .map_err(|failure| Failure { message: sink.redact(&failure.message), ..failure })
 }
 
 pub fn discover(config: &str) -> Result<String, Failure> {
@@ -68,7 +68,7 @@ pub async fn read(
     let ctx = &ReadContext { client, config: &config, state: &state, now: runtime.now(), sink: &sink };
 
     let accounts: Accounts<'_> =
-        api::read_all(client).map(|r| r.map(Rc::new).map_err(|e| e.to_failure())).boxed_local().shared();
+        api::read_all(client, &config.account_ids).map(|r| r.map(Rc::new)).boxed_local().shared();
     let account_list = || {
         let accounts = accounts.clone();
         async move { Ok::<_, Failure>(accounts.await?.iter().map(|(_, a)| a.clone()).collect::<Vec<Account>>()) }
@@ -99,7 +99,12 @@ pub async fn read(
                 Reader::Accounts => {
                     let accounts = accounts.clone();
                     async move {
-                        accounts.await?.iter().for_each(|(record, _)| out.emit(record));
+                        // Accounts picked by id without a Page have no Api record.
+                        accounts
+                            .await?
+                            .iter()
+                            .filter(|(record, _)| !record.is_null())
+                            .for_each(|(record, _)| out.emit(record));
                         Ok(())
                     }
                     .boxed_local()

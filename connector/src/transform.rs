@@ -103,7 +103,7 @@ pub fn flatten_insights(body: Value) -> Map<String, Value> {
 pub fn insights_record(body: Value, object_id: &str, account: &crate::graph::Account) -> Map<String, Value> {
     let mut record = flatten_insights(body);
     record.insert("id".into(), Value::String(object_id.to_owned()));
-    record.insert("page_id".into(), Value::String(account.page_id.clone()));
+    record.insert("page_id".into(), serde_json::json!(account.page_id));
     record.insert("business_account_id".into(), Value::String(account.business_account_id.clone()));
     clean_urls(&mut record);
     record

@@ -3,6 +3,7 @@
 //! `make build`, never by a test.
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
+mod account_selection;
 mod catalog_rules;
 mod commands;
 mod concurrency;

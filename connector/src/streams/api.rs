@@ -4,8 +4,9 @@
 use super::{Reader, StreamDef};
 use crate::graph::{self, ACCOUNTS_FIELDS, ACCOUNTS_PATH, Account};
 use crate::http::client::GraphClient;
-use crate::http::error::RequestError;
-use crate::protocol::{LogLevel, Sink};
+use crate::http::error::{ErrorClass, RequestError};
+use crate::http::shape::Shape;
+use crate::protocol::{Failure, LogLevel, Sink};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
@@ -32,11 +33,67 @@ pub fn transform(page: Value, sink: &dyn Sink) -> Option<(Value, Account)> {
     };
     page.insert("id".into(), Value::String(page_id.clone()));
     page.insert("account".into(), json!({"business_account_id": business_account_id, "page_id": page_id}));
-    Some((Value::Object(page), Account { business_account_id, page_id }))
+    Some((Value::Object(page), Account { business_account_id, page_id: Some(page_id) }))
 }
 
-/// All Api records with their accounts, every page read.
-pub async fn read_all(client: &GraphClient<'_>) -> Result<Vec<(Value, Account)>, RequestError> {
+/// The accounts to sync, with the Api records of their Pages. Without `selected` ids: every
+/// account linked to a Page of `/me/accounts`. With them: those accounts only, in that order. A
+/// selected account missing from the Page list (or a token that may not list Pages at all) is
+/// read by id, with no Page and no Api record; an id the token cannot read is a `config_error`
+/// naming it.
+pub async fn read_all(client: &GraphClient<'_>, selected: &[String]) -> Result<Vec<(Value, Account)>, Failure> {
+    let listed = list_pages(client).await;
+    if selected.is_empty() {
+        return listed.map_err(|e| e.to_failure());
+    }
+    let listed = match listed {
+        Ok(listed) => listed,
+        // Graph refuses the listing itself (a token without pages_show_list, or an Instagram
+        // Login token): the ids can still be read one by one.
+        Err(error) if error.class == ErrorClass::Fatal => {
+            let message = format!(
+                "Api: the token cannot list Facebook Pages ({}); the accounts in `account_ids` are read by id, with a null page_id.",
+                error.message()
+            );
+            client.sink().log(LogLevel::Info, &message);
+            Vec::new()
+        }
+        Err(error) => return Err(error.to_failure()),
+    };
+    let probes = selected.iter().map(|id| {
+        let found = listed.iter().find(|(_, account)| account.business_account_id == *id).cloned();
+        async move {
+            match found {
+                Some(found) => Ok(Some(found)),
+                None => read_by_id(client, id).await.map(|_| None),
+            }
+        }
+    });
+    let outcomes = futures::future::join_all(probes).await;
+    let mut accounts = Vec::new();
+    let mut unreadable = Vec::new();
+    for (id, outcome) in selected.iter().zip(outcomes) {
+        match outcome {
+            Ok(Some(found)) => accounts.push(found),
+            Ok(None) => {
+                let account = Account { business_account_id: id.clone(), page_id: None };
+                accounts.push((Value::Null, account));
+            }
+            Err(error) if error.class == ErrorClass::Fatal => unreadable.push(format!("{id} ({})", error.message())),
+            Err(error) => return Err(error.to_failure()),
+        }
+    }
+    if !unreadable.is_empty() {
+        return Err(Failure::config(format!(
+            "The token cannot read the Instagram account(s) in `account_ids`: {}. Use the ids of Instagram business or creator accounts the token's user manages.",
+            unreadable.join("; ")
+        )));
+    }
+    Ok(accounts)
+}
+
+/// Every page of `/me/accounts`, as Api records with their accounts.
+async fn list_pages(client: &GraphClient<'_>) -> Result<Vec<(Value, Account)>, RequestError> {
     let mut out = Vec::new();
     let mut pages = std::pin::pin!(graph::pages(client, ACCOUNTS_PATH.into(), fields(), NAME));
     while let Some(page) = pages.next().await {
@@ -45,10 +102,19 @@ pub async fn read_all(client: &GraphClient<'_>) -> Result<Vec<(Value, Account)>,
     Ok(out)
 }
 
-/// The first page only: what `check` needs to prove the token works.
-pub async fn read_first_page(client: &GraphClient<'_>) -> Result<(), RequestError> {
+/// Proves the token can read one Instagram account.
+async fn read_by_id(client: &GraphClient<'_>, id: &str) -> Result<Value, RequestError> {
+    client.get(&format!("/{id}"), &[("fields", "id")], Shape::Node, NAME).await
+}
+
+/// What `check` needs to prove the token works: the first page of `/me/accounts`, or with
+/// `selected` ids, that each of them can be read.
+pub async fn check(client: &GraphClient<'_>, selected: &[String]) -> Result<(), Failure> {
+    if !selected.is_empty() {
+        return read_all(client, selected).await.map(|_| ());
+    }
     let mut pages = std::pin::pin!(graph::pages(client, ACCOUNTS_PATH.into(), fields(), NAME));
-    pages.next().await.transpose().map(|_| ())
+    pages.next().await.transpose().map(|_| ()).map_err(|e| e.to_failure())
 }
 
 fn fields() -> Vec<(&'static str, String)> {
@@ -75,7 +141,7 @@ mod tests {
             record,
             &json!({"id": "118981261308043", "account": {"business_account_id": "17841462785487205", "page_id": "118981261308043"}})
         );
-        assert_eq!(account.page_id, "118981261308043");
+        assert_eq!(account.page_id.as_deref(), Some("118981261308043"));
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub fn transform(raw: Value, account: &Account) -> Option<(Map<String, Value>, O
             "page_id": account.page_id,
         }),
     );
-    record.insert("page_id".into(), Value::String(account.page_id.clone()));
+    record.insert("page_id".into(), serde_json::json!(account.page_id));
     transform::rfc3339_field(&mut record, "timestamp");
     record.insert("business_account_id".into(), Value::String(account.business_account_id.clone()));
     transform::clean_urls(&mut record);
@@ -151,7 +151,7 @@ mod tests {
     use super::*;
 
     fn account() -> Account {
-        Account { business_account_id: "41408147298757123".into(), page_id: "144706962067225".into() }
+        Account { business_account_id: "41408147298757123".into(), page_id: Some("144706962067225".into()) }
     }
 
     #[test]

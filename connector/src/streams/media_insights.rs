@@ -115,7 +115,7 @@ mod tests {
             id: "1789".into(),
             media_type: Some("VIDEO".into()),
             media_product_type: Some("REELS".into()),
-            account: Account { business_account_id: "178414".into(), page_id: "1447".into() },
+            account: Account { business_account_id: "178414".into(), page_id: Some("1447".into()) },
             timestamp: Some(json!("2023-06-12T19:20:02+00:00")),
         };
         let body = json!({"data": [

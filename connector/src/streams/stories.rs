@@ -25,7 +25,7 @@ pub fn transform(raw: Value, account: &Account) -> Option<(Value, ObjectRef)> {
         "story_insights_info".into(),
         json!({"story_id": story_id, "business_account_id": account.business_account_id, "page_id": account.page_id}),
     );
-    record.insert("page_id".into(), Value::String(account.page_id.clone()));
+    record.insert("page_id".into(), serde_json::json!(account.page_id));
     record.insert("business_account_id".into(), Value::String(account.business_account_id.clone()));
     transform::rfc3339_field(&mut record, "timestamp");
     transform::clean_urls(&mut record);
@@ -67,7 +67,7 @@ mod tests {
     fn story_record_matches_the_reference_shape() {
         let sample: Value =
             serde_json::from_str(include_str!("../../../tests/fixtures/samples/stories.json")).expect("json");
-        let account = Account { business_account_id: "b".into(), page_id: "p".into() };
+        let account = Account { business_account_id: "b".into(), page_id: Some("p".into()) };
         let (record, story) = transform(sample["data"][0].clone(), &account).expect("record");
         assert_eq!(record["timestamp"], "2024-06-17T19:39:18+00:00");
         assert_eq!(

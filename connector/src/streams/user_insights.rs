@@ -194,7 +194,7 @@ async fn read_window(
         if date > latest_allowed {
             continue;
         }
-        record.insert("page_id".into(), Value::String(account.page_id.clone()));
+        record.insert("page_id".into(), serde_json::json!(account.page_id));
         record.insert("business_account_id".into(), Value::String(account.business_account_id.clone()));
         transform::rfc3339_field(&mut record, "date");
         records.push((Value::Object(record), date));
@@ -370,7 +370,7 @@ mod tests {
         let sink = RecordingSink::default();
         let client = GraphClient::new("http://x/v23.0", "t", 8, RetryPolicy::default(), &runtime, &sink);
         let accounts: Vec<Account> = (0..40)
-            .map(|i| Account { business_account_id: format!("acct{i:02}"), page_id: format!("page{i}") })
+            .map(|i| Account { business_account_id: format!("acct{i:02}"), page_id: Some(format!("page{i}")) })
             .collect();
         let plan = plan("2024-01-15T12:00:00Z", None, None);
         let out = StreamOutput::new(NAME, SyncMode::Incremental, &sink);
@@ -411,7 +411,7 @@ mod tests {
         });
         let sink = RecordingSink::default();
         let client = GraphClient::new("http://x/v23.0", "t", 4, RetryPolicy::default(), &runtime, &sink);
-        let account = Account { business_account_id: "a".into(), page_id: "p".into() };
+        let account = Account { business_account_id: "a".into(), page_id: Some("p".into()) };
         let window = (at("2024-01-15T12:00:00Z"), at("2024-01-16T12:00:00Z"));
         let records =
             futures::executor::block_on(read_window(&client, &account, window, at("2024-01-16T12:00:00Z"), false))

@@ -29,7 +29,7 @@ pub fn transform(item: Value, breakdown: &str, account: &Account) -> Value {
     let mut record = Map::new();
     record.insert("breakdown".into(), Value::String(breakdown.to_owned()));
     record.insert("business_account_id".into(), Value::String(account.business_account_id.clone()));
-    record.insert("page_id".into(), Value::String(account.page_id.clone()));
+    record.insert("page_id".into(), serde_json::json!(account.page_id));
     record.insert("metric".into(), item.get("name").cloned().unwrap_or(Value::Null));
     let results = item
         .get("total_value")
@@ -94,7 +94,7 @@ mod tests {
     use serde_json::json;
 
     fn account() -> Account {
-        Account { business_account_id: "b1".into(), page_id: "p1".into() }
+        Account { business_account_id: "b1".into(), page_id: Some("p1".into()) }
     }
 
     #[test]

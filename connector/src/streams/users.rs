@@ -25,7 +25,7 @@ pub fn transform(body: Value, account: &Account) -> Value {
     let Value::Object(mut record) = body else {
         return body;
     };
-    record.insert("page_id".into(), Value::String(account.page_id.clone()));
+    record.insert("page_id".into(), serde_json::json!(account.page_id));
     transform::clean_urls(&mut record);
     Value::Object(record)
 }
@@ -50,7 +50,7 @@ mod tests {
 
     #[test]
     fn adds_page_id_as_string_and_strips_ccb() {
-        let account = Account { business_account_id: "17841400000000000".into(), page_id: "111".into() };
+        let account = Account { business_account_id: "17841400000000000".into(), page_id: Some("111".into()) };
         let body =
             json!({"id": "17841400000000000", "ig_id": 3, "profile_picture_url": "https://x/p.jpg?stp=a&ccb=7-5&oh=0"});
         assert_eq!(

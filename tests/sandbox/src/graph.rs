@@ -74,6 +74,9 @@ pub fn handle(options: &SandboxOptions, request: &Incoming<'_>) -> Reply {
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let page_size = options.max_page_size;
     match segments.as_slice() {
+        ["me", "accounts"] if options.pages_denied => {
+            graph_error(400, 100, None, "(#100) Tried accessing nonexisting field (accounts) on node type (User)")
+        }
         ["me", "accounts"] => accounts(model, fields, request, page_size),
         [id] => match model.node(id) {
             Some(Node::User(user)) => reply(select_fields(&user.node(), fields, "IGUser")),

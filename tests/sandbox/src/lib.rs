@@ -50,6 +50,9 @@ pub struct SandboxOptions {
     pub broken: Option<BrokenAnswer>,
     /// The media edge's paging cursors repeat an earlier page.
     pub cursor_cycle: Option<CursorCycle>,
+    /// The token cannot list Facebook Pages (`/me/accounts` is refused, as for an Instagram
+    /// Login token); accounts are still readable by id.
+    pub pages_denied: bool,
 }
 
 /// A broken answer: every GET (or batch item) whose path ends with `path_suffix` gets HTTP 200
@@ -91,6 +94,7 @@ impl SandboxOptions {
             expansion_fails: false,
             broken: None,
             cursor_cycle: None,
+            pages_denied: false,
         }
     }
 }
