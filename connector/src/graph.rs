@@ -18,6 +18,9 @@ pub const MEDIA_FIELDS: &str = "caption,comments_count,id,ig_id,is_comment_enabl
 pub const CHILD_FIELDS: &str =
     "id,ig_id,media_type,media_url,owner,permalink,shortcode,thumbnail_url,timestamp,username";
 pub const STORY_FIELDS: &str = "caption,id,ig_id,like_count,media_type,media_product_type,media_url,owner,permalink,shortcode,thumbnail_url,timestamp,username";
+/// An IG Comment's fields, and the top-level comments query with their replies expanded.
+pub const COMMENT_FIELDS: &str = "id,text,timestamp,username,like_count,hidden,from,parent_id";
+pub const COMMENTS_PAGE_SIZE: &str = "50";
 pub const STORY_METRICS: &str = "reach,replies,follows,profile_visits,shares,total_interactions,views";
 
 /// The exact message Graph sends when an app lacks a permission (reference §6.2).
@@ -77,16 +80,26 @@ pub async fn get_many_or_ignore(
     stream: &str,
     ignore: IgnoreRule,
 ) -> Vec<Result<Option<Value>, RequestError>> {
+    let outcomes = get_many(client, &items, batch, Shape::Metrics, stream).await;
+    outcomes.into_iter().map(|outcome| apply_ignore(outcome, client, stream, ignore)).collect()
+}
+
+/// GETs `items` (path and query) singly or through the Batch API; outcomes in their order.
+pub async fn get_many(
+    client: &GraphClient<'_>,
+    items: &[(String, Vec<(&str, String)>)],
+    batch: bool,
+    shape: Shape,
+    stream: &str,
+) -> Vec<Result<Value, RequestError>> {
     if batch {
-        let outcomes = client.get_batch(&items, Shape::Metrics, stream).await;
-        outcomes.into_iter().map(|outcome| apply_ignore(outcome, client, stream, ignore)).collect()
-    } else {
-        let singles = items.iter().map(|(path, query)| async move {
-            let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            get_or_ignore(client, path, &pairs, stream, ignore).await
-        });
-        futures::future::join_all(singles).await
+        return client.get_batch(items, shape, stream).await;
     }
+    let singles = items.iter().map(|(path, query)| async move {
+        let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        client.get(path, &pairs, shape, stream).await
+    });
+    futures::future::join_all(singles).await
 }
 
 /// An Instagram business account behind a Facebook Page: the parent of every account stream.
@@ -106,6 +119,8 @@ pub struct ObjectRef {
     pub media_product_type: Option<String>,
     /// RFC 3339, as in the parent record (media only).
     pub timestamp: Option<Value>,
+    /// The media's `comments_count` (replies included), when the parent edge gave it.
+    pub comments_count: Option<u64>,
 }
 
 /// One page of a paginated edge.
@@ -122,8 +137,19 @@ pub fn pages<'c>(
     query: Vec<(&'static str, String)>,
     stream: &'c str,
 ) -> impl Stream<Item = Result<Vec<Value>, RequestError>> + 'c {
+    pages_from(client, path, query, None, stream)
+}
+
+/// [`pages`] from the page after `after` (a cursor of a page already read).
+pub fn pages_from<'c>(
+    client: &'c GraphClient<'c>,
+    path: String,
+    query: Vec<(&'static str, String)>,
+    after: Option<String>,
+    stream: &'c str,
+) -> impl Stream<Item = Result<Vec<Value>, RequestError>> + 'c {
     use futures::StreamExt;
-    pages_with_fallback(client, path, query, None, stream).map(|page| page.map(|p| p.records))
+    walk(client, path, query, None, after, stream).map(|page| page.map(|p| p.records))
 }
 
 /// Cursor pagination shared by every paginated stream.
@@ -142,6 +168,17 @@ pub fn pages_with_fallback<'c>(
     fallback: Option<Vec<(&'static str, String)>>,
     stream: &'c str,
 ) -> impl Stream<Item = Result<Page, RequestError>> + 'c {
+    walk(client, path, query, fallback, None, stream)
+}
+
+fn walk<'c>(
+    client: &'c GraphClient<'c>,
+    path: String,
+    query: Vec<(&'static str, String)>,
+    fallback: Option<Vec<(&'static str, String)>>,
+    after: Option<String>,
+    stream: &'c str,
+) -> impl Stream<Item = Result<Page, RequestError>> + 'c {
     enum Cursor {
         First,
         After(String),
@@ -150,7 +187,8 @@ pub fn pages_with_fallback<'c>(
         Done,
     }
     let seen = std::rc::Rc::new(std::cell::RefCell::new(std::collections::HashSet::<String>::new()));
-    futures::stream::unfold(Cursor::First, move |cursor| {
+    let start = after.map_or(Cursor::First, Cursor::After);
+    futures::stream::unfold(start, move |cursor| {
         let (path, query, fallback, seen) = (path.clone(), query.clone(), fallback.clone(), seen.clone());
         async move {
             let after = match cursor {
@@ -210,7 +248,8 @@ pub fn pages_with_fallback<'c>(
     })
 }
 
-fn next_cursor(body: &Value) -> Option<String> {
+/// The cursor of the page after `body`, if Graph says there is one.
+pub fn next_cursor(body: &Value) -> Option<String> {
     let paging = body.get("paging")?;
     paging.get("next")?;
     let after = paging.get("cursors")?.get("after")?.as_str()?;

@@ -13,6 +13,7 @@ pub mod source;
 pub mod state;
 pub mod streams;
 pub mod transform;
+pub mod window;
 
 #[cfg(test)]
 mod parser_properties;

@@ -78,12 +78,22 @@ pub async fn read(
     let mut intakes: HashMap<&str, PageReceiver> = HashMap::new();
     for stream in configured.iter().filter_map(|c| streams::find(&c.name)) {
         if let Reader::Child { parent, .. } = stream.reader {
-            let (sender, receiver) = streams::pipe();
-            feeds.insert(parent, sender);
-            intakes.insert(stream.name, receiver);
+            intakes.insert(stream.name, feeds.entry(parent).or_default().open());
         }
     }
     let modes: Vec<Result<SyncMode, Failure>> = configured.iter().map(|s| effective_sync_mode(s, &sink)).collect();
+    // The synced streams that read each parent's edge (the parent itself included), with their
+    // modes: a parent pages only as far back as the most demanding of them needs.
+    let mut readers_of: HashMap<&str, Vec<(&'static str, SyncMode)>> = HashMap::new();
+    for (def, mode) in
+        configured.iter().zip(&modes).filter_map(|(c, m)| Some((streams::find(&c.name)?, *m.as_ref().ok()?)))
+    {
+        match def.reader {
+            Reader::Parent(_) => readers_of.entry(def.name).or_default().push((def.name, mode)),
+            Reader::Child { parent, .. } => readers_of.entry(parent).or_default().push((def.name, mode)),
+            _ => {}
+        }
+    }
     let outputs: Vec<StreamOutput<'_>> = configured
         .iter()
         .zip(&modes)
@@ -112,10 +122,13 @@ pub async fn read(
                 Reader::PerAccount(read) => async move { read(ctx, &account_list().await?, out).await }.boxed_local(),
                 Reader::Parent(read) => {
                     let refs = feeds.remove(def.name);
+                    let consumers = readers_of.get(def.name).cloned().unwrap_or_default();
                     let accounts = account_list();
                     async move {
                         match accounts.await {
-                            Ok(accounts) => read(ParentRun { ctx, accounts: &accounts, out: Some(out), refs }).await,
+                            Ok(accounts) => {
+                                read(ParentRun { ctx, accounts: &accounts, out: Some(out), refs, consumers }).await
+                            }
                             Err(failure) => {
                                 streams::feed(refs.as_ref(), Err(failure.clone())).await;
                                 Err(failure)
@@ -138,12 +151,14 @@ pub async fn read(
     for (parent, refs) in feeds {
         let Some(Reader::Parent(read)) = streams::find(parent).map(|def| &def.reader) else { continue };
         let read = *read;
+        let consumers = readers_of.get(parent).cloned().unwrap_or_default();
         let accounts = account_list();
         tasks.push(
             async move {
                 match accounts.await {
                     Ok(accounts) => {
-                        let _ = read(ParentRun { ctx, accounts: &accounts, out: None, refs: Some(refs) }).await;
+                        let _ =
+                            read(ParentRun { ctx, accounts: &accounts, out: None, refs: Some(refs), consumers }).await;
                     }
                     Err(failure) => streams::feed(Some(&refs), Err(failure)).await,
                 }

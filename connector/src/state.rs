@@ -85,34 +85,52 @@ pub fn migrate_legacy(state: Value) -> Value {
 }
 
 /// Per-account cursors of an incremental stream partitioned by `business_account_id`.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PartitionCursors {
+    /// The stream, for messages.
+    stream: &'static str,
+    /// The cursor's key in `cursor` (`date` for user_insights, `timestamp` for media streams).
+    key: &'static str,
     cursors: BTreeMap<String, DateTime<Utc>>,
 }
 
+impl Default for PartitionCursors {
+    fn default() -> Self {
+        PartitionCursors { stream: "user_insights", key: "date", cursors: BTreeMap::new() }
+    }
+}
+
 impl PartitionCursors {
+    /// Reads a user_insights state (current or legacy form).
+    pub fn from_state(state: Option<&Value>) -> Result<PartitionCursors, Failure> {
+        let empty = PartitionCursors::default();
+        PartitionCursors::read(empty.stream, empty.key, state)
+    }
+
     /// Reads a stream state (current or legacy form). Every other form is a `config_error` that
     /// says what was expected: a state this connector cannot read must never silently mean
     /// "start over" (a full resync) or "skip".
-    pub fn from_state(state: Option<&Value>) -> Result<PartitionCursors, Failure> {
-        const EXPECTED: &str = r#"expected {"states": [{"partition": {"business_account_id": "…"}, "cursor": {"date": "2025-06-28T07:00:00+00:00"}}]}"#;
+    pub fn read(stream: &'static str, key: &'static str, state: Option<&Value>) -> Result<PartitionCursors, Failure> {
+        let expected = format!(
+            r#"expected {{"states": [{{"partition": {{"business_account_id": "…"}}, "cursor": {{"{key}": "2025-06-28T07:00:00+00:00"}}}}]}}"#
+        );
         let mut cursors = BTreeMap::new();
-        let Some(state) = state else { return Ok(PartitionCursors { cursors }) };
+        let Some(state) = state else { return Ok(PartitionCursors { stream, key, cursors }) };
         let Some(object) = state.as_object() else {
-            return Err(Failure::config(format!("The user_insights state is not an object; {EXPECTED}.")));
+            return Err(Failure::config(format!("The {stream} state is not an object; {expected}.")));
         };
         // Without `states`, only the legacy form is readable: account id → {"date": …}.
         if !object.contains_key("states") && object.values().any(|v| !v.is_object()) {
-            return Err(Failure::config(format!("The user_insights state has no per-account cursors; {EXPECTED}.")));
+            return Err(Failure::config(format!("The {stream} state has no per-account cursors; {expected}.")));
         }
         let migrated = migrate_legacy(state.clone());
         let entries = match migrated.get("states") {
             Some(Value::Array(entries)) => entries.clone(),
-            Some(_) => return Err(Failure::config("The user_insights state has a `states` entry that is not a list.")),
+            Some(_) => {
+                return Err(Failure::config(format!("The {stream} state has a `states` entry that is not a list.")));
+            }
             None => {
-                return Err(Failure::config(format!(
-                    "The user_insights state has no per-account cursors; {EXPECTED}."
-                )));
+                return Err(Failure::config(format!("The {stream} state has no per-account cursors; {expected}.")));
             }
         };
         for entry in entries {
@@ -122,21 +140,21 @@ impl PartitionCursors {
                 _ => None,
             });
             let Some(account) = account else {
-                return Err(Failure::config("A user_insights state entry has no `partition.business_account_id`."));
+                return Err(Failure::config(format!("A {stream} state entry has no `partition.business_account_id`.")));
             };
-            let Some(text) = entry.pointer("/cursor/date").and_then(Value::as_str) else {
+            let Some(text) = entry.get("cursor").and_then(|c| c.get(key)).and_then(Value::as_str) else {
                 return Err(Failure::config(format!(
-                    "The user_insights state of account {account} has no cursor date; {EXPECTED}."
+                    "The {stream} state of account {account} has no cursor {key}; {expected}."
                 )));
             };
             let date = parse_cursor(text).ok_or_else(|| {
                 Failure::config(format!(
-                    "The user_insights state of account {account} has the date `{text}`; expected e.g. 2025-06-28T07:00:00+00:00."
+                    "The {stream} state of account {account} has the {key} `{text}`; expected e.g. 2025-06-28T07:00:00+00:00."
                 ))
             })?;
             cursors.insert(account, date);
         }
-        Ok(PartitionCursors { cursors })
+        Ok(PartitionCursors { stream, key, cursors })
     }
 
     pub fn get(&self, account: &str) -> Option<DateTime<Utc>> {
@@ -150,7 +168,8 @@ impl PartitionCursors {
         let mut warnings = Vec::new();
         for (account, cursor) in self.cursors.iter_mut().filter(|(_, cursor)| **cursor > latest) {
             warnings.push(format!(
-                "user_insights: the state of account {account} is in the future ({}); it was moved back to {} so later syncs continue from there.",
+                "{}: the state of account {account} is in the future ({}); it was moved back to {} so later syncs continue from there.",
+                self.stream,
                 format_cursor(*cursor),
                 format_cursor(latest)
             ));
@@ -173,12 +192,12 @@ impl PartitionCursors {
             .cursors
             .iter()
             .map(|(account, date)| {
-                json!({"partition": {"business_account_id": account}, "cursor": {"date": format_cursor(*date)}})
+                json!({"partition": {"business_account_id": account}, "cursor": {self.key: format_cursor(*date)}})
             })
             .collect();
         let mut state = json!({"use_global_cursor": false, "states": states});
         if let Some(max) = self.cursors.values().max() {
-            state["state"] = json!({"date": format_cursor(*max)});
+            state["state"] = json!({self.key: format_cursor(*max)});
         }
         state["lookback_window"] = json!(lookback_window_secs);
         state["parent_state"] = json!({});

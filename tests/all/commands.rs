@@ -37,34 +37,41 @@ fn spec_prints_one_spec_message_matching_the_reference() {
 }
 
 #[test]
-fn discover_lists_eight_streams_with_reference_keys_and_cursor() {
+fn discover_lists_the_reference_streams_and_comments_with_keys_and_cursors() {
     let scratch = Scratch::new("discover");
     let config = scratch.write("config.json", r#"{"access_token":"t"}"#);
     let out = run_cli(&["discover", "--config", path_str(&config)]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let catalog = &out.of_type("CATALOG")[0]["catalog"];
     let streams = catalog["streams"].as_array().expect("streams");
-    let expected: [(&str, Value, &[&str]); 8] = [
-        ("media", json!([["id"]]), &["full_refresh"]),
-        ("media_insights", json!([["id"]]), &["full_refresh"]),
+    let both: &[&str] = &["full_refresh", "incremental"];
+    let expected: [(&str, Value, &[&str]); 9] = [
+        ("media", json!([["id"]]), both),
+        ("media_insights", json!([["id"]]), both),
         ("users", json!([["id"]]), &["full_refresh"]),
         ("user_lifetime_insights", json!([["business_account_id"], ["breakdown"]]), &["full_refresh"]),
         ("stories", json!([["id"]]), &["full_refresh"]),
         ("story_insights", Value::Null, &["full_refresh"]),
         ("Api", json!([["id"]]), &["full_refresh"]),
-        ("user_insights", json!([["business_account_id"], ["date"]]), &["full_refresh", "incremental"]),
+        ("user_insights", json!([["business_account_id"], ["date"]]), both),
+        ("comments", json!([["id"]]), both),
     ];
     assert_eq!(streams.len(), expected.len());
     for (stream, (name, primary_key, modes)) in streams.iter().zip(expected) {
         assert_eq!(stream["name"], name);
         assert_eq!(stream["source_defined_primary_key"], primary_key, "{name}");
         assert_eq!(stream["supported_sync_modes"], json!(modes), "{name}");
-        let cursor = if name == "user_insights" { json!(["date"]) } else { Value::Null };
+        let cursor = match name {
+            "user_insights" => json!(["date"]),
+            "media" | "media_insights" | "comments" => json!(["timestamp"]),
+            _ => Value::Null,
+        };
         assert_eq!(stream["default_cursor_field"], cursor, "{name}");
     }
     // Schemas: the reference catalog's, with the updates of reference §6 and §8.2.
     let reference = sample("discovered_catalog.json");
-    for stream in streams {
+    // `comments` is this connector's own stream (the reference has none).
+    for stream in streams.iter().filter(|s| s["name"] != "comments") {
         let name = stream["name"].as_str().expect("name");
         let theirs =
             reference["streams"].as_array().expect("streams").iter().find(|s| s["name"] == name).expect("stream");

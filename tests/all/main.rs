@@ -6,6 +6,7 @@
 mod account_selection;
 mod catalog_rules;
 mod commands;
+mod comments_and_days;
 mod concurrency;
 mod corpus;
 mod egress;

@@ -6,7 +6,7 @@
 //! * peak RSS of one `run-many` process for 1, 100 and 500 tenants, idle (blocked in the host) and
 //!   syncing (Api, users, media, stories from the sandbox), read with `wait4`;
 //! * Benchmark L: 2 accounts × 2,000 media (mixed types, carousels of 2–5 slides), 5 stories and
-//!   30 days of insights, all eight streams, against the sandbox as a separate process, at 0 and
+//!   30 days of insights, every stream, against the sandbox as a separate process, at 0 and
 //!   50 ms latency, with the call-reduction switches on and off. Wall time, user+sys CPU and peak
 //!   RSS of the host process (`wait4`), calls and round trips from the sandbox's counters.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -147,7 +147,7 @@ impl Drop for SandboxProcess {
 }
 
 fn benchmark_l(warm_cache: &Path) {
-    println!("\n## Benchmark L: 2 accounts x 2,000 media, 5 stories, 30 days, all eight streams (num_workers 15)");
+    println!("\n## Benchmark L: 2 accounts x 2,000 media, 5 stories, 30 days, every stream (num_workers 15)");
     println!(
         "| latency | optimisations | wall | CPU (user+sys) | peak RSS | Graph API calls | round trips | records |"
     );
@@ -213,6 +213,79 @@ fn benchmark_l(warm_cache: &Path) {
     }
 }
 
+/// Benchmark L synced, then re-synced one simulated day later (5 new posts per account, recent
+/// posts' likes, comments and insights moving) with every stream incremental where it can be.
+fn next_day(warm_cache: &Path) {
+    println!("\n## Next-day re-sync of Benchmark L (every stream incremental where supported, 30-day insights window)");
+    println!(
+        "| posting cadence | sync | Graph API calls | round trips | wall | records | share of first sync's calls |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (cadence, interval) in [("one post a day", "86400"), ("one post every 2 h", "7200")] {
+        let scratch = Scratch::new("bench-next-day");
+        let state = scratch.path().join("state.json");
+        let mut first_calls = 0u64;
+        for days_later in ["0", "1"] {
+            let sandbox = SandboxProcess::start(&[
+                "--accounts",
+                "2",
+                "--pages-without-instagram",
+                "0",
+                "--media",
+                "2000",
+                "--stories",
+                "5",
+                "--media-interval-secs",
+                interval,
+                "--days-later",
+                days_later,
+            ]);
+            let config = json!({"access_token": "sandbox-token", "base_url": sandbox.base_url});
+            let config_path = scratch.write("config.json", &config.to_string());
+            let catalog_path = scratch.write("catalog.json", &e2e_tests::catalog_all().to_string());
+            let origin = sandbox.base_url.trim_end_matches("/v23.0").to_owned();
+            let output = scratch.path().join("messages.jsonl");
+            let state_path = state.to_str().expect("path");
+            let m = measure(
+                &[
+                    "--cache-dir",
+                    warm_cache.to_str().expect("path"),
+                    "--allow-host",
+                    &origin,
+                    "read",
+                    "--config",
+                    config_path.to_str().expect("path"),
+                    "--catalog",
+                    catalog_path.to_str().expect("path"),
+                    "--state",
+                    state_path,
+                    "--state-file",
+                    state_path,
+                ],
+                Some(&output),
+            );
+            let stats = sandbox.stats();
+            let calls = stats["calls"].as_u64().unwrap_or(0);
+            if days_later == "0" {
+                first_calls = calls;
+            }
+            let records = std::fs::read_to_string(&output)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains(r#""type":"RECORD""#))
+                .count();
+            println!(
+                "| {cadence} | {} | {calls} | {} | {} | {records} | {:.1} %{} |",
+                if days_later == "0" { "first" } else { "next day" },
+                stats["round_trips"],
+                ms(m.wall),
+                100.0 * calls as f64 / first_calls.max(1) as f64,
+                if m.ok { "" } else { " (exit 1)" }
+            );
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--measure") && args.len() > 2 {
@@ -249,6 +322,7 @@ fn main() {
     );
 
     benchmark_l(warm_dir.path());
+    next_day(warm_dir.path());
 
     println!("\n## Tenants in one `run-many` process (peak RSS of the whole process)");
     println!("| tenants | idle: peak RSS | idle: wall | syncing: peak RSS | syncing: wall | all succeeded |");

@@ -1,18 +1,23 @@
 //! `media` (reference §5): every post of every account, with carousel slides expanded.
 //! Also the parent of `media_insights`, read once per sync.
 
-use super::{ParentRun, Reader, Reading, StreamDef};
+use super::{FULL_REFRESH_AND_INCREMENTAL, ParentRun, Reader, Reading, StreamDef};
 use crate::graph::{self, Account, CHILD_FIELDS, MEDIA_FIELDS, ObjectRef};
 use crate::http::client::GraphClient;
 use crate::http::shape::Shape;
 use crate::protocol::{Failure, LogLevel};
 use crate::transform;
+use crate::window::{self, MediaWindow};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use serde_json::{Map, Value, json};
 
 pub const NAME: &str = "media";
 
-pub const STREAM: StreamDef = StreamDef::full_refresh(NAME, SCHEMA, &["id"], Reader::Parent(start));
+pub const STREAM: StreamDef = StreamDef {
+    cursor: Some("timestamp"),
+    sync_modes: FULL_REFRESH_AND_INCREMENTAL,
+    ..StreamDef::full_refresh(NAME, SCHEMA, &["id"], Reader::Parent(start))
+};
 
 fn start(run: ParentRun<'_>) -> Reading<'_> {
     produce(run).boxed_local()
@@ -47,6 +52,7 @@ pub fn transform(raw: Value, account: &Account) -> Option<(Map<String, Value>, O
         media_product_type,
         account: account.clone(),
         timestamp: record.get("timestamp").cloned(),
+        comments_count: record.get("comments_count").and_then(Value::as_u64),
     };
     Some((record, media_ref))
 }
@@ -107,8 +113,10 @@ fn inline_children(record: &mut Map<String, Value>) {
 /// when `media` is synced and sending each page's refs to `refs` when `media_insights` is, so
 /// insights of a page are fetched while the next page is read. Slides are fetched only for `out`.
 async fn produce(run: ParentRun<'_>) -> Result<(), Failure> {
-    let ParentRun { ctx, accounts, out, refs } = run;
+    let ParentRun { ctx, accounts, out, refs, consumers } = run;
     let (client, refs, expand_children) = (ctx.client, refs.as_ref(), ctx.config.optimizations.expand_children);
+    let own = out.map(|out| MediaWindow::new(NAME, out.sync_mode, ctx)).transpose()?;
+    let (own, consumers) = (own.as_ref(), &consumers);
     let (fields, fallback) = match (out.is_some(), expand_children) {
         (true, true) => {
             let expanded = MEDIA_FIELDS.replace(",children", &format!(",children{{{CHILD_FIELDS}}}"));
@@ -119,6 +127,7 @@ async fn produce(run: ParentRun<'_>) -> Result<(), Failure> {
     super::for_each_account(accounts, refs, |account| {
         let (fields, fallback) = (fields.clone(), fallback.clone());
         async move {
+            let paging_start = window::paging_start(ctx, consumers, account);
             let path = format!("/{}/media", account.business_account_id);
             let mut pages =
                 std::pin::pin!(graph::pages_with_fallback(client, path, vec![("fields", fields)], fallback, NAME));
@@ -126,8 +135,17 @@ async fn produce(run: ParentRun<'_>) -> Result<(), Failure> {
                 let inline = expand_children && !page.fallback;
                 let transformed: Vec<_> = page.records.into_iter().filter_map(|raw| transform(raw, account)).collect();
                 super::feed(refs, Ok(transformed.iter().map(|(_, media_ref)| media_ref.clone()).collect())).await;
-                let Some(out) = out else { continue };
-                let records = futures::stream::iter(transformed.into_iter().map(|(mut record, _)| async move {
+                // Newest first: once a page ends before the start every reader needs, stop.
+                let passed = transformed.last().and_then(|(_, last)| window::posted(last));
+                let done = matches!((paging_start, passed), (Some(start), Some(last)) if last < start);
+                let (Some(out), Some(own)) = (out, own) else {
+                    if done {
+                        break;
+                    }
+                    continue;
+                };
+                let wanted = transformed.into_iter().filter(|(_, media_ref)| own.wants(media_ref));
+                let records = futures::stream::iter(wanted.map(|(mut record, _)| async move {
                     if inline {
                         inline_children(&mut record);
                     } else {
@@ -139,11 +157,18 @@ async fn produce(run: ParentRun<'_>) -> Result<(), Failure> {
                 .collect::<Vec<_>>()
                 .await;
                 records.iter().for_each(|record| out.emit(record));
+                if done {
+                    break;
+                }
             }
             Ok::<_, Failure>(())
         }
     })
-    .await
+    .await?;
+    if let (Some(out), Some(own)) = (out, own) {
+        out.checkpoint(&own.state());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,22 +1,32 @@
 //! `media_insights` (reference §6): one insights request per media, metric list by type.
 
-use super::{PageReceiver, ReadContext, Reader, Reading, StreamDef, StreamOutput};
+use super::{FULL_REFRESH_AND_INCREMENTAL, PageReceiver, ReadContext, Reader, Reading, StreamDef, StreamOutput};
 use crate::graph::{self, ObjectRef};
 use crate::http::batch::MAX_BATCH;
 use crate::http::client::GraphClient;
 use crate::protocol::Failure;
 use crate::transform;
+use crate::window::{self, MediaWindow};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use serde_json::Value;
 
 pub const NAME: &str = "media_insights";
 
-pub const STREAM: StreamDef =
-    StreamDef::full_refresh(NAME, SCHEMA, &["id"], Reader::Child { parent: super::media::NAME, read: start });
+pub const STREAM: StreamDef = StreamDef {
+    cursor: Some("timestamp"),
+    sync_modes: FULL_REFRESH_AND_INCREMENTAL,
+    ..StreamDef::full_refresh(NAME, SCHEMA, &["id"], Reader::Child { parent: super::media::NAME, read: start })
+};
 
 fn start<'a>(ctx: &'a ReadContext<'a>, refs: PageReceiver, out: &'a StreamOutput<'a>) -> Reading<'a> {
     let batch = ctx.config.optimizations.batch_insights;
-    consume(ctx.client, refs, batch, ctx.fan_out(), out).boxed_local()
+    async move {
+        let window = MediaWindow::new(NAME, out.sync_mode, ctx)?;
+        consume(ctx.client, window::filter(refs, &window), batch, ctx.fan_out(), out).await?;
+        out.checkpoint(&window.state());
+        Ok(())
+    }
+    .boxed_local()
 }
 
 /// The record schema `discover` returns.
@@ -112,6 +122,7 @@ mod tests {
     #[test]
     fn record_is_flat_with_string_ids() {
         let media = ObjectRef {
+            comments_count: None,
             id: "1789".into(),
             media_type: Some("VIDEO".into()),
             media_product_type: Some("REELS".into()),

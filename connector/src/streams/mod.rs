@@ -4,6 +4,7 @@
 //! tests all read this list, so adding a stream is one file plus one line here.
 
 pub mod api;
+pub mod comments;
 pub mod media;
 pub mod media_insights;
 pub mod stories;
@@ -25,7 +26,7 @@ use serde_json::{Value, json};
 use std::cell::{Cell, RefCell};
 
 /// Every stream, in `discover` order (reference §10.3).
-pub const REGISTRY: [&StreamDef; 8] = [
+pub const REGISTRY: [&StreamDef; 9] = [
     &media::STREAM,
     &media_insights::STREAM,
     &users::STREAM,
@@ -34,6 +35,7 @@ pub const REGISTRY: [&StreamDef; 8] = [
     &story_insights::STREAM,
     &api::STREAM,
     &user_insights::STREAM,
+    &comments::STREAM,
 ];
 
 /// The stream names, in registry order.
@@ -112,8 +114,10 @@ pub struct ParentRun<'a> {
     pub accounts: &'a [Account],
     /// `None` when only its children are synced.
     pub out: Option<&'a StreamOutput<'a>>,
-    /// Its child's pipe, when the child is synced.
+    /// Its children's pipes, when a child is synced.
     pub refs: Option<PageSender>,
+    /// The synced streams that read this edge (itself included when synced), with their modes.
+    pub consumers: Vec<(&'static str, SyncMode)>,
 }
 
 /// How `read` starts a stream.
@@ -186,21 +190,27 @@ pub const PIPE_PAGES: usize = 4;
 
 /// One page of a parent's objects, or the failure that ended the parent.
 pub type Page = Result<Vec<ObjectRef>, Failure>;
-/// The sending end of a parent→child pipe.
-pub type PageSender = futures::channel::mpsc::Sender<Page>;
+/// The sending ends of a parent's pipes, one per synced child.
+#[derive(Clone, Default)]
+pub struct PageSender(Vec<futures::channel::mpsc::Sender<Page>>);
 /// The receiving end of a parent→child pipe.
 pub type PageReceiver = futures::channel::mpsc::Receiver<Page>;
 
-/// A bounded parent→child pipe.
-pub fn pipe() -> (PageSender, PageReceiver) {
-    futures::channel::mpsc::channel(PIPE_PAGES)
+impl PageSender {
+    /// Opens one more bounded pipe from this parent, for a child.
+    pub fn open(&mut self) -> PageReceiver {
+        let (sender, receiver) = futures::channel::mpsc::channel(PIPE_PAGES);
+        self.0.push(sender);
+        receiver
+    }
 }
 
-/// Sends a page to the child, if it is synced and still listening (a child that failed has
-/// stopped listening, and its parent carries on for its own records).
+/// Sends a page to each synced child still listening (a child that failed has stopped
+/// listening, and its parent carries on for its own records and its other children).
 pub async fn feed(refs: Option<&PageSender>, page: Page) {
-    if let Some(refs) = refs {
-        let _ = refs.clone().send(page).await;
+    let Some(refs) = refs else { return };
+    for sender in &refs.0 {
+        let _ = sender.clone().send(page.clone()).await;
     }
 }
 

@@ -35,6 +35,7 @@ pub fn transform(raw: Value, account: &Account) -> Option<(Value, ObjectRef)> {
         media_type: None,
         media_product_type: None,
         timestamp: None,
+        comments_count: None,
     };
     Some((Value::Object(record), story))
 }
@@ -42,7 +43,7 @@ pub fn transform(raw: Value, account: &Account) -> Option<(Value, ObjectRef)> {
 /// Reads every account's stories, emitting records to `out` when `stories` is synced and sending
 /// each page's refs to `refs` when `story_insights` is.
 async fn produce(run: ParentRun<'_>) -> Result<(), Failure> {
-    let ParentRun { ctx, accounts, out, refs } = run;
+    let ParentRun { ctx, accounts, out, refs, .. } = run;
     let (client, refs) = (ctx.client, refs.as_ref());
     super::for_each_account(accounts, refs, |account| async move {
         let path = format!("/{}/stories", account.business_account_id);

@@ -2,6 +2,7 @@
 //! error bodies shaped like Meta's.
 
 use crate::SandboxOptions;
+use crate::comments;
 use crate::insights;
 use crate::model::{Model, Node};
 use serde_json::{Map, Value, json};
@@ -94,6 +95,15 @@ pub fn handle(options: &SandboxOptions, request: &Incoming<'_>) -> Reply {
         [id, "stories"] => match model.user(id) {
             Some(user) => edge(user.stories.iter().map(|m| m.node(user)), fields, request, page_size),
             None => unknown_object(id),
+        },
+        [_, "comments" | "replies"] if options.comments_denied => comments::no_permission(),
+        [id, "comments"] => match model.node(id) {
+            Some(Node::Media(_, media)) => comments::media_edge(media, request, page_size),
+            _ => unknown_object(id),
+        },
+        [id, "replies"] => match comments::parse_id(id).and_then(|(media, index)| Some((model.node(media)?, index))) {
+            Some((Node::Media(_, media), index)) => comments::replies_edge(media, index, request, page_size),
+            _ => unknown_object(id),
         },
         [id, "insights"] => match model.node(id) {
             Some(Node::User(user)) => insights::account(user, request, chrono::Utc::now()),

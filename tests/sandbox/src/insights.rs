@@ -99,11 +99,12 @@ fn lifetime_item(object_id: &str, metric: &str, value: Value) -> Value {
     })
 }
 
-fn object_metric(object_id: &str, metric: &str) -> Value {
+fn object_metric(object_id: &str, metric: &str, day: u32) -> Value {
+    let salt = i64::from(day);
     match metric {
-        "ig_reels_avg_watch_time" => json!(metric_value(object_id, metric, 0, 40_000)),
-        "ig_reels_video_view_total_time" => json!(metric_value(object_id, metric, 0, 90_000_000)),
-        _ => json!(metric_value(object_id, metric, 0, 20_000)),
+        "ig_reels_avg_watch_time" => json!(metric_value(object_id, metric, salt, 40_000)),
+        "ig_reels_video_view_total_time" => json!(metric_value(object_id, metric, salt, 90_000_000)),
+        _ => json!(metric_value(object_id, metric, salt, 20_000)),
     }
 }
 
@@ -119,7 +120,8 @@ pub fn media(media: &Media, request: &Incoming<'_>) -> Reply {
     if let Err(error) = validate(&metrics, valid, media.media_product_type) {
         return error;
     }
-    let data: Vec<Value> = metrics.iter().map(|m| lifetime_item(&media.id, m, object_metric(&media.id, m))).collect();
+    let data: Vec<Value> =
+        metrics.iter().map(|m| lifetime_item(&media.id, m, object_metric(&media.id, m, media.insights_day))).collect();
     ok(json!({ "data": data }))
 }
 
@@ -134,7 +136,8 @@ pub fn story(story: &Media, request: &Incoming<'_>) -> Reply {
     if let Err(error) = validate(&metrics, &STORY_METRICS, "STORY") {
         return error;
     }
-    let data: Vec<Value> = metrics.iter().map(|m| lifetime_item(&story.id, m, object_metric(&story.id, m))).collect();
+    let data: Vec<Value> =
+        metrics.iter().map(|m| lifetime_item(&story.id, m, object_metric(&story.id, m, story.insights_day))).collect();
     ok(json!({ "data": data }))
 }
 

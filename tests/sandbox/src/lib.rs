@@ -5,6 +5,7 @@
 //! connector never needs graph.facebook.com to be exercised. Every request is logged with its
 //! timing, so tests can assert on what the connector asked for (and when), not only on output.
 
+pub mod comments;
 pub mod graph;
 pub mod insights;
 pub mod model;
@@ -53,6 +54,8 @@ pub struct SandboxOptions {
     /// The token cannot list Facebook Pages (`/me/accounts` is refused, as for an Instagram
     /// Login token); accounts are still readable by id.
     pub pages_denied: bool,
+    /// The token lacks `instagram_manage_comments`: the comments edges answer code 10.
+    pub comments_denied: bool,
 }
 
 /// A broken answer: every GET (or batch item) whose path ends with `path_suffix` gets HTTP 200
@@ -95,6 +98,7 @@ impl SandboxOptions {
             broken: None,
             cursor_cycle: None,
             pages_denied: false,
+            comments_denied: false,
         }
     }
 }

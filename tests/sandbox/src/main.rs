@@ -42,6 +42,12 @@ struct Args {
     /// Make `children{…}` field expansion fail (exercises the connector's fallback).
     #[arg(long)]
     expansion_fails: bool,
+    /// Seconds between two posts of an account.
+    #[arg(long, default_value_t = 7_200)]
+    media_interval_secs: i64,
+    /// Simulated days since the first sync: new posts, comments and moving insights.
+    #[arg(long, default_value_t = 0)]
+    days_later: u32,
     /// The access token the sandbox accepts.
     #[arg(long, default_value = DEFAULT_TOKEN)]
     token: String,
@@ -56,6 +62,8 @@ fn main() -> std::process::ExitCode {
         media_per_account: args.media,
         stories_per_account: args.stories,
         special_errors: !args.no_special_errors,
+        days_later: args.days_later,
+        media_interval_secs: args.media_interval_secs,
     });
     let options = SandboxOptions {
         token: args.token,

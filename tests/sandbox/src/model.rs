@@ -116,8 +116,13 @@ pub struct ModelSpec {
     pub media_per_account: usize,
     pub stories_per_account: usize,
     /// Seed the special cases: insights errors 2108006, 100/33 and code 10 on the first
-    /// account's media, a deleted carousel slide, a story with too few viewers.
+    /// account's media, a deleted carousel slide, a story with too few viewers, comments on
+    /// age-gated media, and a comment deleted while its replies are read.
     pub special_errors: bool,
+    /// Seconds between two posts of an account (plus up to an hour of jitter).
+    pub media_interval_secs: i64,
+    /// How many simulated days have passed since the model's first day (see [`Model::generate`]).
+    pub days_later: u32,
 }
 
 impl Default for ModelSpec {
@@ -129,9 +134,18 @@ impl Default for ModelSpec {
             media_per_account: 12,
             stories_per_account: 3,
             special_errors: true,
+            media_interval_secs: 7_200,
+            days_later: 0,
         }
     }
 }
+
+/// Posts each account publishes per simulated day.
+pub const NEW_MEDIA_PER_DAY: usize = 5;
+/// Media younger than this (at the model's "now") still gain likes and comments each day.
+pub const ACTIVE_DAYS: i64 = 7;
+/// Media younger than this still see their insights move each day.
+pub const INSIGHTS_MOVING_DAYS: i64 = 28;
 
 impl Model {
     pub fn generate(spec: &ModelSpec) -> Model {
@@ -146,7 +160,9 @@ impl Model {
             let page_id = rng.id("1", 15);
             let instagram = linked.then(|| {
                 with_instagram += 1;
-                generate_user(&mut rng, with_instagram, spec)
+                let mut user = generate_user(&mut rng, with_instagram, spec);
+                days_pass(&mut user, spec, with_instagram - 1);
+                user
             });
             pages.push(Page { id: page_id, instagram });
         }
@@ -222,7 +238,7 @@ impl Model {
 
 fn generate_user(rng: &mut Rng, ordinal: usize, spec: &ModelSpec) -> IgUser {
     let id = rng.id("178414", 17);
-    let media = generate_media(rng, spec.media_per_account, ordinal - 1, spec.special_errors);
+    let media = generate_media(rng, spec, ordinal - 1);
     let stories = generate_stories(rng, spec.stories_per_account, ordinal - 1, spec.special_errors);
     let username = format!("sandbox_brand_{ordinal}");
     IgUser {
@@ -274,6 +290,71 @@ pub struct Media {
     pub shortcode: String,
     pub children: Vec<Child>,
     pub insights: InsightsBehaviour,
+    pub comments: CommentsBehaviour,
+    /// The simulated day whose values the insights show (0 for insights that no longer move).
+    pub insights_day: u32,
+    /// Top-level comments posted since the first day (part of `comments_count`).
+    pub comments_added: u64,
+}
+
+/// How the comments edges of a media answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommentsBehaviour {
+    Normal,
+    /// Graph does not serve comments of age-restricted media.
+    AgeGated,
+    /// The comment with many replies is deleted before its replies are read.
+    RepliesOfDeletedComment,
+}
+
+/// Unix seconds of a Graph `+0000` timestamp.
+pub fn graph_epoch(timestamp: &str) -> i64 {
+    chrono::DateTime::parse_from_str(timestamp, "%Y-%m-%dT%H:%M:%S%z").map(|t| t.timestamp()).unwrap_or(0)
+}
+
+/// Advances one account by `spec.days_later` simulated days: new posts each day (newest first),
+/// recent posts gain likes and comments, recent insights move, and one old post gains a comment.
+fn days_pass(user: &mut IgUser, spec: &ModelSpec, account_index: usize) {
+    if spec.days_later == 0 {
+        return;
+    }
+    let days = i64::from(spec.days_later);
+    let now = MEDIA_EPOCH_SECS + days * 86_400;
+    let mut rng = Rng::new(spec.seed ^ (0xDA7 + u64::from(spec.days_later)) ^ account_index as u64);
+    let fresh_spec = ModelSpec {
+        media_per_account: NEW_MEDIA_PER_DAY * spec.days_later as usize,
+        special_errors: false,
+        media_interval_secs: 86_400 / NEW_MEDIA_PER_DAY as i64,
+        ..spec.clone()
+    };
+    let mut fresh = generate_media(&mut rng, &fresh_spec, account_index);
+    for (index, media) in fresh.iter_mut().enumerate() {
+        let created = now - 60 - (index as i64) * fresh_spec.media_interval_secs;
+        media.timestamp = graph_time(created);
+        media.children.iter_mut().for_each(|child| child.timestamp = graph_time(created));
+        media.caption = format!("Day {} post {index} of account {account_index} #sandbox", spec.days_later);
+    }
+    // The oldest post gains a comment every day, far outside any insights window: the value an
+    // incremental sync leaves frozen.
+    let oldest = user.media.len().saturating_sub(1);
+    for (index, media) in user.media.iter_mut().enumerate() {
+        let age = now - graph_epoch(&media.timestamp);
+        if age < ACTIVE_DAYS * 86_400 {
+            media.like_count += 10 * days as u64;
+            media.comments_count += days as u64;
+            media.comments_added += days as u64;
+        }
+        if age < INSIGHTS_MOVING_DAYS * 86_400 {
+            media.insights_day = spec.days_later;
+        }
+        if index == oldest {
+            media.comments_count += days as u64;
+            media.comments_added += days as u64;
+        }
+    }
+    user.media_count += fresh.len() as u64;
+    fresh.append(&mut user.media);
+    user.media = fresh;
 }
 
 /// A carousel slide.
@@ -363,13 +444,14 @@ fn graph_time(epoch_secs: i64) -> String {
 
 /// The media of one account, newest first (Graph's order), with the seeded special cases on the
 /// first account when `special_errors` is set.
-pub fn generate_media(rng: &mut Rng, count: usize, account_index: usize, special_errors: bool) -> Vec<Media> {
+pub fn generate_media(rng: &mut Rng, spec: &ModelSpec, account_index: usize) -> Vec<Media> {
+    let (count, special_errors) = (spec.media_per_account, spec.special_errors);
     let kinds: [(&str, &str); 5] =
         [("IMAGE", "FEED"), ("VIDEO", "REELS"), ("CAROUSEL_ALBUM", "FEED"), ("VIDEO", "FEED"), ("IMAGE", "FEED")];
     (0..count)
         .map(|index| {
             let (media_type, media_product_type) = kinds[rng.range(0, kinds.len() as u64 - 1) as usize];
-            let created = MEDIA_EPOCH_SECS - (index as i64) * 7_200 - rng.range(0, 3_599) as i64;
+            let created = MEDIA_EPOCH_SECS - (index as i64) * spec.media_interval_secs - rng.range(0, 3_599) as i64;
             let children = if media_type == "CAROUSEL_ALBUM" {
                 (0..rng.range(2, 5))
                     .map(|slide| Child {
@@ -397,11 +479,26 @@ pub fn generate_media(rng: &mut Rng, count: usize, account_index: usize, special
                 caption: format!("Post {index} of account {account_index} #sandbox"),
                 timestamp: graph_time(created),
                 like_count: rng.range(0, 5_000),
-                comments_count: rng.range(0, 300),
+                // Most posts have no comments; the rest a handful (a third of them replies).
+                comments_count: rng.range(0, 300).saturating_sub(180) / 8,
                 shortcode: format!("Sb{}", rng.id("", 9)),
                 children,
                 insights,
+                comments: match (special_errors && account_index == 0, index) {
+                    (true, 4) => CommentsBehaviour::AgeGated,
+                    (true, 5) => CommentsBehaviour::RepliesOfDeletedComment,
+                    _ => CommentsBehaviour::Normal,
+                },
+                insights_day: 0,
+                comments_added: 0,
             }
+        })
+        .map(|mut media| {
+            if media.comments == CommentsBehaviour::RepliesOfDeletedComment {
+                // One comment with more replies than one expanded page holds.
+                media.comments_count = 2 + 60;
+            }
+            media
         })
         .collect::<Vec<_>>()
         .into_iter()
@@ -434,6 +531,9 @@ pub fn generate_stories(rng: &mut Rng, count: usize, account_index: usize, speci
                 comments_count: 0,
                 shortcode: format!("St{}", rng.id("", 9)),
                 children: Vec::new(),
+                comments: CommentsBehaviour::Normal,
+                insights_day: 0,
+                comments_added: 0,
                 insights: if special_errors && account_index == 0 && index == 0 {
                     InsightsBehaviour::NotEnoughViewers
                 } else {

@@ -1,0 +1,216 @@
+//! `comments`: the comments of every media item, and their replies, as records of one stream.
+//!
+//! Replies are IG Comments too (same fields, same id space, same permission), so they are records
+//! of this stream with `parent_id` set, as Fivetran's `MEDIA_COMMENT` table holds both: one table
+//! to query, one key, and a reply can never arrive without the stream its parent is in.
+//!
+//! Cost: only media whose `comments_count` (which counts replies) is above zero are asked, each
+//! with one call that brings up to 50 comments and up to 50 replies of each (`replies.limit(50)`
+//! field expansion), through the Batch API 50 media per round trip. Longer threads are paged.
+
+use super::{FULL_REFRESH_AND_INCREMENTAL, PageReceiver, ReadContext, Reader, Reading, StreamDef, StreamOutput};
+use crate::graph::{self, COMMENT_FIELDS, COMMENTS_PAGE_SIZE, ObjectRef};
+use crate::http::batch::MAX_BATCH;
+use crate::http::error::{ErrorClass, RequestError};
+use crate::http::shape::Shape;
+use crate::protocol::{Failure, LogLevel};
+use crate::transform;
+use crate::window::{self, MediaWindow};
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use serde_json::{Map, Value, json};
+
+pub const NAME: &str = "comments";
+
+pub const STREAM: StreamDef = StreamDef {
+    cursor: Some("timestamp"),
+    sync_modes: FULL_REFRESH_AND_INCREMENTAL,
+    ..StreamDef::full_refresh(NAME, SCHEMA, &["id"], Reader::Child { parent: super::media::NAME, read: start })
+};
+
+/// The record schema `discover` returns.
+pub const SCHEMA: &str = include_str!("schemas/comments.json");
+
+fn start<'a>(ctx: &'a ReadContext<'a>, refs: PageReceiver, out: &'a StreamOutput<'a>) -> Reading<'a> {
+    async move {
+        let window = MediaWindow::new(NAME, out.sync_mode, ctx)?;
+        consume(ctx, window::filter(refs, &window), out).await?;
+        out.checkpoint(&window.state());
+        Ok(())
+    }
+    .boxed_local()
+}
+
+/// One comment or reply as a record: its own fields, flat, plus where it belongs.
+pub fn transform(raw: &Value, media: &ObjectRef, parent_id: Option<&str>) -> Value {
+    let field = |name: &str| raw.get(name).cloned().unwrap_or(Value::Null);
+    let mut record = Map::new();
+    for name in ["id", "text", "timestamp", "username", "like_count", "hidden"] {
+        record.insert(name.into(), field(name));
+    }
+    transform::rfc3339_field(&mut record, "timestamp");
+    record.insert("from_id".into(), raw.pointer("/from/id").cloned().unwrap_or(Value::Null));
+    record.insert("media_id".into(), json!(media.id));
+    record.insert("business_account_id".into(), json!(media.account.business_account_id));
+    let parent = parent_id.map(str::to_owned).or_else(|| graph::id_string(raw.get("parent_id")));
+    record.insert("parent_id".into(), json!(parent));
+    Value::Object(record)
+}
+
+/// A token without `instagram_manage_comments` is refused with code 10 or 200: the whole
+/// stream fails once, clearly, and the other streams carry on.
+fn permission_failure(error: &RequestError) -> Option<Failure> {
+    matches!(error.code(), Some(10 | 200)).then(|| {
+        Failure::config(format!(
+            "comments: the access token lacks the instagram_manage_comments permission ({}). Grant it to the app and generate a new token to sync comments; the other streams are not affected.",
+            error.message()
+        ))
+    })
+}
+
+/// What to do with a failed comments request: skip what it was for (age-gated media, a deleted
+/// comment: Graph refuses the one object) with a WARN, or fail the stream.
+fn skip_or_fail(error: RequestError, what: &str, ctx: &ReadContext<'_>) -> Result<(), Failure> {
+    if let Some(failure) = permission_failure(&error) {
+        return Err(failure);
+    }
+    if error.class != ErrorClass::Fatal {
+        return Err(error.to_failure());
+    }
+    ctx.sink.log(LogLevel::Warn, &format!("comments: skipping {what}: {}", error.message()));
+    Ok(())
+}
+
+/// Reads the comments of each page of media refs as it arrives.
+async fn consume(
+    ctx: &ReadContext<'_>,
+    refs: impl futures::Stream<Item = super::Page>,
+    out: &StreamOutput<'_>,
+) -> Result<(), Failure> {
+    let pages = refs.map(|page| async move {
+        let commented: Vec<ObjectRef> = page?.into_iter().filter(|m| m.comments_count != Some(0)).collect();
+        let chunks = commented.chunks(MAX_BATCH).map(|chunk| read_chunk(ctx, chunk));
+        let records: Vec<Vec<Value>> = futures::future::try_join_all(chunks).await?;
+        Ok::<_, Failure>(records.into_iter().flatten().collect::<Vec<_>>())
+    });
+    let mut pages = std::pin::pin!(pages.buffered(ctx.fan_out().max(1)));
+    while let Some(records) = pages.try_next().await? {
+        records.iter().for_each(|record| out.emit(record));
+    }
+    Ok(())
+}
+
+fn comments_query() -> Vec<(&'static str, String)> {
+    let expanded = format!("{COMMENT_FIELDS},replies.limit({COMMENTS_PAGE_SIZE}){{{COMMENT_FIELDS}}}");
+    vec![("fields", expanded), ("limit", COMMENTS_PAGE_SIZE.to_owned())]
+}
+
+/// The first page of comments of up to 50 media in one batch, then any further pages.
+async fn read_chunk(ctx: &ReadContext<'_>, chunk: &[ObjectRef]) -> Result<Vec<Value>, Failure> {
+    let client = ctx.client;
+    let items: Vec<(String, Vec<(&str, String)>)> =
+        chunk.iter().map(|media| (format!("/{}/comments", media.id), comments_query())).collect();
+    let batch = ctx.config.optimizations.batch_insights;
+    let outcomes = graph::get_many(client, &items, batch, Shape::Records, NAME).await;
+    let mut records = Vec::new();
+    for (media, outcome) in chunk.iter().zip(outcomes) {
+        match outcome {
+            Ok(first) => read_thread(ctx, media, first, &mut records).await?,
+            Err(error) => skip_or_fail(error, &format!("the comments of media {}", media.id), ctx)?,
+        }
+    }
+    Ok(records)
+}
+
+/// Every comment of one media from its first page on, each followed by its replies.
+async fn read_thread(
+    ctx: &ReadContext<'_>,
+    media: &ObjectRef,
+    first: Value,
+    out: &mut Vec<Value>,
+) -> Result<(), Failure> {
+    let path = format!("/{}/comments", media.id);
+    let after = graph::next_cursor(&first);
+    let mut has_more = after.is_some();
+    let mut more = std::pin::pin!(graph::pages_from(ctx.client, path, comments_query(), after, NAME));
+    let mut page = data(first);
+    loop {
+        for comment in &page {
+            out.push(transform(comment, media, None));
+            read_replies(ctx, media, comment, out).await?;
+        }
+        if !has_more {
+            return Ok(());
+        }
+        match more.next().await {
+            None => return Ok(()),
+            Some(Ok(next)) => page = next,
+            Some(Err(error)) => {
+                skip_or_fail(error, &format!("the rest of the comments of media {}", media.id), ctx)?;
+                has_more = false;
+                page = Vec::new();
+            }
+        }
+    }
+}
+
+/// The replies expanded inline, then any further pages of them.
+async fn read_replies(
+    ctx: &ReadContext<'_>,
+    media: &ObjectRef,
+    comment: &Value,
+    out: &mut Vec<Value>,
+) -> Result<(), Failure> {
+    let Some(replies) = comment.get("replies") else { return Ok(()) };
+    let parent = graph::id_string(comment.get("id"));
+    for reply in replies.get("data").and_then(Value::as_array).into_iter().flatten() {
+        out.push(transform(reply, media, parent.as_deref()));
+    }
+    let (Some(after), Some(parent)) = (graph::next_cursor(replies), parent) else { return Ok(()) };
+    let query = vec![("fields", COMMENT_FIELDS.to_owned())];
+    let mut pages =
+        std::pin::pin!(graph::pages_from(ctx.client, format!("/{parent}/replies"), query, Some(after), NAME));
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(page) => out.extend(page.iter().map(|reply| transform(reply, media, Some(&parent)))),
+            Err(error) => return skip_or_fail(error, &format!("the replies of comment {parent}"), ctx),
+        }
+    }
+    Ok(())
+}
+
+fn data(body: Value) -> Vec<Value> {
+    match body {
+        Value::Object(mut map) => match map.remove("data") {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::Account;
+
+    #[test]
+    fn a_reply_names_its_parent_and_the_record_is_flat() {
+        let account = Account { business_account_id: "b".into(), page_id: None };
+        let media = ObjectRef {
+            id: "m".into(),
+            account,
+            media_type: None,
+            media_product_type: None,
+            timestamp: None,
+            comments_count: Some(2),
+        };
+        let raw = json!({"id": "c2", "text": "hi", "timestamp": "2026-06-01T00:00:00+0000", "username": "u",
+                         "like_count": 1, "hidden": false, "from": {"id": "f", "username": "u"}});
+        assert_eq!(
+            transform(&raw, &media, Some("c1")),
+            json!({"id": "c2", "text": "hi", "timestamp": "2026-06-01T00:00:00+00:00", "username": "u", "like_count": 1,
+                   "hidden": false, "from_id": "f", "media_id": "m", "business_account_id": "b", "parent_id": "c1"})
+        );
+        assert!(transform(&json!({"id": "c1"}), &media, None)["parent_id"].is_null());
+    }
+}
