@@ -129,6 +129,12 @@ impl SandboxProcess {
         SandboxProcess { child, base_url: line.trim().to_owned() }
     }
 
+    /// Benchmark L's model: 2 accounts × 2,000 media and 5 stories, plus `args`.
+    fn start_l(args: &[&str]) -> SandboxProcess {
+        let l = ["--accounts", "2", "--pages-without-instagram", "0", "--media", "2000", "--stories", "5"];
+        SandboxProcess::start(&[&l[..], args].concat())
+    }
+
     fn stats(&self) -> Value {
         let authority = self.base_url.trim_start_matches("http://").split('/').next().unwrap_or("");
         let mut stream = std::net::TcpStream::connect(authority).expect("connect");
@@ -146,6 +152,35 @@ impl Drop for SandboxProcess {
     }
 }
 
+/// One measured `read` of every stream (incremental where supported) against `sandbox`; the
+/// measurements and the file holding stdout.
+fn read_every_stream(
+    warm_cache: &Path,
+    sandbox: &SandboxProcess,
+    scratch: &Scratch,
+    config: &Value,
+    extra: &[&str],
+) -> (Measured, std::path::PathBuf) {
+    let config_path = scratch.write("config.json", &config.to_string());
+    let catalog_path = scratch.write("catalog.json", &e2e_tests::catalog_all().to_string());
+    let origin = sandbox.base_url.trim_end_matches("/v23.0").to_owned();
+    let output = scratch.path().join("messages.jsonl");
+    let mut args = vec![
+        "--cache-dir",
+        warm_cache.to_str().expect("path"),
+        "--allow-host",
+        &origin,
+        "read",
+        "--config",
+        config_path.to_str().expect("path"),
+        "--catalog",
+        catalog_path.to_str().expect("path"),
+    ];
+    args.extend_from_slice(extra);
+    let measured = measure(&args, Some(&output));
+    (measured, output)
+}
+
 fn benchmark_l(warm_cache: &Path) {
     println!("\n## Benchmark L: 2 accounts x 2,000 media, 5 stories, 30 days, every stream (num_workers 15)");
     println!(
@@ -154,40 +189,12 @@ fn benchmark_l(warm_cache: &Path) {
     println!("|---|---|---|---|---|---|---|---|");
     for latency in ["0", "50"] {
         for optimised in [true, false] {
-            let sandbox = SandboxProcess::start(&[
-                "--accounts",
-                "2",
-                "--pages-without-instagram",
-                "0",
-                "--media",
-                "2000",
-                "--stories",
-                "5",
-                "--latency-ms",
-                latency,
-            ]);
+            let sandbox = SandboxProcess::start_l(&["--latency-ms", latency]);
             let scratch = Scratch::new("bench-l");
             let config = json!({"access_token": "sandbox-token", "base_url": sandbox.base_url,
                                 "expand_carousel_children": optimised, "batch_insights_requests": optimised,
                                 "user_insights_date_ranges": optimised});
-            let config_path = scratch.write("config.json", &config.to_string());
-            let catalog_path = scratch.write("catalog.json", &e2e_tests::catalog_all().to_string());
-            let origin = sandbox.base_url.trim_end_matches("/v23.0").to_owned();
-            let output = scratch.path().join("messages.jsonl");
-            let m = measure(
-                &[
-                    "--cache-dir",
-                    warm_cache.to_str().expect("path"),
-                    "--allow-host",
-                    &origin,
-                    "read",
-                    "--config",
-                    config_path.to_str().expect("path"),
-                    "--catalog",
-                    catalog_path.to_str().expect("path"),
-                ],
-                Some(&output),
-            );
+            let (m, output) = read_every_stream(warm_cache, &sandbox, &scratch, &config, &[]);
             let stats = sandbox.stats();
             let mut counts = std::collections::BTreeMap::new();
             for line in std::fs::read_to_string(&output).unwrap_or_default().lines() {
@@ -226,44 +233,11 @@ fn next_day(warm_cache: &Path) {
         let state = scratch.path().join("state.json");
         let mut first_calls = 0u64;
         for days_later in ["0", "1"] {
-            let sandbox = SandboxProcess::start(&[
-                "--accounts",
-                "2",
-                "--pages-without-instagram",
-                "0",
-                "--media",
-                "2000",
-                "--stories",
-                "5",
-                "--media-interval-secs",
-                interval,
-                "--days-later",
-                days_later,
-            ]);
+            let sandbox = SandboxProcess::start_l(&["--media-interval-secs", interval, "--days-later", days_later]);
             let config = json!({"access_token": "sandbox-token", "base_url": sandbox.base_url});
-            let config_path = scratch.write("config.json", &config.to_string());
-            let catalog_path = scratch.write("catalog.json", &e2e_tests::catalog_all().to_string());
-            let origin = sandbox.base_url.trim_end_matches("/v23.0").to_owned();
-            let output = scratch.path().join("messages.jsonl");
             let state_path = state.to_str().expect("path");
-            let m = measure(
-                &[
-                    "--cache-dir",
-                    warm_cache.to_str().expect("path"),
-                    "--allow-host",
-                    &origin,
-                    "read",
-                    "--config",
-                    config_path.to_str().expect("path"),
-                    "--catalog",
-                    catalog_path.to_str().expect("path"),
-                    "--state",
-                    state_path,
-                    "--state-file",
-                    state_path,
-                ],
-                Some(&output),
-            );
+            let extra = ["--state", state_path, "--state-file", state_path];
+            let (m, output) = read_every_stream(warm_cache, &sandbox, &scratch, &config, &extra);
             let stats = sandbox.stats();
             let calls = stats["calls"].as_u64().unwrap_or(0);
             if days_later == "0" {
