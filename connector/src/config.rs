@@ -48,11 +48,13 @@ pub struct Optimizations {
     pub batch_insights: bool,
     /// user_insights metric groups for up to 30 days per request instead of one day.
     pub insights_ranges: bool,
+    /// Slow down before Meta's reported quota usage reaches 100 %.
+    pub pace_requests: bool,
 }
 
 impl Default for Optimizations {
     fn default() -> Self {
-        Optimizations { expand_children: true, batch_insights: true, insights_ranges: true }
+        Optimizations { expand_children: true, batch_insights: true, insights_ranges: true, pace_requests: true }
     }
 }
 
@@ -88,6 +90,7 @@ struct UserConfig {
     expand_carousel_children: Option<bool>,
     batch_insights_requests: Option<bool>,
     user_insights_date_ranges: Option<bool>,
+    pace_requests: Option<bool>,
     account_ids: Option<Vec<String>>,
     insights_lookback_days: Option<serde_json::Number>,
 }
@@ -103,7 +106,7 @@ fn expected(field: &str) -> String {
     match field {
         "num_workers" => format!("a whole number from {MIN_NUM_WORKERS} to {MAX_NUM_WORKERS}"),
         "base_url" => format!("a non-empty http(s) URL; remove it to use {DEFAULT_BASE_URL}"),
-        "expand_carousel_children" | "batch_insights_requests" | "user_insights_date_ranges" => {
+        "expand_carousel_children" | "batch_insights_requests" | "user_insights_date_ranges" | "pace_requests" => {
             "true or false".to_owned()
         }
         "insights_lookback_days" => format!("a whole number of days from 0 to {MAX_LOOKBACK_DAYS}"),
@@ -189,6 +192,7 @@ impl Config {
             expand_children: user.expand_carousel_children.unwrap_or(true),
             batch_insights: user.batch_insights_requests.unwrap_or(true),
             insights_ranges: user.user_insights_date_ranges.unwrap_or(true),
+            pace_requests: user.pace_requests.unwrap_or(true),
         };
 
         let insights_lookback_days = match user.insights_lookback_days {
@@ -287,7 +291,7 @@ mod tests {
                 .expect("valid");
         assert_eq!(
             off.optimizations,
-            Optimizations { expand_children: false, batch_insights: false, insights_ranges: true }
+            Optimizations { expand_children: false, batch_insights: false, insights_ranges: true, pace_requests: true }
         );
         assert!(Config::parse(r#"{"access_token":"t","batch_insights_requests":"yes"}"#).is_err());
     }

@@ -204,6 +204,7 @@ fn client_for<'a>(
     sink: &'a dyn Sink,
 ) -> GraphClient<'a> {
     GraphClient::new(&config.base_url, &config.access_token, config.num_workers, policy, runtime, sink)
+        .paced(config.optimizations.pace_requests)
 }
 
 /// The accounts, read once and awaited by every stream that needs them.

@@ -83,3 +83,34 @@ fn an_endless_rate_limit_fails_after_six_attempts_with_the_reference_message() {
     );
     assert_eq!(sandbox.requests().len(), 6, "one attempt and five retries");
 }
+
+/// Meta's usage model with a quota smaller than the sync: paced, the sync finishes without one
+/// throttling answer, says that it paced, and delivers what an unlimited sandbox does; unpaced,
+/// the same sandbox throttles it.
+#[test]
+fn pacing_by_the_reported_usage_finishes_a_sync_larger_than_the_quota_unthrottled() {
+    let model = || Model::generate(&ModelSpec { accounts: 2, media_per_account: 60, ..ModelSpec::default() });
+    let (unlimited, clean) = sync(SandboxOptions::new(model()));
+    assert_eq!(clean.code, 0);
+    let needed = unlimited.stats().calls;
+    let quota = RateLimit { calls: 40, window: Duration::from_millis(1_000) };
+    assert!(needed > 3 * quota.calls as u64, "the sync ({needed} calls) outgrows the quota");
+
+    let (sandbox, out) = sync(SandboxOptions { usage_quota: Some(quota), ..SandboxOptions::new(model()) });
+    assert_eq!(out.code, 0, "{:?}", out.errors());
+    assert_eq!(sandbox.stats().throttled, 0, "not one call was throttled");
+    assert_eq!(out.record_set(), clean.record_set());
+    assert!(out.logs().iter().any(|l| l.contains("quota is") && l.contains("pacing requests")));
+    let paced = out
+        .of_type("TRACE")
+        .into_iter()
+        .filter(|m| m["trace"]["stream_status"]["reasons"][0]["type"] == "RATE_LIMITED");
+    assert!(paced.count() > 0, "pacing is reported as STREAM_STATUS RUNNING with rate_limited");
+
+    let unpaced = SandboxOptions { usage_quota: Some(quota), ..SandboxOptions::new(model()) };
+    let sandbox = Sandbox::start(unpaced).expect("sandbox");
+    let mut config = config_for(&sandbox);
+    config["pace_requests"] = serde_json::json!(false);
+    let _ = read_catalog(&Scratch::new("unpaced"), &config, &catalog_all(), &[]);
+    assert!(sandbox.stats().throttled > 0, "without pacing the same quota throttles the sync");
+}

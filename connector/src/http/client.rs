@@ -8,9 +8,11 @@
 use super::batch::{self, MAX_BATCH};
 use super::error::{ErrorClass, RequestError, outcome};
 use super::limiter::Limiter;
+use super::pacing::{Admission, Decision, Pacer};
 use super::shape::Shape;
 use super::{HttpRequest, Method, Runtime, TransportError};
 use crate::protocol::{LogLevel, Sink, StreamStatus};
+use futures::StreamExt;
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -63,6 +65,7 @@ pub struct GraphClient<'a> {
     runtime: &'a dyn Runtime,
     sink: &'a dyn Sink,
     limiter: Limiter,
+    pacer: Pacer,
     policy: RetryPolicy,
     pub counters: Counters,
     /// Per stream: waiting spent so far on retries of unanswered requests.
@@ -103,10 +106,17 @@ impl<'a> GraphClient<'a> {
             runtime,
             sink,
             limiter: Limiter::new(num_workers),
+            pacer: Pacer::new(true),
             policy,
             counters: Counters::default(),
             unanswered_waits: RefCell::default(),
         }
+    }
+
+    /// Turns proactive pacing on or off (on by default).
+    pub fn paced(mut self, enabled: bool) -> Self {
+        self.pacer = Pacer::new(enabled);
+        self
     }
 
     pub fn runtime(&self) -> &'a dyn Runtime {
@@ -142,7 +152,10 @@ impl<'a> GraphClient<'a> {
         stream: &str,
     ) -> Result<Value, RequestError> {
         let request = self.request(Method::Get, self.url(path, query), None);
-        let round = |_, _| async { vec![(0, Attempt::from(self.send(&request, path, shape).await))] };
+        let round = |_, _| async {
+            let _admission = self.admit(1, stream).await;
+            vec![(0, Attempt::from(self.send(&request, path, shape, true).await))]
+        };
         let mut outcomes = self.drive(1, stream, round).await;
         outcomes.pop().unwrap_or_else(|| Err(not_sent(path)))
     }
@@ -157,10 +170,17 @@ impl<'a> GraphClient<'a> {
         shape: Shape,
         stream: &str,
     ) -> Vec<Result<Value, RequestError>> {
+        // Chunks of up to MAX_BATCH, each cut to what the pacer lets through, sent as admitted.
         let round = |pending: Vec<usize>, attempt: u32| async move {
-            let chunks =
-                pending.chunks(MAX_BATCH).map(|chunk| self.batch_round(items, chunk.to_vec(), shape, attempt, stream));
-            futures::future::join_all(chunks).await.into_iter().flatten().collect()
+            let chunks = futures::stream::unfold(pending, move |mut rest| async move {
+                if rest.is_empty() {
+                    return None;
+                }
+                let admission = self.admit(rest.len().min(MAX_BATCH) as u32, stream).await;
+                let chunk: Vec<usize> = rest.drain(..(admission.calls as usize).min(rest.len())).collect();
+                Some((self.batch_round(items, chunk, shape, attempt, stream, admission), rest))
+            });
+            chunks.buffer_unordered(usize::MAX).concat().await
         };
         self.drive(items.len(), stream, round).await
     }
@@ -215,10 +235,12 @@ impl<'a> GraphClient<'a> {
         shape: Shape,
         attempt: u32,
         stream: &str,
+        admission: Admission,
     ) -> Vec<(usize, Attempt)> {
         let body = batch::encode(chunk.iter().map(|&index| &items[index]));
         let request = self.request(Method::Post, format!("{}/", self.base_url), Some(body));
-        let answers = match self.send(&request, "/ (batch)", Shape::Any).await {
+        // The items' own answers carry the usage after each of them; the call's is not read.
+        let answers = match self.send(&request, "/ (batch)", Shape::Any, false).await {
             Ok(Value::Array(answers)) if answers.len() == chunk.len() => Ok(answers),
             Ok(_) => Err((RequestError::bad_answer("/ (batch)", "not one answer per request".into()), None)),
             Err(failed) => Err(failed),
@@ -230,7 +252,10 @@ impl<'a> GraphClient<'a> {
                 .map(|(&index, answer)| {
                     let path = items[index].0.as_str();
                     let outcome = match batch::decode(&answer) {
-                        Some(response) => outcome(&response, path, shape),
+                        Some(response) => {
+                            self.pacer.observe(&response);
+                            outcome(&response, path, shape)
+                        }
                         // Meta answers null for an item it did not get to: try it again.
                         None => Err((
                             RequestError::from_transport(
@@ -248,6 +273,8 @@ impl<'a> GraphClient<'a> {
                 chunk.iter().map(|&index| (index, Attempt::Failed((error.clone(), wait)))).collect()
             }
             Err((error, _)) => {
+                // The single requests are admitted one by one.
+                drop(admission);
                 let cause = error.to_failure().message;
                 let count = chunk.len();
                 self.sink.log(
@@ -272,12 +299,42 @@ impl<'a> GraphClient<'a> {
         HttpRequest { method, url, headers, body }
     }
 
-    /// One round trip under the in-flight limit, classified.
-    async fn send(&self, request: &HttpRequest, path: &str, shape: Shape) -> Result<Value, Failed> {
+    /// Room for up to `wanted` calls under the quota usage Graph reports (see [`Pacer`]); a
+    /// wait before a probe is announced like throttling, with the moment the probe goes out.
+    async fn admit(&self, wanted: u32, stream: &str) -> Admission {
+        loop {
+            match self.pacer.decide(wanted) {
+                Decision::Send(calls) => return self.pacer.admission(calls),
+                Decision::AwaitAnswers => self.pacer.changed().await,
+                Decision::Probe(wait) => {
+                    let until = self.runtime.now().timestamp_millis().max(0) as u64 + wait.as_millis() as u64;
+                    self.sink.stream_status(stream, StreamStatus::Running, Some(until));
+                    let usage = self.pacer.usage().unwrap_or(0.0);
+                    let message = format!(
+                        "{stream}: the Graph API quota is {usage:.0}% used; pacing requests ({} ms until the next)",
+                        wait.as_millis()
+                    );
+                    self.sink.log(LogLevel::Info, &message);
+                    self.runtime.sleep(wait).await;
+                    if let Some(admission) = self.pacer.probe() {
+                        return admission;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One round trip under the in-flight limit, classified; `observe` reads its usage headers.
+    async fn send(&self, request: &HttpRequest, path: &str, shape: Shape, observe: bool) -> Result<Value, Failed> {
         let _permit = self.limiter.acquire().await;
         self.counters.round_trips.set(self.counters.round_trips.get() + 1);
         match self.runtime.send(request.clone()).await {
-            Ok(response) => outcome(&response, path, shape),
+            Ok(response) => {
+                if observe {
+                    self.pacer.observe(&response);
+                }
+                outcome(&response, path, shape)
+            }
             Err(error) => Err((RequestError::from_transport(&error, path), None)),
         }
     }

@@ -6,6 +6,7 @@
 //! * [`Runtime`] is the seam to the outside world (wasi:http + wasi:clocks in the component, a
 //!   scripted fake in native tests).
 //! * [`limiter`] caps requests in flight at `num_workers`.
+//! * [`pacing`] keeps the calls in flight under Meta's reported quota usage.
 //! * [`error`] classifies a response by HTTP status **and** Graph error body.
 //! * [`shape`] checks that a successful answer has the shape its caller asked for.
 //! * [`client`] puts them together: send, classify, back off, retry.
@@ -14,6 +15,7 @@ pub mod batch;
 pub mod client;
 pub mod error;
 pub mod limiter;
+pub mod pacing;
 pub mod shape;
 #[cfg(test)]
 pub mod testing;

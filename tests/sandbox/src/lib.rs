@@ -56,6 +56,10 @@ pub struct SandboxOptions {
     pub pages_denied: bool,
     /// The token lacks `instagram_manage_comments`: the comments edges answer code 10.
     pub comments_denied: bool,
+    /// Meta's usage model: every answer reports (in `X-App-Usage` and
+    /// `X-Business-Use-Case-Usage`) the share of this quota used in the rolling window; a call
+    /// that would go past 100 % is throttled (code 80002).
+    pub usage_quota: Option<RateLimit>,
 }
 
 /// A broken answer: every GET (or batch item) whose path ends with `path_suffix` gets HTTP 200
@@ -99,6 +103,7 @@ impl SandboxOptions {
             cursor_cycle: None,
             pages_denied: false,
             comments_denied: false,
+            usage_quota: None,
         }
     }
 }
@@ -125,6 +130,8 @@ pub struct LoggedRequest {
 pub struct Stats {
     pub round_trips: u64,
     pub calls: u64,
+    /// Calls answered with a throttling error by the usage model.
+    pub throttled: u64,
 }
 
 struct Shared {
@@ -134,6 +141,8 @@ struct Shared {
     log: Mutex<Vec<LoggedRequest>>,
     faults: Mutex<model::Rng>,
     window: Mutex<(Instant, usize)>,
+    /// When each call of the usage model's rolling window arrived.
+    usage: Mutex<std::collections::VecDeque<Instant>>,
 }
 
 /// A running sandbox on its own thread; stops when dropped.
@@ -165,6 +174,7 @@ impl Sandbox {
                     stats: Mutex::new(Stats::default()),
                     faults: Mutex::new(model::Rng::new(options.fault_seed)),
                     window: Mutex::new((Instant::now(), 0)),
+                    usage: Mutex::new(std::collections::VecDeque::new()),
                     options,
                     origin: format!("http://{addr}"),
                     log: Mutex::new(Vec::new()),
@@ -277,9 +287,14 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<B
         let _ = request.into_body().collect().await;
         return broken;
     }
-    let injected = shared.injected_error(bearer.is_some());
+    // A batch counts its items (metered one by one below), not itself.
+    let metered = if method == http::Method::GET { shared.metered(bearer.is_some()) } else { Ok(Vec::new()) };
+    let (injected, usage) = match metered {
+        Ok(usage) => (shared.injected_error(bearer.is_some()), usage),
+        Err(throttled) => (Some(throttled), Vec::new()),
+    };
     let is_injected = injected.is_some();
-    let reply = if let Some(reply) = injected {
+    let mut reply = if let Some(reply) = injected {
         shared.count(0, 1);
         reply
     } else if method == http::Method::GET {
@@ -298,6 +313,7 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<B
         shared.count(0, 1);
         graph::graph_error(400, 100, None, "Unsupported method")
     };
+    reply.headers.extend(usage);
     shared.log(LoggedRequest {
         method: method.to_string(),
         path,
@@ -377,14 +393,17 @@ impl Shared {
                     format!("/{}/{}", graph::API_VERSION, path.trim_start_matches('/').trim_start_matches("v23.0/"));
                 let query: HashMap<String, String> =
                     url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-                let injected = self.injected_error(bearer.is_some());
+                let (injected, usage) = match self.metered(bearer.is_some()) {
+                    Ok(usage) => (self.injected_error(bearer.is_some()), usage),
+                    Err(throttled) => (Some(throttled), Vec::new()),
+                };
                 let is_injected = injected.is_some();
                 let broken =
                     self.options.broken.as_ref().filter(|b| b.path_suffix != "batch" && path.ends_with(&b.path_suffix));
                 if let Some(broken) = broken {
                     return serde_json::json!({"code": 200, "headers": [], "body": broken.body});
                 }
-                let reply = match injected {
+                let mut reply = match injected {
                     Some(reply) => reply,
                     None if item["method"].as_str().unwrap_or("GET") != "GET" => {
                         graph::graph_error(400, 100, None, "Unsupported method in batch")
@@ -399,6 +418,7 @@ impl Shared {
                         graph::handle(&self.options, &incoming)
                     }
                 };
+                reply.headers.extend(usage);
                 self.log(LoggedRequest {
                     method: "GET".into(),
                     path,
@@ -418,6 +438,33 @@ impl Shared {
             })
             .collect();
         graph::Reply { status: 200, body: serde_json::Value::Array(answers), headers: Vec::new() }
+    }
+
+    /// Counts a call in the usage model: the usage headers for its answer, or the throttling
+    /// answer when the rolling window is full.
+    fn metered(&self, authenticated: bool) -> Result<Vec<(String, String)>, graph::Reply> {
+        let (Some(quota), true) = (self.options.usage_quota, authenticated) else { return Ok(Vec::new()) };
+        let mut calls = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        while calls.front().is_some_and(|first| now.duration_since(*first) >= quota.window) {
+            calls.pop_front();
+        }
+        if calls.len() >= quota.calls {
+            self.stats.lock().unwrap_or_else(|p| p.into_inner()).throttled += 1;
+            let free_in =
+                calls.front().map_or(quota.window, |first| quota.window.saturating_sub(now.duration_since(*first)));
+            let mut reply = graph::graph_error(
+                400,
+                80002,
+                None,
+                "(#80002) There have been too many calls to this Instagram account. Wait a bit and try again.",
+            );
+            reply.headers.push(("retry-after".to_owned(), free_in.as_secs().max(1).to_string()));
+            reply.headers.extend(usage_headers(100));
+            return Err(reply);
+        }
+        calls.push_back(now);
+        Ok(usage_headers((calls.len() * 100 / quota.calls.max(1)) as u32))
     }
 
     /// A fault or rate-limit answer for this request, if one is due.
@@ -461,6 +508,16 @@ impl Shared {
         reply.headers.push(retry_after);
         Some(reply)
     }
+}
+
+/// Both usage headers for `percent` of the quota used (CPU and time figures trail the count).
+fn usage_headers(percent: u32) -> Vec<(String, String)> {
+    let business = serde_json::json!({"17841400000000000": [{
+        "type": "instagram", "call_count": percent, "total_cputime": percent / 2, "total_time": percent * 3 / 4,
+        "estimated_time_to_regain_access": 0
+    }]});
+    let app = serde_json::json!({"call_count": percent / 3, "total_cputime": percent / 4, "total_time": percent / 4});
+    vec![("x-business-use-case-usage".to_owned(), business.to_string()), ("x-app-usage".to_owned(), app.to_string())]
 }
 
 fn usage_header(call_count: u32, minutes: u32) -> (String, String) {

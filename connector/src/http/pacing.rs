@@ -1,0 +1,234 @@
+//! Proactive pacing: slow down before Meta throttles.
+//!
+//! Graph reports, on every answer (Batch API items included), how much of the app's and of the
+//! business use case's hourly quota is used: `X-App-Usage` and `X-Business-Use-Case-Usage`, each
+//! with `call_count`, `total_cputime` and `total_time` in percent. Throttling starts at 100 %.
+//!
+//! The pacer keeps the highest of those percentages and learns what one call adds to it. A
+//! request (or a batch of N items, which count as N calls) is let through only while the calls in
+//! flight, at that cost, still fit under [`CEILING`]; a batch is cut down to what fits. When
+//! nothing fits and nothing is in flight, no answer will bring news, so the pacer waits and then
+//! lets one call through as a probe: its answer shows whether the rolling window has drained.
+//! The wait halves when a probe finds room and doubles when it does not. Below the ceiling no
+//! request ever waits, so a sync with quota to spare runs at full speed.
+
+use super::HttpResponse;
+use serde_json::Value;
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+/// Usage (percent) the pacer plans up to, leaving room for a probe and for estimation error.
+pub const CEILING: f64 = 92.0;
+/// The estimated cost of a call is multiplied by this before planning.
+const SAFETY: f64 = 1.5;
+const MIN_PROBE_WAIT: Duration = Duration::from_millis(250);
+const MAX_PROBE_WAIT: Duration = Duration::from_secs(300);
+
+#[derive(Clone)]
+pub struct Pacer {
+    enabled: bool,
+    state: Rc<RefCell<State>>,
+}
+
+struct State {
+    /// The last usage Graph reported (percent, the highest of all its figures).
+    usage: Option<f64>,
+    /// What one call adds to `usage`, learned from consecutive answers.
+    per_call: f64,
+    /// Calls sent and not yet answered.
+    in_flight: u32,
+    /// Answers seen (with or without usage headers).
+    answered: u64,
+    probe_wait: Duration,
+    /// The usage when the last probe was let through.
+    probing_from: Option<f64>,
+    waiters: Vec<Waker>,
+}
+
+/// What the pacer decides for a request now.
+pub enum Decision {
+    /// Send this many calls (at least one).
+    Send(u32),
+    /// Wait for answers in flight.
+    AwaitAnswers,
+    /// Nothing is in flight and nothing fits: wait this long, then probe.
+    Probe(Duration),
+}
+
+/// Held while calls are in flight; answered (or lost) calls free their room when dropped.
+pub struct Admission {
+    pub calls: u32,
+    state: Rc<RefCell<State>>,
+}
+
+impl Pacer {
+    pub fn new(enabled: bool) -> Pacer {
+        let state = State {
+            usage: None,
+            per_call: 0.0,
+            in_flight: 0,
+            answered: 0,
+            probe_wait: MIN_PROBE_WAIT,
+            probing_from: None,
+            waiters: Vec::new(),
+        };
+        Pacer { enabled, state: Rc::new(RefCell::new(state)) }
+    }
+
+    /// The last usage reported, in percent.
+    pub fn usage(&self) -> Option<f64> {
+        self.state.borrow().usage
+    }
+
+    /// What to do about a request of up to `wanted` calls.
+    pub fn decide(&self, wanted: u32) -> Decision {
+        let mut state = self.state.borrow_mut();
+        let wanted = wanted.max(1);
+        let room = match (self.enabled, state.usage) {
+            (true, Some(usage)) if state.per_call > 0.0 => {
+                let calls = ((CEILING - usage) / (state.per_call * SAFETY)).floor();
+                (calls.max(0.0) as u64).saturating_sub(u64::from(state.in_flight)).min(u64::from(u32::MAX)) as u32
+            }
+            _ => wanted,
+        };
+        if room >= 1 {
+            let calls = room.min(wanted);
+            state.in_flight += calls;
+            return Decision::Send(calls);
+        }
+        if state.in_flight > 0 { Decision::AwaitAnswers } else { Decision::Probe(state.probe_wait) }
+    }
+
+    /// Lets one call through after a probe wait, unless other calls went out meanwhile.
+    pub fn probe(&self) -> Option<Admission> {
+        let mut state = self.state.borrow_mut();
+        if state.in_flight > 0 {
+            return None;
+        }
+        state.in_flight = 1;
+        state.probing_from = state.usage;
+        Some(Admission { calls: 1, state: self.state.clone() })
+    }
+
+    /// The admission for a [`Decision::Send`].
+    pub fn admission(&self, calls: u32) -> Admission {
+        Admission { calls, state: self.state.clone() }
+    }
+
+    /// Waits until an answer arrives or a call's room is freed.
+    pub async fn changed(&self) {
+        let mut registered = false;
+        poll_fn(|cx| {
+            if registered {
+                return Poll::Ready(());
+            }
+            registered = true;
+            self.state.borrow_mut().waiters.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Reads the usage headers of one answer (a response or a batch item).
+    pub fn observe(&self, response: &HttpResponse) {
+        let usage = usage_percent(response);
+        let waiters = {
+            let mut state = self.state.borrow_mut();
+            state.answered += 1;
+            if let Some(usage) = usage {
+                let rise = match state.usage {
+                    Some(previous) => usage - previous,
+                    // The first figure: spread over every call answered so far.
+                    None => usage / state.answered as f64,
+                };
+                // A jump far above one call's cost is someone else's traffic, not ours.
+                let rise = rise.min(10.0);
+                if rise > 0.0 {
+                    state.per_call = if state.per_call == 0.0 { rise } else { (state.per_call + rise) / 2.0 };
+                }
+                if let Some(before) = state.probing_from.take() {
+                    let drained = usage < before;
+                    state.probe_wait = if drained {
+                        (state.probe_wait / 2).max(MIN_PROBE_WAIT)
+                    } else {
+                        (state.probe_wait * 2).min(MAX_PROBE_WAIT)
+                    };
+                }
+                state.usage = Some(usage);
+            }
+            std::mem::take(&mut state.waiters)
+        };
+        waiters.into_iter().for_each(Waker::wake);
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        let waiters = {
+            let mut state = self.state.borrow_mut();
+            state.in_flight = state.in_flight.saturating_sub(self.calls);
+            std::mem::take(&mut state.waiters)
+        };
+        waiters.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// The highest percentage in `X-App-Usage` and `X-Business-Use-Case-Usage`, if either is there.
+pub fn usage_percent(response: &HttpResponse) -> Option<f64> {
+    let figures = |value: &Value| -> Option<f64> {
+        ["call_count", "total_cputime", "total_time"].iter().filter_map(|k| value.get(*k)?.as_f64()).reduce(f64::max)
+    };
+    let app = response.header("x-app-usage").and_then(|h| serde_json::from_str::<Value>(h).ok());
+    let app = app.as_ref().and_then(figures);
+    let business = response.header("x-business-use-case-usage").and_then(|h| serde_json::from_str::<Value>(h).ok());
+    let business = business.as_ref().and_then(Value::as_object).and_then(|accounts| {
+        accounts.values().filter_map(Value::as_array).flatten().filter_map(figures).reduce(f64::max)
+    });
+    [app, business].into_iter().flatten().reduce(f64::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(call_count: u32) -> HttpResponse {
+        let usage = format!(
+            r#"{{"1784":[{{"type":"instagram","call_count":{call_count},"total_cputime":1,"total_time":2}}]}}"#
+        );
+        HttpResponse { status: 200, headers: vec![("x-business-use-case-usage".into(), usage)], body: Vec::new() }
+    }
+
+    #[test]
+    fn reads_the_highest_figure_of_both_headers() {
+        let mut response = answer(40);
+        response.headers.push(("x-app-usage".into(), r#"{"call_count":7,"total_cputime":55,"total_time":3}"#.into()));
+        assert_eq!(usage_percent(&response), Some(55.0));
+        assert_eq!(usage_percent(&HttpResponse { status: 200, headers: vec![], body: vec![] }), None);
+    }
+
+    #[test]
+    fn cuts_batches_to_the_room_left_and_probes_when_none_is() {
+        let pacer = Pacer::new(true);
+        assert!(matches!(pacer.decide(50), Decision::Send(50)), "nothing known yet: no pacing");
+        drop(pacer.admission(50));
+        for used in [2, 4, 6] {
+            pacer.observe(&answer(used));
+        }
+        // 2 % per call: (92 - 6) / (2 × 1.5) = 28 calls fit.
+        let Decision::Send(calls) = pacer.decide(50) else { panic!("room") };
+        assert_eq!(calls, 28);
+        assert!(matches!(pacer.decide(1), Decision::AwaitAnswers));
+        drop(pacer.admission(calls));
+        pacer.observe(&answer(91));
+        let Decision::Probe(wait) = pacer.decide(1) else { panic!("probe") };
+        assert_eq!(wait, MIN_PROBE_WAIT);
+        let probe = pacer.probe().expect("probe");
+        pacer.observe(&answer(93));
+        drop(probe);
+        assert!(matches!(pacer.decide(1), Decision::Probe(wait) if wait == MIN_PROBE_WAIT * 2), "not drained");
+        assert!(matches!(Pacer::new(false).decide(50), Decision::Send(50)));
+    }
+}
