@@ -12,7 +12,7 @@ PY_VENVS    := target/py
 TOOLS       := target/tools/bin
 CLI_COMPONENT := target/$(WASM_TARGET)/release/connector-cli.wasm
 
-.PHONY: build wasm-target component host test-components python-venvs run test image test-image cli-component node-host portability bench lint clean
+.PHONY: build wasm-target component host test-components python-venvs run test image test-image cli-component node-host portability bench profile lint clean
 
 build: component host
 
@@ -91,6 +91,10 @@ portability: build cli-component node-host python-venvs $(TOOLS)/wasmtime
 # Start-up and multi-tenant figures (see tests/bench); prints markdown tables.
 bench: build test-components
 	$(CARGO) run --release --locked -p e2e-tests --bin bench
+
+# Where a Benchmark L sync spends its CPU, guest functions named (needs perf).
+profile: build
+	scripts/profile.sh
 
 lint: wasm-target
 	$(CARGO) fmt --all -- --check

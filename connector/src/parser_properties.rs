@@ -82,6 +82,23 @@ proptest! {
         }
     }
 
+    /// The string fast path of timestamp conversion gives exactly chrono's answer, in range or
+    /// not, and any text at all never panics.
+    #[test]
+    fn timestamps_convert_like_chrono(
+        fields in (0u32..10_000, 0u32..14, 0u32..33, 0u32..26, 0u32..62, 0u32..62, any::<bool>(), 0u32..26, 0u32..62),
+        text in ".{0,30}",
+    ) {
+        let (y, mo, d, h, mi, s, east, oh, om) = fields;
+        let sign = if east { '+' } else { '-' };
+        let timestamp = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{sign}{oh:02}{om:02}");
+        let chrono_form = |t: &str| chrono::DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%z")
+            .ok()
+            .map(|p| p.format("%Y-%m-%dT%H:%M:%S%:z").to_string());
+        prop_assert_eq!(crate::transform::rfc3339(&timestamp), chrono_form(&timestamp));
+        let _ = crate::transform::rfc3339(&text);
+    }
+
     #[test]
     fn command_lines_never_panic(args in prop::collection::vec(prop_oneof![
         Just("read".to_owned()), Just("check".to_owned()), Just("--config".to_owned()), Just("--catalog".to_owned()),

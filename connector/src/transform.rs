@@ -70,8 +70,40 @@ pub fn clean_urls(record: &mut Map<String, Value>) {
 
 /// `2024-01-01T00:00:00+0000` → `2024-01-01T00:00:00+00:00` (§9.2). `None` when unparseable.
 pub fn rfc3339(timestamp: &str) -> Option<String> {
+    // Graph's own form (`…+0000`, every timestamp it sends) only gains the colon: a string
+    // edit, checked against the parse below in the tests, instead of chrono's parse and format
+    // (5 % of a sync's CPU).
+    if let Some(formatted) = graph_form_rfc3339(timestamp) {
+        return Some(formatted);
+    }
     let parsed = DateTime::parse_from_str(timestamp, "%Y-%m-%dT%H:%M:%S%z").ok()?;
     Some(parsed.format("%Y-%m-%dT%H:%M:%S%:z").to_string())
+}
+
+/// `YYYY-MM-DDTHH:MM:SS±hhmm` with every field in range, rewritten with `±hh:mm`.
+fn graph_form_rfc3339(timestamp: &str) -> Option<String> {
+    let bytes = timestamp.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+        let part = bytes.get(range)?;
+        part.iter().all(u8::is_ascii_digit).then(|| part.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
+    };
+    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if bytes.len() != 24 || separators.iter().any(|&(at, c)| bytes[at] != c) || !matches!(bytes[19], b'+' | b'-') {
+        return None;
+    }
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    let (offset_hours, offset_minutes) = (digits(20..22)?, digits(22..24)?);
+    let days_in_month = chrono::NaiveDate::from_ymd_opt(year as i32, month, 1)
+        .and_then(|first| first.checked_add_months(chrono::Months::new(1)))
+        .map(|next| next.pred_opt().map_or(0, |last| chrono::Datelike::day(&last)))?;
+    let valid = (1..=days_in_month).contains(&day)
+        && hour < 24
+        && minute < 60
+        && second < 60
+        && offset_hours < 24
+        && offset_minutes < 60;
+    valid.then(|| format!("{}:{}", &timestamp[..22], &timestamp[22..]))
 }
 
 /// Rewrites `record[field]` to RFC 3339 in place; an unparseable value is left as it came.
@@ -148,6 +180,32 @@ mod tests {
         assert_eq!(record.get("reach"), Some(&Value::from(105)));
         let empty = flatten_insights(serde_json::json!({"data": []}));
         assert_eq!(empty.get("data"), Some(&serde_json::json!([])));
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_chrono() {
+        let chrono_form = |t: &str| {
+            DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%z")
+                .ok()
+                .map(|p| p.format("%Y-%m-%dT%H:%M:%S%:z").to_string())
+        };
+        for t in [
+            "2024-01-01T00:00:00+0000",
+            "2024-02-29T23:59:59-0530",
+            "2023-02-29T10:00:00+0000",
+            "2024-13-01T10:00:00+0000",
+            "2024-04-31T10:00:00+0000",
+            "2024-01-01T24:00:00+0000",
+            "2024-01-01T10:00:00+2400",
+            "2024-01-01 10:00:00+0000",
+            "2024-01-01T10:00:00Z",
+            "",
+        ] {
+            if let Some(fast) = graph_form_rfc3339(t) {
+                assert_eq!(Some(fast), chrono_form(t), "{t}");
+            }
+            assert_eq!(rfc3339(t), chrono_form(t), "{t}");
+        }
     }
 
     #[test]

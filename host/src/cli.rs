@@ -35,9 +35,9 @@ pub struct OperatorSettings {
     /// Guest memory cap in MiB.
     #[arg(long, global = true, env = "SOURCE_INSTAGRAM_MEMORY_MIB", default_value_t = Limits::default().memory_bytes >> 20)]
     pub memory_mib: usize,
-    /// Guest CPU cap in fuel units (about one per wasm instruction; 0 = no cap).
-    #[arg(long, global = true, env = "SOURCE_INSTAGRAM_FUEL", default_value_t = Limits::default().fuel.unwrap_or(0))]
-    pub fuel: u64,
+    /// Guest CPU cap in seconds of time executing wasm (0 = no cap).
+    #[arg(long, global = true, env = "SOURCE_INSTAGRAM_CPU_SECS", default_value_t = Limits::default().cpu_time.map_or(0.0, |d| d.as_secs_f64()))]
+    pub cpu_secs: f64,
     /// Wall-time cap of the whole command in seconds (0 = no cap).
     #[arg(long, global = true, env = "SOURCE_INSTAGRAM_WALL_TIME_SECS", default_value_t = Limits::default().wall_time.map_or(0, |d| d.as_secs()))]
     pub wall_time_secs: u64,
@@ -64,7 +64,7 @@ impl OperatorSettings {
     pub fn limits(&self) -> Limits {
         Limits {
             memory_bytes: self.memory_mib << 20,
-            fuel: (self.fuel > 0).then_some(self.fuel),
+            cpu_time: (self.cpu_secs > 0.0).then(|| Duration::from_secs_f64(self.cpu_secs.min(1e9))),
             wall_time: (self.wall_time_secs > 0).then(|| Duration::from_secs(self.wall_time_secs)),
             max_concurrent_requests: self.max_requests,
             max_response_bytes: self.max_response_mib << 20,

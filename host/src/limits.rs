@@ -3,7 +3,9 @@
 //! Why each mechanism:
 //! * memory: a per-store [`ResourceLimiter`] refuses growth past the cap and traps with
 //!   [`LimitExceeded::Memory`], so the error names the limit;
-//! * CPU: fuel counts guest instructions only, so time blocked on HTTP costs nothing;
+//! * CPU: [`GuestClock`] adds up the time the guest spends executing wasm (host calls and waits
+//!   on HTTP excluded); the engine's epoch tick checks it, so a busy loop cannot escape the cap,
+//!   and makes a busy guest yield to other tenants;
 //! * wall time: a host-side timer raced against the guest call, because a guest blocked in a host
 //!   call (waiting on HTTP) runs no wasm and cannot be interrupted from inside;
 //! * response bodies and other host-side checks trip an [`AbortSignal`] raced the same way.
@@ -12,7 +14,7 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::ResourceLimiter;
 
 /// Per-run limits. `Default` gives values sized for one Instagram sync on a small machine.
@@ -20,8 +22,8 @@ use wasmtime::ResourceLimiter;
 pub struct Limits {
     /// Guest linear memory, in bytes.
     pub memory_bytes: usize,
-    /// Guest instructions (wasmtime fuel); `None` for no cap.
-    pub fuel: Option<u64>,
+    /// Guest CPU time (time executing wasm); `None` for no cap.
+    pub cpu_time: Option<Duration>,
     /// The whole verb, waiting included; `None` for no cap.
     pub wall_time: Option<Duration>,
     /// Outbound requests in flight at once; more wait for a slot.
@@ -36,12 +38,52 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             memory_bytes: 512 << 20,
-            fuel: Some(500_000_000_000),
+            cpu_time: Some(Duration::from_secs(3600)),
             wall_time: Some(Duration::from_secs(6 * 3600)),
             max_concurrent_requests: 64,
             max_response_bytes: 64 << 20,
             request_timeout: Duration::from_secs(120),
         }
+    }
+}
+
+/// The guest's CPU time: time spent executing wasm, from the store's call hooks (entering and
+/// leaving wasm and host calls) and the epoch callback (a yield to the executor stops the clock
+/// until the guest runs again).
+#[derive(Clone, Debug, Default)]
+pub struct GuestClock {
+    inner: Arc<Mutex<ClockState>>,
+}
+
+#[derive(Debug, Default)]
+struct ClockState {
+    used: Duration,
+    /// When the guest last started executing wasm, while it is.
+    running_since: Option<Instant>,
+}
+
+impl GuestClock {
+    fn state(&self) -> std::sync::MutexGuard<'_, ClockState> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The guest starts (or resumes) executing wasm.
+    pub fn start(&self) {
+        self.state().running_since = Some(Instant::now());
+    }
+
+    /// The guest stops executing wasm (a host call, a return, a yield).
+    pub fn stop(&self) {
+        let mut state = self.state();
+        if let Some(since) = state.running_since.take() {
+            state.used += since.elapsed();
+        }
+    }
+
+    /// CPU time used so far, the current stint included.
+    pub fn used(&self) -> Duration {
+        let state = self.state();
+        state.used + state.running_since.map_or(Duration::ZERO, |since| since.elapsed())
     }
 }
 
@@ -53,10 +95,10 @@ pub enum LimitExceeded {
         /// The cap in bytes.
         limit: usize,
     },
-    /// The guest used all its fuel.
+    /// The guest used all its CPU time.
     Cpu {
-        /// The cap in fuel units (about one per guest instruction).
-        fuel: u64,
+        /// The cap.
+        limit: Duration,
     },
     /// The verb ran longer than allowed.
     WallTime {
@@ -76,7 +118,9 @@ impl fmt::Display for LimitExceeded {
             LimitExceeded::Memory { limit } => {
                 write!(f, "memory limit exceeded: the connector needed more than {} MiB", limit >> 20)
             }
-            LimitExceeded::Cpu { fuel } => write!(f, "CPU limit exceeded: the connector used all {fuel} units of fuel"),
+            LimitExceeded::Cpu { limit } => {
+                write!(f, "CPU limit exceeded: the connector ran for more than {:.1} s of CPU", limit.as_secs_f64())
+            }
             LimitExceeded::WallTime { limit } => {
                 write!(f, "wall-time limit exceeded: the run took longer than {} s", limit.as_secs_f64())
             }

@@ -4,16 +4,17 @@ use crate::bindings::airbyte::source::{sink, types};
 use crate::bindings::{SourceConnector, SourceConnectorPre};
 use crate::egress::{AllowList, EgressPolicy, Origin};
 use crate::engine::{self, CacheOutcome};
-use crate::limits::{AbortSignal, LimitExceeded, Limits, MemoryCap};
+use crate::limits::{AbortSignal, GuestClock, LimitExceeded, Limits, MemoryCap};
 use crate::messages::MessageSink;
 use crate::{Failure, FailureType, LogLevel, StreamStatus};
 use serde_json::value::RawValue;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::error::Context as _;
-use wasmtime::{Engine, Store};
+use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -61,15 +62,12 @@ pub enum HostError {
 }
 
 impl HostError {
-    fn classify(error: wasmtime::Error, limits: &Limits) -> HostError {
+    fn classify(error: wasmtime::Error) -> HostError {
         if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
             return HostError::Limit(limit.clone());
         }
         if let Some(OutputFailed(message)) = error.downcast_ref::<OutputFailed>() {
             return HostError::Output(message.clone());
-        }
-        if error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel) {
-            return HostError::Limit(LimitExceeded::Cpu { fuel: limits.fuel.unwrap_or(u64::MAX) });
         }
         HostError::Trap(error)
     }
@@ -116,6 +114,42 @@ struct HostState {
     memory: MemoryCap,
 }
 
+/// Meters the guest's CPU time and stops it past `cap`: the call hook starts and stops a
+/// [`GuestClock`] as execution enters and leaves wasm; every epoch tick checks it and yields
+/// to the executor (so a spinning guest still lets other tenants and the wall-time timer run),
+/// the clock stopped until the guest is resumed.
+fn police_cpu(store: &mut Store<HostState>, cap: Option<Duration>) {
+    let clock = GuestClock::default();
+    let hooked = clock.clone();
+    store.call_hook(move |_, hook| {
+        if hook.entering_host() {
+            hooked.stop();
+            // Checked at every host call too, so a short run is held to a cap below one tick.
+            if let Some(limit) = cap.filter(|limit| hooked.used() > *limit) {
+                return Err(LimitExceeded::Cpu { limit }.into());
+            }
+        } else {
+            hooked.start();
+        }
+        Ok(())
+    });
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if let Some(limit) = cap.filter(|limit| clock.used() > *limit) {
+            return Err(LimitExceeded::Cpu { limit }.into());
+        }
+        clock.stop();
+        let resumed = clock.clone();
+        Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                resumed.start();
+            }),
+        ))
+    });
+}
+
 /// A running instance plus what the runner needs to police it.
 struct Running {
     store: Store<HostState>,
@@ -123,10 +157,6 @@ struct Running {
     abort: AbortSignal,
     limits: Limits,
 }
-
-/// Fuel between yields to the async runtime: a guest spinning in wasm still lets other tenants
-/// and the wall-time timer run (~1 ms of guest work).
-const FUEL_YIELD_INTERVAL: u64 = 2_000_000;
 
 fn lock(sink: &SharedSink) -> MutexGuard<'_, dyn MessageSink + 'static> {
     sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -182,10 +212,8 @@ impl Connector {
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.memory);
-        let classify = |e| HostError::classify(e, &limits);
-        store.set_fuel(limits.fuel.unwrap_or(u64::MAX)).map_err(classify)?;
-        store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)).map_err(classify)?;
-        let instance = self.pre.instantiate_async(&mut store).await.map_err(classify)?;
+        police_cpu(&mut store, limits.cpu_time);
+        let instance = self.pre.instantiate_async(&mut store).await.map_err(HostError::classify)?;
         Ok(Running { store, instance, abort, limits })
     }
 
@@ -253,7 +281,7 @@ async fn guarded<T>(
             if let Some(limit) = abort.triggered_now() {
                 return Err(HostError::Limit(limit));
             }
-            result.map_err(|e| HostError::classify(e, limits))
+            result.map_err(HostError::classify)
         }
         limit = abort.triggered() => Err(HostError::Limit(limit)),
         limit = deadline => Err(HostError::Limit(limit)),

@@ -1,6 +1,6 @@
 //! Many syncs in one process (`run-many JOBS.json`).
 //!
-//! Tenants share the compiled component and nothing else: each gets its own store (memory, fuel,
+//! Tenants share the compiled component and nothing else: each gets its own store (memory, CPU,
 //! wall-time cap), its own egress policy and request slots, its own sink and output directory. One
 //! tenant that traps, exhausts a limit or is denied egress ends only its own run.
 
@@ -57,8 +57,8 @@ pub struct Job {
 pub struct LimitOverrides {
     /// Guest memory in MiB.
     pub memory_mib: Option<usize>,
-    /// Guest fuel (instructions).
-    pub fuel: Option<u64>,
+    /// Guest CPU time in seconds.
+    pub cpu_secs: Option<f64>,
     /// Wall-time cap in seconds.
     pub wall_time_secs: Option<u64>,
     /// Outbound requests in flight.
@@ -75,8 +75,8 @@ impl LimitOverrides {
         if let Some(mib) = self.memory_mib {
             base.memory_bytes = mib << 20;
         }
-        if let Some(fuel) = self.fuel {
-            base.fuel = Some(fuel);
+        if let Some(secs) = self.cpu_secs.filter(|s| s.is_finite() && *s > 0.0) {
+            base.cpu_time = Some(Duration::from_secs_f64(secs.min(1e9)));
         }
         if let Some(secs) = self.wall_time_secs {
             base.wall_time = Some(Duration::from_secs(secs));

@@ -111,7 +111,8 @@ fn operator_settings_come_from_the_environment_and_flags_win() {
     let out = run_cli_env(&check, &[("SOURCE_INSTAGRAM_ALLOW_HOSTS", "")]);
     assert_eq!(status(&out), "FAILED", "an empty variable allows nothing extra");
 
-    let out = run_cli_env(&check, &[("SOURCE_INSTAGRAM_ALLOW_HOSTS", &origin), ("SOURCE_INSTAGRAM_FUEL", "1000")]);
+    let out =
+        run_cli_env(&check, &[("SOURCE_INSTAGRAM_ALLOW_HOSTS", &origin), ("SOURCE_INSTAGRAM_CPU_SECS", "0.000001")]);
     let errors = out.errors();
     assert!(
         errors

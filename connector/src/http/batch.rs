@@ -27,7 +27,7 @@ pub fn encode<'a>(items: impl Iterator<Item = &'a (String, Vec<(&'a str, String)
         })
         .collect();
     url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("batch", &Value::Array(batch).to_string())
+        .append_pair("batch", &serde_json::to_string(&batch).unwrap_or_default())
         .finish()
         .into_bytes()
 }

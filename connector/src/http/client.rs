@@ -153,8 +153,8 @@ impl<'a> GraphClient<'a> {
     ) -> Result<Value, RequestError> {
         let request = self.request(Method::Get, self.url(path, query), None);
         let round = |_, _| async {
-            let _admission = self.admit(1, stream).await;
-            vec![(0, Attempt::from(self.send(&request, path, shape, true).await))]
+            let admission = self.admit(1, stream).await;
+            vec![(0, Attempt::from(self.send(&request, path, shape, Some(admission.sequence)).await))]
         };
         let mut outcomes = self.drive(1, stream, round).await;
         outcomes.pop().unwrap_or_else(|| Err(not_sent(path)))
@@ -240,7 +240,7 @@ impl<'a> GraphClient<'a> {
         let body = batch::encode(chunk.iter().map(|&index| &items[index]));
         let request = self.request(Method::Post, format!("{}/", self.base_url), Some(body));
         // The items' own answers carry the usage after each of them; the call's is not read.
-        let answers = match self.send(&request, "/ (batch)", Shape::Any, false).await {
+        let answers = match self.send(&request, "/ (batch)", Shape::Any, None).await {
             Ok(Value::Array(answers)) if answers.len() == chunk.len() => Ok(answers),
             Ok(_) => Err((RequestError::bad_answer("/ (batch)", "not one answer per request".into()), None)),
             Err(failed) => Err(failed),
@@ -253,7 +253,7 @@ impl<'a> GraphClient<'a> {
                     let path = items[index].0.as_str();
                     let outcome = match batch::decode(&answer) {
                         Some(response) => {
-                            self.pacer.observe(&response);
+                            self.pacer.observe(&response, admission.sequence);
                             outcome(&response, path, shape)
                         }
                         // Meta answers null for an item it did not get to: try it again.
@@ -324,14 +324,21 @@ impl<'a> GraphClient<'a> {
         }
     }
 
-    /// One round trip under the in-flight limit, classified; `observe` reads its usage headers.
-    async fn send(&self, request: &HttpRequest, path: &str, shape: Shape, observe: bool) -> Result<Value, Failed> {
+    /// One round trip under the in-flight limit, classified; with the admission's sequence, its
+    /// usage headers are read.
+    async fn send(
+        &self,
+        request: &HttpRequest,
+        path: &str,
+        shape: Shape,
+        admitted: Option<u64>,
+    ) -> Result<Value, Failed> {
         let _permit = self.limiter.acquire().await;
         self.counters.round_trips.set(self.counters.round_trips.get() + 1);
         match self.runtime.send(request.clone()).await {
             Ok(response) => {
-                if observe {
-                    self.pacer.observe(&response);
+                if let Some(sequence) = admitted {
+                    self.pacer.observe(&response, sequence);
                 }
                 outcome(&response, path, shape)
             }

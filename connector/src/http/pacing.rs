@@ -36,6 +36,12 @@ pub struct Pacer {
 struct State {
     /// The last usage Graph reported (percent, the highest of all its figures).
     usage: Option<f64>,
+    /// The admission whose answer reported `usage`. Answers arrive out of order: a lower figure
+    /// counts only from a call admitted later (one the server counted after it), else a stale
+    /// answer would hide calls already counted.
+    usage_from: u64,
+    /// Admissions so far.
+    admitted: u64,
     /// What one call adds to `usage`, learned from consecutive answers.
     per_call: f64,
     /// Calls sent and not yet answered.
@@ -61,6 +67,8 @@ pub enum Decision {
 /// Held while calls are in flight; answered (or lost) calls free their room when dropped.
 pub struct Admission {
     pub calls: u32,
+    /// Its place in the order of admissions (see [`Pacer::observe`]).
+    pub sequence: u64,
     state: Rc<RefCell<State>>,
 }
 
@@ -68,6 +76,8 @@ impl Pacer {
     pub fn new(enabled: bool) -> Pacer {
         let state = State {
             usage: None,
+            usage_from: 0,
+            admitted: 0,
             per_call: 0.0,
             in_flight: 0,
             answered: 0,
@@ -110,12 +120,18 @@ impl Pacer {
         }
         state.in_flight = 1;
         state.probing_from = state.usage;
-        Some(Admission { calls: 1, state: self.state.clone() })
+        state.admitted += 1;
+        Some(Admission { calls: 1, sequence: state.admitted, state: self.state.clone() })
     }
 
     /// The admission for a [`Decision::Send`].
     pub fn admission(&self, calls: u32) -> Admission {
-        Admission { calls, state: self.state.clone() }
+        let sequence = {
+            let mut state = self.state.borrow_mut();
+            state.admitted += 1;
+            state.admitted
+        };
+        Admission { calls, sequence, state: self.state.clone() }
     }
 
     /// Waits until an answer arrives or a call's room is freed.
@@ -132,13 +148,16 @@ impl Pacer {
         .await
     }
 
-    /// Reads the usage headers of one answer (a response or a batch item).
-    pub fn observe(&self, response: &HttpResponse) {
+    /// Reads the usage headers of one answer (a response or a batch item) to the call admitted
+    /// as `sequence`.
+    pub fn observe(&self, response: &HttpResponse, sequence: u64) {
         let usage = usage_percent(response);
         let waiters = {
             let mut state = self.state.borrow_mut();
             state.answered += 1;
-            if let Some(usage) = usage {
+            let current = state.usage.filter(|current| usage.is_some_and(|u| u < *current));
+            let stale = current.is_some() && sequence <= state.usage_from;
+            if let (Some(usage), false) = (usage, stale) {
                 let rise = match state.usage {
                     Some(previous) => usage - previous,
                     // The first figure: spread over every call answered so far.
@@ -158,6 +177,7 @@ impl Pacer {
                     };
                 }
                 state.usage = Some(usage);
+                state.usage_from = state.usage_from.max(sequence);
             }
             std::mem::take(&mut state.waiters)
         };
@@ -215,18 +235,21 @@ mod tests {
         assert!(matches!(pacer.decide(50), Decision::Send(50)), "nothing known yet: no pacing");
         drop(pacer.admission(50));
         for used in [2, 4, 6] {
-            pacer.observe(&answer(used));
+            pacer.observe(&answer(used), 1);
         }
+        // A late answer to an earlier call does not lower the figure.
+        pacer.observe(&answer(1), 0);
+        assert_eq!(pacer.usage(), Some(6.0));
         // 2 % per call: (92 - 6) / (2 × 1.5) = 28 calls fit.
         let Decision::Send(calls) = pacer.decide(50) else { panic!("room") };
         assert_eq!(calls, 28);
         assert!(matches!(pacer.decide(1), Decision::AwaitAnswers));
-        drop(pacer.admission(calls));
-        pacer.observe(&answer(91));
+        let sequence = pacer.admission(calls).sequence;
+        pacer.observe(&answer(91), sequence);
         let Decision::Probe(wait) = pacer.decide(1) else { panic!("probe") };
         assert_eq!(wait, MIN_PROBE_WAIT);
         let probe = pacer.probe().expect("probe");
-        pacer.observe(&answer(93));
+        pacer.observe(&answer(93), probe.sequence);
         drop(probe);
         assert!(matches!(pacer.decide(1), Decision::Probe(wait) if wait == MIN_PROBE_WAIT * 2), "not drained");
         assert!(matches!(Pacer::new(false).decide(50), Decision::Send(50)));
