@@ -129,7 +129,9 @@ fn media_edge(
 ) -> Reply {
     let expansion = fields.and_then(|f| f.iter().find_map(|f| f.strip_prefix("children{")?.strip_suffix('}')));
     let Some(subfields) = expansion else {
-        return edge(user.media.iter().map(|m| m.node(user)), fields, request, page_size);
+        return paginate_with(user.media.len(), request, page_size, |i| {
+            select_fields(&user.media[i].node(user), fields, "IGMedia")
+        });
     };
     if expansion_fails {
         return graph_error(400, 100, None, "(#100) Field expansion of children is not supported on this node");
@@ -140,22 +142,19 @@ fn media_edge(
         .iter()
         .map(|f| if f.starts_with("children{") { "children".to_owned() } else { f.clone() })
         .collect();
-    let mut nodes = Vec::with_capacity(user.media.len());
-    for media in &user.media {
+    // Only the requested page is built: an edge of 20,000 media is paged in linear time.
+    paginate_with(user.media.len(), request, page_size, |i| {
+        let media = &user.media[i];
         let mut node = media.node(user);
         if !media.children.is_empty() {
             let mut slides = Vec::new();
             for child in media.children.iter().filter(|c| !c.deleted) {
-                match select_fields(&child.node(user), Some(&subfields), "IGMedia") {
-                    Ok(slide) => slides.push(slide),
-                    Err(error) => return error,
-                }
+                slides.push(select_fields(&child.node(user), Some(&subfields), "IGMedia")?);
             }
             node["children"] = json!({ "data": slides });
         }
-        nodes.push(node);
-    }
-    edge(nodes.into_iter(), Some(&plain), request, page_size)
+        select_fields(&node, Some(&plain), "IGMedia")
+    })
 }
 
 fn reply(selected: Result<Value, Reply>) -> Reply {
@@ -296,6 +295,16 @@ pub fn break_cursor(reply: &mut Reply, after: Option<&str>, cycle: crate::Cursor
 /// Cursor paging as Graph does it: `cursors.before/after` on every non-empty page, `next` only
 /// when more data follows, `previous` when some precedes.
 pub fn paginate(items: Vec<Value>, request: &Incoming<'_>, max_page_size: usize) -> Reply {
+    paginate_with(items.len(), request, max_page_size, |i| Ok(items[i].clone()))
+}
+
+/// [`paginate`] over `total` items of which only the requested page is built, by `item(index)`.
+pub fn paginate_with(
+    total: usize,
+    request: &Incoming<'_>,
+    max_page_size: usize,
+    mut item: impl FnMut(usize) -> Result<Value, Reply>,
+) -> Reply {
     let limit = request
         .query
         .get("limit")
@@ -311,13 +320,19 @@ pub fn paginate(items: Vec<Value>, request: &Incoming<'_>, max_page_size: usize)
             }
         },
     };
-    let end = (start + limit).min(items.len());
-    let data: Vec<Value> = items.get(start..end).map(<[Value]>::to_vec).unwrap_or_default();
+    let end = (start + limit).min(total);
+    let mut data = Vec::with_capacity(end.saturating_sub(start));
+    for index in start..end {
+        match item(index) {
+            Ok(value) => data.push(value),
+            Err(error) => return error,
+        }
+    }
     if data.is_empty() {
         return Reply::ok(json!({"data": []}));
     }
     let mut paging = json!({"cursors": {"before": encode_cursor(start), "after": encode_cursor(end)}});
-    if end < items.len() {
+    if end < total {
         paging["next"] = json!(page_url(request, "after", &encode_cursor(end), limit));
     }
     if start > 0 {
