@@ -221,6 +221,12 @@ fn benchmark_l(warm_cache: &Path) {
     }
 }
 
+/// RECORD lines in a file of protocol messages.
+fn count_records(messages: &Path) -> usize {
+    let text = std::fs::read_to_string(messages).unwrap_or_default();
+    text.lines().filter(|line| line.contains(r#""type":"RECORD""#)).count()
+}
+
 /// Benchmark L synced, then re-synced one simulated day later (5 new posts per account, recent
 /// posts' likes, comments and insights moving) with every stream incremental where it can be.
 fn next_day(warm_cache: &Path) {
@@ -244,11 +250,7 @@ fn next_day(warm_cache: &Path) {
             if days_later == "0" {
                 first_calls = calls;
             }
-            let records = std::fs::read_to_string(&output)
-                .unwrap_or_default()
-                .lines()
-                .filter(|l| l.contains(r#""type":"RECORD""#))
-                .count();
+            let records = count_records(&output);
             println!(
                 "| {cadence} | {} | {calls} | {} | {} | {records} | {:.1} %{} |",
                 if days_later == "0" { "first" } else { "next day" },
@@ -276,8 +278,7 @@ fn scale(warm_cache: &Path) {
         let config = json!({"access_token": "sandbox-token", "base_url": sandbox.base_url});
         let (m, output) = read_every_stream(warm_cache, &sandbox, &scratch, &config, &[]);
         let stats = sandbox.stats();
-        let text = std::fs::read_to_string(&output).unwrap_or_default();
-        let records = text.lines().filter(|l| l.contains(r#""type":"RECORD""#)).count();
+        let records = count_records(&output);
         println!(
             "| {factor}x | {} | {} | {:.2} s | {:.1} MiB | {} | {} | {records} | {:.1} ms{} |",
             2 * 2_000 * factor,

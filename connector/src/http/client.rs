@@ -8,7 +8,7 @@
 use super::batch::{self, MAX_BATCH};
 use super::error::{ErrorClass, RequestError, outcome};
 use super::limiter::Limiter;
-use super::pacing::{Admission, Decision, Pacer};
+use super::pacing::{Admission, Pacer};
 use super::shape::Shape;
 use super::{HttpRequest, Method, Runtime, TransportError};
 use crate::protocol::{LogLevel, Sink, StreamStatus};
@@ -153,7 +153,7 @@ impl<'a> GraphClient<'a> {
     ) -> Result<Value, RequestError> {
         let request = self.request(Method::Get, self.url(path, query), None);
         let round = |_, _| async {
-            let admission = self.admit(1, stream).await;
+            let admission = self.pacer.admit(1, stream, self.runtime, self.sink).await;
             vec![(0, Attempt::from(self.send(&request, path, shape, Some(admission.sequence)).await))]
         };
         let mut outcomes = self.drive(1, stream, round).await;
@@ -176,7 +176,8 @@ impl<'a> GraphClient<'a> {
                 if rest.is_empty() {
                     return None;
                 }
-                let admission = self.admit(rest.len().min(MAX_BATCH) as u32, stream).await;
+                let admission =
+                    self.pacer.admit(rest.len().min(MAX_BATCH) as u32, stream, self.runtime, self.sink).await;
                 let chunk: Vec<usize> = rest.drain(..(admission.calls as usize).min(rest.len())).collect();
                 Some((self.batch_round(items, chunk, shape, attempt, stream, admission), rest))
             });
@@ -299,45 +300,14 @@ impl<'a> GraphClient<'a> {
         HttpRequest { method, url, headers, body }
     }
 
-    /// Room for up to `wanted` calls under the quota usage Graph reports (see [`Pacer`]); a
-    /// wait before a probe is announced like throttling, with the moment the probe goes out.
-    async fn admit(&self, wanted: u32, stream: &str) -> Admission {
-        loop {
-            match self.pacer.decide(wanted) {
-                Decision::Send(calls) => return self.pacer.admission(calls),
-                Decision::AwaitAnswers => self.pacer.changed().await,
-                Decision::Probe(wait) => {
-                    let until = self.runtime.now().timestamp_millis().max(0) as u64 + wait.as_millis() as u64;
-                    self.sink.stream_status(stream, StreamStatus::Running, Some(until));
-                    let usage = self.pacer.usage().unwrap_or(0.0);
-                    let message = format!(
-                        "{stream}: the Graph API quota is {usage:.0}% used; pacing requests ({} ms until the next)",
-                        wait.as_millis()
-                    );
-                    self.sink.log(LogLevel::Info, &message);
-                    self.runtime.sleep(wait).await;
-                    if let Some(admission) = self.pacer.probe() {
-                        return admission;
-                    }
-                }
-            }
-        }
-    }
-
     /// One round trip under the in-flight limit, classified; with the admission's sequence, its
     /// usage headers are read.
-    async fn send(
-        &self,
-        request: &HttpRequest,
-        path: &str,
-        shape: Shape,
-        admitted: Option<u64>,
-    ) -> Result<Value, Failed> {
+    async fn send(&self, request: &HttpRequest, path: &str, shape: Shape, seq: Option<u64>) -> Result<Value, Failed> {
         let _permit = self.limiter.acquire().await;
         self.counters.round_trips.set(self.counters.round_trips.get() + 1);
         match self.runtime.send(request.clone()).await {
             Ok(response) => {
-                if let Some(sequence) = admitted {
+                if let Some(sequence) = seq {
                     self.pacer.observe(&response, sequence);
                 }
                 outcome(&response, path, shape)

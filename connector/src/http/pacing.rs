@@ -12,7 +12,8 @@
 //! The wait halves when a probe finds room and doubles when it does not. Below the ceiling no
 //! request ever waits, so a sync with quota to spare runs at full speed.
 
-use super::HttpResponse;
+use super::{HttpResponse, Runtime};
+use crate::protocol::{LogLevel, Sink, StreamStatus};
 use serde_json::Value;
 use std::cell::RefCell;
 use std::future::poll_fn;
@@ -55,7 +56,7 @@ struct State {
 }
 
 /// What the pacer decides for a request now.
-pub enum Decision {
+enum Decision {
     /// Send this many calls (at least one).
     Send(u32),
     /// Wait for answers in flight.
@@ -93,8 +94,33 @@ impl Pacer {
         self.state.borrow().usage
     }
 
+    /// Room for up to `wanted` calls under the usage Graph reports. A wait before a probe is
+    /// announced like throttling (STREAM_STATUS RUNNING with the moment the probe goes out).
+    pub async fn admit(&self, wanted: u32, stream: &str, runtime: &dyn Runtime, sink: &dyn Sink) -> Admission {
+        loop {
+            match self.decide(wanted) {
+                Decision::Send(calls) => return self.admission(calls),
+                Decision::AwaitAnswers => self.changed().await,
+                Decision::Probe(wait) => {
+                    let until = runtime.now().timestamp_millis().max(0) as u64 + wait.as_millis() as u64;
+                    sink.stream_status(stream, StreamStatus::Running, Some(until));
+                    let usage = self.usage().unwrap_or(0.0);
+                    let message = format!(
+                        "{stream}: the Graph API quota is {usage:.0}% used; pacing requests ({} ms until the next)",
+                        wait.as_millis()
+                    );
+                    sink.log(LogLevel::Info, &message);
+                    runtime.sleep(wait).await;
+                    if let Some(admission) = self.probe() {
+                        return admission;
+                    }
+                }
+            }
+        }
+    }
+
     /// What to do about a request of up to `wanted` calls.
-    pub fn decide(&self, wanted: u32) -> Decision {
+    fn decide(&self, wanted: u32) -> Decision {
         let mut state = self.state.borrow_mut();
         let wanted = wanted.max(1);
         let room = match (self.enabled, state.usage) {
@@ -113,7 +139,7 @@ impl Pacer {
     }
 
     /// Lets one call through after a probe wait, unless other calls went out meanwhile.
-    pub fn probe(&self) -> Option<Admission> {
+    fn probe(&self) -> Option<Admission> {
         let mut state = self.state.borrow_mut();
         if state.in_flight > 0 {
             return None;
@@ -125,7 +151,7 @@ impl Pacer {
     }
 
     /// The admission for a [`Decision::Send`].
-    pub fn admission(&self, calls: u32) -> Admission {
+    fn admission(&self, calls: u32) -> Admission {
         let sequence = {
             let mut state = self.state.borrow_mut();
             state.admitted += 1;
@@ -135,7 +161,7 @@ impl Pacer {
     }
 
     /// Waits until an answer arrives or a call's room is freed.
-    pub async fn changed(&self) {
+    async fn changed(&self) {
         let mut registered = false;
         poll_fn(|cx| {
             if registered {
