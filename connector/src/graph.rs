@@ -233,19 +233,23 @@ fn walk<'c>(
                         None => Cursor::Done,
                     };
                     // The request layer checked the shape: `data` is a list of records.
-                    let records = match body {
-                        Value::Object(mut map) => match map.remove("data") {
-                            Some(Value::Array(records)) => records,
-                            _ => Vec::new(),
-                        },
-                        _ => Vec::new(),
-                    };
-                    let page = Page { records, fallback: used_fallback };
+                    let page = Page { records: data_of(body), fallback: used_fallback };
                     Some((Ok(page), next))
                 }
             }
         }
     })
+}
+
+/// The `data` list of a page (empty when there is none).
+pub fn data_of(body: Value) -> Vec<Value> {
+    match body {
+        Value::Object(mut map) => match map.remove("data") {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
 }
 
 /// The cursor of the page after `body`, if Graph says there is one.

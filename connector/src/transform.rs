@@ -97,7 +97,10 @@ fn graph_form_rfc3339(timestamp: &str) -> Option<String> {
     let days_in_month = chrono::NaiveDate::from_ymd_opt(year as i32, month, 1)
         .and_then(|first| first.checked_add_months(chrono::Months::new(1)))
         .map(|next| next.pred_opt().map_or(0, |last| chrono::Datelike::day(&last)))?;
-    let valid = (1..=days_in_month).contains(&day)
+    // chrono writes a zero offset as `+00:00` whatever its sign.
+    let negative_zero = bytes[19] == b'-' && offset_hours == 0 && offset_minutes == 0;
+    let valid = !negative_zero
+        && (1..=days_in_month).contains(&day)
         && hour < 24
         && minute < 60
         && second < 60
@@ -197,6 +200,7 @@ mod tests {
             "2024-04-31T10:00:00+0000",
             "2024-01-01T24:00:00+0000",
             "2024-01-01T10:00:00+2400",
+            "2024-01-01T10:00:00-0000",
             "2024-01-01 10:00:00+0000",
             "2024-01-01T10:00:00Z",
             "",

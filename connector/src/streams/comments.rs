@@ -132,7 +132,7 @@ async fn read_thread(
     let after = graph::next_cursor(&first);
     let mut has_more = after.is_some();
     let mut more = std::pin::pin!(graph::pages_from(ctx.client, path, comments_query(), after, NAME));
-    let mut page = data(first);
+    let mut page = graph::data_of(first);
     loop {
         for comment in &page {
             out.push(transform(comment, media, None));
@@ -176,16 +176,6 @@ async fn read_replies(
         }
     }
     Ok(())
-}
-
-fn data(body: Value) -> Vec<Value> {
-    match body {
-        Value::Object(mut map) => match map.remove("data") {
-            Some(Value::Array(items)) => items,
-            _ => Vec::new(),
-        },
-        _ => Vec::new(),
-    }
 }
 
 #[cfg(test)]
