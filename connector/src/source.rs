@@ -73,70 +73,64 @@ pub async fn read(
         let accounts = accounts.clone();
         async move { Ok::<_, Failure>(accounts.await?.iter().map(|(_, a)| a.clone()).collect::<Vec<Account>>()) }
     };
-    // One bounded pipe per synced child, from its parent.
+    // Each configured stream resolved once: its definition and the mode it runs in.
+    let resolved: Vec<Result<(&'static StreamDef, SyncMode), Failure>> =
+        configured.iter().map(|s| resolve(s, &sink)).collect();
+    // One bounded pipe per synced child, from its parent; and the synced streams that read each
+    // parent's edge (the parent itself included) with their modes, since a parent pages only as
+    // far back as the most demanding of them needs.
     let mut feeds: HashMap<&str, PageSender> = HashMap::new();
     let mut intakes: HashMap<&str, PageReceiver> = HashMap::new();
-    for stream in configured.iter().filter_map(|c| streams::find(&c.name)) {
-        if let Reader::Child { parent, .. } = stream.reader {
-            intakes.insert(stream.name, feeds.entry(parent).or_default().open());
-        }
-    }
-    let modes: Vec<Result<SyncMode, Failure>> = configured.iter().map(|s| effective_sync_mode(s, &sink)).collect();
-    // The synced streams that read each parent's edge (the parent itself included), with their
-    // modes: a parent pages only as far back as the most demanding of them needs.
     let mut readers_of: HashMap<&str, Vec<(&'static str, SyncMode)>> = HashMap::new();
-    for (def, mode) in
-        configured.iter().zip(&modes).filter_map(|(c, m)| Some((streams::find(&c.name)?, *m.as_ref().ok()?)))
-    {
+    for (def, mode) in resolved.iter().flatten() {
         match def.reader {
-            Reader::Parent(_) => readers_of.entry(def.name).or_default().push((def.name, mode)),
-            Reader::Child { parent, .. } => readers_of.entry(parent).or_default().push((def.name, mode)),
+            Reader::Parent(_) => readers_of.entry(def.name).or_default().push((def.name, *mode)),
+            Reader::Child { parent, .. } => {
+                intakes.insert(def.name, feeds.entry(parent).or_default().open());
+                readers_of.entry(parent).or_default().push((def.name, *mode));
+            }
             _ => {}
         }
     }
     let outputs: Vec<StreamOutput<'_>> = configured
         .iter()
-        .zip(&modes)
-        .map(|(s, mode)| StreamOutput::new(&s.name, *mode.as_ref().unwrap_or(&SyncMode::FullRefresh), &sink))
+        .zip(&resolved)
+        .map(|(s, r)| StreamOutput::new(&s.name, r.as_ref().map_or(SyncMode::FullRefresh, |(_, mode)| *mode), &sink))
         .collect();
+    // A parent's edge, read once the accounts are known, for its own output (if synced) and its
+    // children; a failure to list the accounts reaches the children through their pipes.
+    let run_parent = |read: fn(ParentRun<'_>) -> streams::Reading<'_>, name: &str, out, refs: Option<PageSender>| {
+        let consumers = readers_of.get(name).cloned().unwrap_or_default();
+        let accounts = account_list();
+        async move {
+            match accounts.await {
+                Ok(accounts) => read(ParentRun { ctx, accounts: &accounts, out, refs, consumers }).await,
+                Err(failure) => {
+                    streams::feed(refs.as_ref(), Err(failure.clone())).await;
+                    Err(failure)
+                }
+            }
+        }
+    };
 
     let mut tasks: Vec<LocalBoxFuture<'_, Option<(&str, FailureType)>>> = Vec::new();
-    for ((stream, out), mode) in configured.iter().zip(&outputs).zip(modes) {
-        let body: LocalBoxFuture<'_, Result<(), Failure>> = match (mode, streams::find(&stream.name)) {
-            (Err(failure), _) => async move { Err(failure) }.boxed_local(),
-            (Ok(_), None) => async { Err(Failure::system("The stream has no reader.")) }.boxed_local(),
-            (Ok(_), Some(def)) => match def.reader {
+    for ((stream, out), resolved) in configured.iter().zip(&outputs).zip(resolved) {
+        // Incremental-capable streams checkpoint their own cursor state.
+        let checkpoints_itself = resolved.as_ref().is_ok_and(|(def, _)| def.supports_incremental());
+        let body: LocalBoxFuture<'_, Result<(), Failure>> = match resolved {
+            Err(failure) => async move { Err(failure) }.boxed_local(),
+            Ok((def, _)) => match def.reader {
                 Reader::Accounts => {
                     let accounts = accounts.clone();
                     async move {
                         // Accounts picked by id without a Page have no Api record.
-                        accounts
-                            .await?
-                            .iter()
-                            .filter(|(record, _)| !record.is_null())
-                            .for_each(|(record, _)| out.emit(record));
+                        accounts.await?.iter().filter_map(|(record, _)| record.as_ref()).for_each(|r| out.emit(r));
                         Ok(())
                     }
                     .boxed_local()
                 }
                 Reader::PerAccount(read) => async move { read(ctx, &account_list().await?, out).await }.boxed_local(),
-                Reader::Parent(read) => {
-                    let refs = feeds.remove(def.name);
-                    let consumers = readers_of.get(def.name).cloned().unwrap_or_default();
-                    let accounts = account_list();
-                    async move {
-                        match accounts.await {
-                            Ok(accounts) => {
-                                read(ParentRun { ctx, accounts: &accounts, out: Some(out), refs, consumers }).await
-                            }
-                            Err(failure) => {
-                                streams::feed(refs.as_ref(), Err(failure.clone())).await;
-                                Err(failure)
-                            }
-                        }
-                    }
-                    .boxed_local()
-                }
+                Reader::Parent(read) => run_parent(read, def.name, Some(out), feeds.remove(def.name)).boxed_local(),
                 Reader::Child { read, .. } => match intakes.remove(def.name) {
                     Some(refs) => read(ctx, refs, out),
                     None => {
@@ -145,23 +139,15 @@ pub async fn read(
                 },
             },
         };
-        tasks.push(run_stream(stream, out, &sink, body).boxed_local());
+        tasks.push(run_stream(stream, out, checkpoints_itself, &sink, body).boxed_local());
     }
     // Parents that are not synced still feed their synced children.
     for (parent, refs) in feeds {
         let Some(Reader::Parent(read)) = streams::find(parent).map(|def| &def.reader) else { continue };
-        let read = *read;
-        let consumers = readers_of.get(parent).cloned().unwrap_or_default();
-        let accounts = account_list();
+        let feeding = run_parent(*read, parent, None, Some(refs));
         tasks.push(
             async move {
-                match accounts.await {
-                    Ok(accounts) => {
-                        let _ =
-                            read(ParentRun { ctx, accounts: &accounts, out: None, refs: Some(refs), consumers }).await;
-                    }
-                    Err(failure) => streams::feed(Some(&refs), Err(failure)).await,
-                }
+                let _ = feeding.await;
                 None
             }
             .boxed_local(),
@@ -208,7 +194,7 @@ fn client_for<'a>(
 }
 
 /// The accounts, read once and awaited by every stream that needs them.
-type Accounts<'a> = Shared<LocalBoxFuture<'a, Result<Rc<Vec<(Value, Account)>>, Failure>>>;
+type Accounts<'a> = Shared<LocalBoxFuture<'a, Result<Rc<Vec<api::SyncedAccount>>, Failure>>>;
 
 /// The configured-catalog rules of Airbyte's Python CDK (`AbstractSource.read`, 7.x): a stream
 /// that `discover` does not list fails alone with a `config_error`; `incremental` asked for a
@@ -216,7 +202,7 @@ type Accounts<'a> = Shared<LocalBoxFuture<'a, Result<Rc<Vec<(Value, Account)>>, 
 /// stream). `destination_sync_mode` and `cursor_field` / `primary_key` overrides are the
 /// destination's business and are ignored, as the CDK ignores them for source-defined cursors
 /// and keys.
-fn effective_sync_mode(stream: &ConfiguredStream, sink: &dyn Sink) -> Result<SyncMode, Failure> {
+fn resolve(stream: &ConfiguredStream, sink: &dyn Sink) -> Result<(&'static StreamDef, SyncMode), Failure> {
     let Some(def) = streams::find(&stream.name) else {
         return Err(Failure::config(format!(
             "The stream `{}` in your connection configuration was not found in the source. Refresh the schema in your replication settings and remove this stream from future sync attempts.",
@@ -231,9 +217,9 @@ fn effective_sync_mode(stream: &ConfiguredStream, sink: &dyn Sink) -> Result<Syn
                 stream.name
             ),
         );
-        return Ok(SyncMode::FullRefresh);
+        return Ok((def, SyncMode::FullRefresh));
     }
-    Ok(stream.sync_mode)
+    Ok((def, stream.sync_mode))
 }
 
 /// One stream's life: STARTED, its records, a final state, COMPLETE; or TRACE ERROR and
@@ -241,6 +227,7 @@ fn effective_sync_mode(stream: &ConfiguredStream, sink: &dyn Sink) -> Result<Syn
 async fn run_stream<'s>(
     stream: &'s ConfiguredStream,
     out: &StreamOutput<'_>,
+    checkpoints_itself: bool,
     sink: &dyn Sink,
     body: impl Future<Output = Result<(), Failure>>,
 ) -> Option<(&'s str, FailureType)> {
@@ -249,8 +236,7 @@ async fn run_stream<'s>(
     sink.log(LogLevel::Info, &format!("{}: {} records", stream.name, out.emitted()));
     match result {
         Ok(()) => {
-            // Incremental-capable streams checkpoint their own cursor state.
-            if !streams::find(&stream.name).is_some_and(StreamDef::supports_incremental) {
+            if !checkpoints_itself {
                 out.checkpoint(&streams::final_full_refresh_state());
             }
             sink.stream_status(&stream.name, StreamStatus::Complete, None);

@@ -36,15 +36,20 @@ pub fn transform(page: Value, sink: &dyn Sink) -> Option<(Value, Account)> {
     Some((Value::Object(page), Account { business_account_id, page_id: Some(page_id) }))
 }
 
+/// An account to sync, with the Api record of its Page (`None`: read by id, Page unknown).
+pub type SyncedAccount = (Option<Value>, Account);
+
 /// The accounts to sync, with the Api records of their Pages. Without `selected` ids: every
 /// account linked to a Page of `/me/accounts`. With them: those accounts only, in that order. A
 /// selected account missing from the Page list (or a token that may not list Pages at all) is
 /// read by id, with no Page and no Api record; an id the token cannot read is a `config_error`
 /// naming it.
-pub async fn read_all(client: &GraphClient<'_>, selected: &[String]) -> Result<Vec<(Value, Account)>, Failure> {
+pub async fn read_all(client: &GraphClient<'_>, selected: &[String]) -> Result<Vec<SyncedAccount>, Failure> {
     let listed = list_pages(client).await;
     if selected.is_empty() {
-        return listed.map_err(|e| e.to_failure());
+        return listed
+            .map(|pages| pages.into_iter().map(|(record, account)| (Some(record), account)).collect())
+            .map_err(|e| e.to_failure());
     }
     let listed = match listed {
         Ok(listed) => listed,
@@ -74,11 +79,8 @@ pub async fn read_all(client: &GraphClient<'_>, selected: &[String]) -> Result<V
     let mut unreadable = Vec::new();
     for (id, outcome) in selected.iter().zip(outcomes) {
         match outcome {
-            Ok(Some(found)) => accounts.push(found),
-            Ok(None) => {
-                let account = Account { business_account_id: id.clone(), page_id: None };
-                accounts.push((Value::Null, account));
-            }
+            Ok(Some((record, account))) => accounts.push((Some(record), account)),
+            Ok(None) => accounts.push((None, Account { business_account_id: id.clone(), page_id: None })),
             Err(error) if error.class == ErrorClass::Fatal => unreadable.push(format!("{id} ({})", error.message())),
             Err(error) => return Err(error.to_failure()),
         }

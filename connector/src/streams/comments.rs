@@ -128,29 +128,32 @@ async fn read_thread(
     first: Value,
     out: &mut Vec<Value>,
 ) -> Result<(), Failure> {
-    let path = format!("/{}/comments", media.id);
     let after = graph::next_cursor(&first);
-    let mut has_more = after.is_some();
-    let mut more = std::pin::pin!(graph::pages_from(ctx.client, path, comments_query(), after, NAME));
-    let mut page = graph::data_of(first);
-    loop {
-        for comment in &page {
-            out.push(transform(comment, media, None));
-            read_replies(ctx, media, comment, out).await?;
-        }
-        if !has_more {
-            return Ok(());
-        }
-        match more.next().await {
-            None => return Ok(()),
-            Some(Ok(next)) => page = next,
-            Some(Err(error)) => {
-                skip_or_fail(error, &format!("the rest of the comments of media {}", media.id), ctx)?;
-                has_more = false;
-                page = Vec::new();
-            }
+    read_comments(ctx, media, graph::data_of(first), out).await?;
+    let Some(after) = after else { return Ok(()) };
+    let path = format!("/{}/comments", media.id);
+    let mut pages = std::pin::pin!(graph::pages_from(ctx.client, path, comments_query(), Some(after), NAME));
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(page) => read_comments(ctx, media, page, out).await?,
+            Err(error) => return skip_or_fail(error, &format!("the rest of the comments of media {}", media.id), ctx),
         }
     }
+    Ok(())
+}
+
+/// One page of top-level comments, each followed by its replies.
+async fn read_comments(
+    ctx: &ReadContext<'_>,
+    media: &ObjectRef,
+    page: Vec<Value>,
+    out: &mut Vec<Value>,
+) -> Result<(), Failure> {
+    for comment in &page {
+        out.push(transform(comment, media, None));
+        read_replies(ctx, media, comment, out).await?;
+    }
+    Ok(())
 }
 
 /// The replies expanded inline, then any further pages of them.

@@ -138,25 +138,21 @@ async fn produce(run: ParentRun<'_>) -> Result<(), Failure> {
                 // Newest first: once a page ends before the start every reader needs, stop.
                 let passed = transformed.last().and_then(|(_, last)| window::posted(last));
                 let done = matches!((paging_start, passed), (Some(start), Some(last)) if last < start);
-                let (Some(out), Some(own)) = (out, own) else {
-                    if done {
-                        break;
-                    }
-                    continue;
-                };
-                let wanted = transformed.into_iter().filter(|(_, media_ref)| own.wants(media_ref));
-                let records = futures::stream::iter(wanted.map(|(mut record, _)| async move {
-                    if inline {
-                        inline_children(&mut record);
-                    } else {
-                        expand_children_one_by_one(client, &mut record).await;
-                    }
-                    Value::Object(record)
-                }))
-                .buffered(64)
-                .collect::<Vec<_>>()
-                .await;
-                records.iter().for_each(|record| out.emit(record));
+                if let (Some(out), Some(own)) = (out, own) {
+                    let wanted = transformed.into_iter().filter(|(_, media_ref)| own.wants(media_ref));
+                    let records = futures::stream::iter(wanted.map(|(mut record, _)| async move {
+                        if inline {
+                            inline_children(&mut record);
+                        } else {
+                            expand_children_one_by_one(client, &mut record).await;
+                        }
+                        Value::Object(record)
+                    }))
+                    .buffered(64)
+                    .collect::<Vec<_>>()
+                    .await;
+                    records.iter().for_each(|record| out.emit(record));
+                }
                 if done {
                     break;
                 }

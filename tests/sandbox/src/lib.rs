@@ -484,7 +484,7 @@ impl Shared {
                     "(#80002) There have been too many calls to this Instagram account. Wait a bit and try again.",
                 );
                 reply.headers.push(retry_after);
-                reply.headers.push(usage_header(100, 0));
+                reply.headers.extend(usage_headers(100));
                 return Some(reply);
             }
         }
@@ -502,7 +502,7 @@ impl Shared {
             reply
         } else {
             let mut reply = graph::graph_error(400, 4, None, "(#4) Application request limit reached");
-            reply.headers.push(usage_header(100, 0));
+            reply.headers.extend(usage_headers(100));
             reply
         };
         reply.headers.push(retry_after);
@@ -518,12 +518,4 @@ fn usage_headers(percent: u32) -> Vec<(String, String)> {
     }]});
     let app = serde_json::json!({"call_count": percent / 3, "total_cputime": percent / 4, "total_time": percent / 4});
     vec![("x-business-use-case-usage".to_owned(), business.to_string()), ("x-app-usage".to_owned(), app.to_string())]
-}
-
-fn usage_header(call_count: u32, minutes: u32) -> (String, String) {
-    let usage = serde_json::json!({"17841400000000000": [{
-        "type": "instagram", "call_count": call_count, "total_cputime": 1, "total_time": 1,
-        "estimated_time_to_regain_access": minutes
-    }]});
-    ("x-business-use-case-usage".to_owned(), usage.to_string())
 }
