@@ -2,8 +2,10 @@
 
 use crate::http::client::GraphClient;
 use crate::http::error::RequestError;
-use crate::http::shape::Shape;
+use crate::http::shape::{self, Answer, Shape, Typed};
 use futures::Stream;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// Page size requested on every paginated call (the reference's `limit=100`).
@@ -42,23 +44,23 @@ pub fn ignore_insights_errors(error: &RequestError) -> Option<String> {
 
 /// An insights GET that applies `ignore`: `Ok(None)` when the error is one the stream skips
 /// (logged at INFO).
-pub async fn get_or_ignore(
+pub async fn get_or_ignore<T: Answer>(
     client: &GraphClient<'_>,
     path: &str,
     query: &[(&str, &str)],
     stream: &str,
     ignore: IgnoreRule,
-) -> Result<Option<Value>, RequestError> {
+) -> Result<Option<T>, RequestError> {
     apply_ignore(client.get(path, query, Shape::Metrics, stream).await, client, stream, ignore)
 }
 
 /// Applies an ignore rule to an outcome (of a single request or a batch item).
-pub fn apply_ignore(
-    outcome: Result<Value, RequestError>,
+pub fn apply_ignore<T>(
+    outcome: Result<T, RequestError>,
     client: &GraphClient<'_>,
     stream: &str,
     ignore: IgnoreRule,
-) -> Result<Option<Value>, RequestError> {
+) -> Result<Option<T>, RequestError> {
     match outcome {
         Ok(body) => Ok(Some(body)),
         Err(error) => match ignore(&error) {
@@ -73,25 +75,25 @@ pub fn apply_ignore(
 
 /// GETs insights `items` (path and query) singly or through the Batch API, applying `ignore`;
 /// outcomes in the order of `items`.
-pub async fn get_many_or_ignore(
+pub async fn get_many_or_ignore<T: Answer>(
     client: &GraphClient<'_>,
     items: Vec<(String, Vec<(&str, String)>)>,
     batch: bool,
     stream: &str,
     ignore: IgnoreRule,
-) -> Vec<Result<Option<Value>, RequestError>> {
+) -> Vec<Result<Option<T>, RequestError>> {
     let outcomes = get_many(client, &items, batch, Shape::Metrics, stream).await;
     outcomes.into_iter().map(|outcome| apply_ignore(outcome, client, stream, ignore)).collect()
 }
 
 /// GETs `items` (path and query) singly or through the Batch API; outcomes in their order.
-pub async fn get_many(
+pub async fn get_many<T: Answer>(
     client: &GraphClient<'_>,
     items: &[(String, Vec<(&str, String)>)],
     batch: bool,
     shape: Shape,
     stream: &str,
-) -> Vec<Result<Value, RequestError>> {
+) -> Vec<Result<T, RequestError>> {
     if batch {
         return client.get_batch(items, shape, stream).await;
     }
@@ -123,31 +125,91 @@ pub struct ObjectRef {
     pub comments_count: Option<u64>,
 }
 
+/// One page of an edge (`{data, paging}`), read straight into its item type.
+#[derive(Deserialize)]
+#[serde(bound = "T: DeserializeOwned")]
+pub struct Edge<T> {
+    #[serde(deserialize_with = "shape::list_of_objects")]
+    pub data: Vec<T>,
+    #[serde(default, deserialize_with = "shape::object")]
+    paging: Option<Paging>,
+    #[serde(default, deserialize_with = "shape::present")]
+    error: bool,
+}
+
+#[derive(Deserialize)]
+struct Paging {
+    #[serde(default, deserialize_with = "shape::present")]
+    next: bool,
+    #[serde(default, deserialize_with = "shape::object")]
+    cursors: Option<Cursors>,
+}
+
+#[derive(Deserialize)]
+struct Cursors {
+    #[serde(default)]
+    after: Option<Value>,
+}
+
+impl<T> Edge<T> {
+    /// The cursor of the page after this one, if Graph says there is one.
+    pub fn next_cursor(&self) -> Option<String> {
+        let paging = self.paging.as_ref().filter(|paging| paging.next)?;
+        let after = paging.cursors.as_ref()?.after.as_ref()?.as_str()?;
+        (!after.is_empty()).then(|| after.to_owned())
+    }
+}
+
+/// An item of an edge: kept as JSON (`Value`) or typed.
+pub trait EdgeItem: DeserializeOwned {
+    /// Whether the item passes the `id` check of [`Shape::Records`] (typed items check their
+    /// own `id` as they are read).
+    fn fits(&self) -> bool {
+        true
+    }
+}
+
+impl EdgeItem for Value {
+    fn fits(&self) -> bool {
+        shape::valid_id(self.get("id"))
+    }
+}
+
+impl<T: EdgeItem> Typed for Edge<T> {
+    fn read(body: &[u8]) -> Option<Self> {
+        shape::object_from_slice(body)
+    }
+
+    fn fits(&self) -> bool {
+        !self.error && self.data.iter().all(EdgeItem::fits)
+    }
+}
+
 /// One page of a paginated edge.
-pub struct Page {
-    pub records: Vec<Value>,
+pub struct Page<T> {
+    pub records: Vec<T>,
     /// The page was fetched with the fallback query because the primary one failed.
     pub fallback: bool,
 }
 
 /// The records of a paginated edge, one `Vec` per page.
-pub fn pages<'c>(
+pub fn pages<'c, T: EdgeItem + 'c>(
     client: &'c GraphClient<'c>,
     path: String,
     query: Vec<(&'static str, String)>,
     stream: &'c str,
-) -> impl Stream<Item = Result<Vec<Value>, RequestError>> + 'c {
+) -> impl Stream<Item = Result<Vec<T>, RequestError>> + 'c {
     pages_from(client, path, query, None, stream)
 }
 
 /// [`pages`] from the page after `after` (a cursor of a page already read).
-pub fn pages_from<'c>(
+pub fn pages_from<'c, T: EdgeItem + 'c>(
     client: &'c GraphClient<'c>,
     path: String,
     query: Vec<(&'static str, String)>,
     after: Option<String>,
     stream: &'c str,
-) -> impl Stream<Item = Result<Vec<Value>, RequestError>> + 'c {
+) -> impl Stream<Item = Result<Vec<T>, RequestError>> + 'c {
     use futures::StreamExt;
     walk(client, path, query, None, after, stream).map(|page| page.map(|p| p.records))
 }
@@ -161,24 +223,24 @@ pub fn pages_from<'c>(
 /// and the records already read stay delivered. When a page
 /// fails (after the client's retries) and a `fallback` query is given, the same page is asked
 /// again with it (e.g. without a field expansion).
-pub fn pages_with_fallback<'c>(
+pub fn pages_with_fallback<'c, T: EdgeItem + 'c>(
     client: &'c GraphClient<'c>,
     path: String,
     query: Vec<(&'static str, String)>,
     fallback: Option<Vec<(&'static str, String)>>,
     stream: &'c str,
-) -> impl Stream<Item = Result<Page, RequestError>> + 'c {
+) -> impl Stream<Item = Result<Page<T>, RequestError>> + 'c {
     walk(client, path, query, fallback, None, stream)
 }
 
-fn walk<'c>(
+fn walk<'c, T: EdgeItem + 'c>(
     client: &'c GraphClient<'c>,
     path: String,
     query: Vec<(&'static str, String)>,
     fallback: Option<Vec<(&'static str, String)>>,
     after: Option<String>,
     stream: &'c str,
-) -> impl Stream<Item = Result<Page, RequestError>> + 'c {
+) -> impl Stream<Item = Result<Page<T>, RequestError>> + 'c {
     enum Cursor {
         First,
         After(String),
@@ -205,7 +267,7 @@ fn walk<'c>(
                     if let Some(after) = after.as_deref() {
                         params.push(("after", after));
                     }
-                    client.get(&path, &params, Shape::Records, stream).await
+                    client.get::<Edge<T>>(&path, &params, Shape::Records, stream).await
                 }
             };
             let mut used_fallback = false;
@@ -223,8 +285,8 @@ fn walk<'c>(
             }
             match answer {
                 Err(error) => Some((Err(error), Cursor::Done)),
-                Ok(body) => {
-                    let next = match next_cursor(&body) {
+                Ok(edge) => {
+                    let next = match edge.next_cursor() {
                         Some(next) if !seen.borrow_mut().insert(next.clone()) => {
                             let what = "its paging cursor repeats an earlier page, so the pages would cycle forever";
                             Cursor::Broken(RequestError::bad_answer(&path, what.into()))
@@ -232,32 +294,12 @@ fn walk<'c>(
                         Some(next) => Cursor::After(next),
                         None => Cursor::Done,
                     };
-                    // The request layer checked the shape: `data` is a list of records.
-                    let page = Page { records: data_of(body), fallback: used_fallback };
+                    let page = Page { records: edge.data, fallback: used_fallback };
                     Some((Ok(page), next))
                 }
             }
         }
     })
-}
-
-/// The `data` list of a page (empty when there is none).
-pub fn data_of(body: Value) -> Vec<Value> {
-    match body {
-        Value::Object(mut map) => match map.remove("data") {
-            Some(Value::Array(items)) => items,
-            _ => Vec::new(),
-        },
-        _ => Vec::new(),
-    }
-}
-
-/// The cursor of the page after `body`, if Graph says there is one.
-pub fn next_cursor(body: &Value) -> Option<String> {
-    let paging = body.get("paging")?;
-    paging.get("next")?;
-    let after = paging.get("cursors")?.get("after")?.as_str()?;
-    (!after.is_empty()).then(|| after.to_owned())
 }
 
 /// An id that Graph may send as a string or a number, as a string.

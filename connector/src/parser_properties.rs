@@ -5,10 +5,13 @@
 use crate::catalog::parse_configured;
 use crate::command_line::Invocation;
 use crate::config::Config;
-use crate::http::shape::Shape;
+use crate::graph::Edge;
+use crate::http::shape::{Answer, Shape};
 use crate::state::{InputState, PartitionCursors};
+use crate::streams::comments::Comment;
+use crate::transform::{Insights, Record, flatten_insights};
 use proptest::prelude::*;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 /// Any JSON value, nested a few levels, with the keys these parsers look for mixed in.
 fn json() -> impl Strategy<Value = Value> {
@@ -32,6 +35,14 @@ fn json() -> impl Strategy<Value = Value> {
         Just("type".to_owned()),
         Just("stream_state".to_owned()),
         Just("stream_descriptor".to_owned()),
+        Just("values".to_owned()),
+        Just("value".to_owned()),
+        Just("next".to_owned()),
+        Just("cursors".to_owned()),
+        Just("after".to_owned()),
+        Just("error".to_owned()),
+        Just("replies".to_owned()),
+        Just("from".to_owned()),
         "[a-z_]{0,8}",
     ];
     let leaf = prop_oneof![
@@ -58,8 +69,65 @@ fn json() -> impl Strategy<Value = Value> {
     })
 }
 
+/// A Graph page, well-formed or nearly: a `data` list of objects (any JSON as their `id`), maybe
+/// `paging` and other fields.
+fn page() -> impl Strategy<Value = Value> {
+    let items = prop::collection::vec(json(), 0..4);
+    let cursors = (json(), json()).prop_map(|(next, after)| json!({"next": next, "cursors": {"after": after}}));
+    let paging = prop_oneof![json(), cursors, Just(json!({"next": "n", "cursors": {"after": "a"}}))];
+    (items, paging, json(), any::<bool>()).prop_map(|(items, paging, extra, with_paging)| {
+        let items: Vec<Value> = items
+            .into_iter()
+            .map(|item| match item {
+                Value::Object(_) => item,
+                id => json!({"id": id, "name": "reach", "values": [{"value": 1}], "text": "hi"}),
+            })
+            .collect();
+        let mut body = json!({"data": items});
+        if with_paging {
+            body["paging"] = paging;
+        }
+        if let (Value::Object(extra), Value::Object(page)) = (extra, &mut body) {
+            page.extend(extra.into_iter().filter(|(k, _)| k != "data"));
+        }
+        body
+    })
+}
+
+/// The `Value` reading of a page's next cursor (how it was read before typed pages).
+fn next_cursor_of(body: &Value) -> Option<String> {
+    let paging = body.get("paging")?;
+    paging.get("next")?;
+    let after = paging.get("cursors")?.get("after")?.as_str()?;
+    (!after.is_empty()).then(|| after.to_owned())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(600))]
+
+    /// A typed answer is only taken when the checked `Value` path would have taken the body too,
+    /// and then it reads the same data (everything else goes down the `Value` path).
+    #[test]
+    fn typed_answers_agree_with_the_checked_json(body in prop_oneof![page(), json()]) {
+        let text = body.to_string();
+        // Both paths read the same text (a float may not survive a round trip exactly).
+        let body: Value = serde_json::from_str(&text).expect("json");
+        let accepted = |shape: Shape| body.get("error").is_none() && shape.check(&body).is_ok();
+        if let Some(edge) = <Edge<Value> as Answer>::parse(text.as_bytes()) {
+            prop_assert!(accepted(Shape::Records));
+            prop_assert_eq!(edge.next_cursor(), next_cursor_of(&body));
+            prop_assert_eq!(&Value::Array(edge.data), &body["data"]);
+        }
+        if <Edge<Comment> as Answer>::parse(text.as_bytes()).is_some() {
+            prop_assert!(accepted(Shape::Records));
+        }
+        if let Some(insights) = <Insights as Answer>::parse(text.as_bytes()) {
+            prop_assert!(accepted(Shape::Metrics));
+            let typed = serde_json::to_string(&insights.flatten()).expect("json");
+            let checked = serde_json::to_string(&Record::from(flatten_insights(body.clone()))).expect("json");
+            prop_assert_eq!(typed, checked);
+        }
+    }
 
     #[test]
     fn documents_never_panic(value in json(), text in ".{0,64}") {

@@ -82,7 +82,8 @@ pub enum StreamStatus {
 /// Where the connector's messages go. Methods take `&self`: the core is single-threaded and
 /// emits from many concurrent request futures.
 pub trait Sink {
-    fn record(&self, stream: &str, data: &Value);
+    /// One record, as the text of a JSON object (records are serialized once, by the stream).
+    fn record(&self, stream: &str, json: &str);
     fn state(&self, stream: &str, stream_state: &Value, record_count: u64);
     fn log(&self, level: LogLevel, message: &str);
     fn stream_status(&self, stream: &str, status: StreamStatus, rate_limited_until_ms: Option<u64>);
@@ -116,8 +117,8 @@ impl<'a> RedactingSink<'a> {
 }
 
 impl Sink for RedactingSink<'_> {
-    fn record(&self, stream: &str, data: &Value) {
-        self.inner.record(stream, data)
+    fn record(&self, stream: &str, json: &str) {
+        self.inner.record(stream, json)
     }
 
     fn state(&self, stream: &str, stream_state: &Value, record_count: u64) {
@@ -182,8 +183,9 @@ pub mod testing {
     }
 
     impl Sink for RecordingSink {
-        fn record(&self, stream: &str, data: &Value) {
-            self.messages.borrow_mut().push(Message::Record(stream.into(), data.clone()));
+        fn record(&self, stream: &str, json: &str) {
+            let data = serde_json::from_str(json).expect("records are JSON");
+            self.messages.borrow_mut().push(Message::Record(stream.into(), data));
         }
         fn state(&self, stream: &str, stream_state: &Value, record_count: u64) {
             self.messages.borrow_mut().push(Message::State(stream.into(), stream_state.clone(), record_count));

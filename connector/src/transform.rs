@@ -1,7 +1,10 @@
 //! Record transformations shared by several streams (reference §9).
 
+use crate::http::shape::{self, Answer, Id};
 use chrono::DateTime;
+use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// Removes every query parameter named `name` from `url`, re-encoding the rest the way Python's
 /// `urlencode` does (reference §9.1: the URL is re-serialised even when `name` is absent).
@@ -59,12 +62,54 @@ fn quote_plus(text: &str) -> String {
 
 /// URL cleaning (§9.1): `_nc_rid` from `media_url`, `ccb` from `profile_picture_url`.
 pub fn clean_urls(record: &mut Map<String, Value>) {
-    for (field, param) in [("media_url", "_nc_rid"), ("profile_picture_url", "ccb")] {
-        if let Some(Value::String(url)) = record.get_mut(field)
-            && !url.is_empty()
-        {
-            *url = strip_query_param(url, param);
+    for (field, param) in CLEANED_URLS {
+        clean_url(record.get_mut(field), param);
+    }
+}
+
+const CLEANED_URLS: [(&str, &str); 2] = [("media_url", "_nc_rid"), ("profile_picture_url", "ccb")];
+
+fn clean_url(value: Option<&mut Value>, param: &str) {
+    if let Some(Value::String(url)) = value
+        && !url.is_empty()
+    {
+        *url = strip_query_param(url, param);
+    }
+}
+
+/// A record built field by field: its fields in order, written as a JSON object. Cheaper than a
+/// `Map` (no hashing, no allocation for fixed names); [`Record::insert`] keeps a `Map`'s rule
+/// that a repeated name replaces the value where it stands.
+#[derive(Debug, Default)]
+pub struct Record(Vec<(Cow<'static, str>, Value)>);
+
+impl Record {
+    pub fn insert(&mut self, name: impl Into<Cow<'static, str>>, value: Value) {
+        let name = name.into();
+        match self.0.iter_mut().find(|(field, _)| *field == name) {
+            Some((_, old)) => *old = value,
+            None => self.0.push((name, value)),
         }
+    }
+
+    fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
+        self.0.iter_mut().find(|(field, _)| field == name).map(|(_, value)| value)
+    }
+}
+
+impl From<Map<String, Value>> for Record {
+    fn from(map: Map<String, Value>) -> Self {
+        Record(map.into_iter().map(|(name, value)| (Cow::Owned(name), value)).collect())
+    }
+}
+
+impl Serialize for Record {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
     }
 }
 
@@ -111,10 +156,16 @@ fn graph_form_rfc3339(timestamp: &str) -> Option<String> {
 
 /// Rewrites `record[field]` to RFC 3339 in place; an unparseable value is left as it came.
 pub fn rfc3339_field(record: &mut Map<String, Value>, field: &str) {
-    if let Some(Value::String(ts)) = record.get_mut(field)
-        && let Some(formatted) = rfc3339(ts)
-    {
-        *ts = formatted;
+    if let Some(value) = record.get_mut(field) {
+        *value = rfc3339_value(value.take());
+    }
+}
+
+/// A timestamp value in RFC 3339; anything unparseable as it came.
+pub fn rfc3339_value(value: Value) -> Value {
+    match value {
+        Value::String(ts) => Value::String(rfc3339(&ts).unwrap_or(ts)),
+        other => other,
     }
 }
 
@@ -133,14 +184,82 @@ pub fn flatten_insights(body: Value) -> Map<String, Value> {
     record
 }
 
+/// An insights answer (media or story): its metrics read straight from the body, or, for
+/// anything else (an empty `data`, other top-level fields, values of odd shapes), the JSON,
+/// flattened by [`flatten_insights`] as it comes.
+pub enum Insights {
+    Metrics(Vec<Metric>),
+    Json(Value),
+}
+
+/// One metric of an insights answer.
+#[derive(Deserialize)]
+pub struct Metric {
+    name: Option<Value>,
+    #[serde(default, deserialize_with = "shape::list_of_objects")]
+    values: Vec<MetricValue>,
+    /// Checked like [`shape::Shape::Metrics`] does: valid where present.
+    #[serde(default, deserialize_with = "present_id")]
+    #[allow(dead_code)]
+    id: Option<Id>,
+}
+
+#[derive(Deserialize)]
+struct MetricValue {
+    value: Option<Value>,
+}
+
+/// Only `data`, non-empty: anything more goes down the `Value` path.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsOnly {
+    #[serde(deserialize_with = "shape::list_of_objects")]
+    data: Vec<Metric>,
+}
+
+fn present_id<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Id>, D::Error> {
+    Id::deserialize(deserializer).map(Some)
+}
+
+impl Answer for Insights {
+    fn parse(body: &[u8]) -> Option<Self> {
+        let metrics = shape::object_from_slice::<MetricsOnly>(body)?.data;
+        (!metrics.is_empty()).then_some(Insights::Metrics(metrics))
+    }
+
+    fn from_checked(body: Value) -> Result<Self, String> {
+        Ok(Insights::Json(body))
+    }
+}
+
+impl Insights {
+    /// Flattened (§9.3): `{name: values[0].value}` per metric.
+    pub(crate) fn flatten(self) -> Record {
+        match self {
+            Insights::Json(body) => flatten_insights(body).into(),
+            Insights::Metrics(metrics) => {
+                let mut record = Record::default();
+                for metric in metrics {
+                    let Some(Value::String(name)) = metric.name else { continue };
+                    let value = metric.values.into_iter().next().and_then(|v| v.value);
+                    record.insert(name, value.unwrap_or(Value::Null));
+                }
+                record
+            }
+        }
+    }
+}
+
 /// An insights record (media or story): flattened metrics plus the object's `id` and its
 /// account's `page_id` and `business_account_id`, URL-cleaned.
-pub fn insights_record(body: Value, object_id: &str, account: &crate::graph::Account) -> Map<String, Value> {
-    let mut record = flatten_insights(body);
-    record.insert("id".into(), Value::String(object_id.to_owned()));
-    record.insert("page_id".into(), serde_json::json!(account.page_id));
-    record.insert("business_account_id".into(), Value::String(account.business_account_id.clone()));
-    clean_urls(&mut record);
+pub fn insights_record(body: Insights, object_id: &str, account: &crate::graph::Account) -> Record {
+    let mut record = body.flatten();
+    record.insert("id", Value::String(object_id.to_owned()));
+    record.insert("page_id", serde_json::json!(account.page_id));
+    record.insert("business_account_id", Value::String(account.business_account_id.clone()));
+    for (field, param) in CLEANED_URLS {
+        clean_url(record.get_mut(field), param);
+    }
     record
 }
 

@@ -3,6 +3,8 @@
 //! Encoding and decoding only; sending and retrying are the client's.
 
 use super::HttpResponse;
+use super::shape::{self, Object, Typed};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
 /// The most requests one Batch API call carries (Meta's limit).
@@ -32,9 +34,58 @@ pub fn encode<'a>(items: impl Iterator<Item = &'a (String, Vec<(&'a str, String)
         .into_bytes()
 }
 
-/// One item's answer as a response of its own; `None` when Meta did not get to the item (it
-/// answers `null`), which is worth sending again.
-pub fn decode(answer: &Value) -> Option<HttpResponse> {
+/// A batch call's answers, one per item in order, each as a response of its own; `None` where
+/// Meta did not get to the item (it answers `null`), which is worth sending again.
+pub struct Answers(pub Vec<Option<HttpResponse>>);
+
+/// An item's answer as Meta sends it.
+#[derive(Deserialize)]
+struct Item {
+    code: u16,
+    #[serde(default, deserialize_with = "shape::list_of_objects")]
+    headers: Vec<Header>,
+    #[serde(default)]
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    name: String,
+    value: String,
+}
+
+impl<'de> Deserialize<'de> for Answers {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let items = Vec::<Option<Object<Item>>>::deserialize(deserializer)?;
+        let response = |Object(item): Object<Item>| HttpResponse {
+            status: item.code,
+            headers: item.headers.into_iter().map(|h| (h.name.to_ascii_lowercase(), h.value)).collect(),
+            body: item.body.into_bytes(),
+        };
+        Ok(Answers(items.into_iter().map(|item| item.map(response)).collect()))
+    }
+}
+
+impl Typed for Answers {
+    fn read(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice(body).ok()
+    }
+
+    fn fits(&self) -> bool {
+        true // an `{"error": …}` body is not a list, so it never parses as one
+    }
+
+    /// Any answer the typed parse refused (an item of another shape), item by item.
+    fn from_value(body: Value) -> Result<Self, String> {
+        match body {
+            Value::Array(items) => Ok(Answers(items.iter().map(decode).collect())),
+            _ => Err("not one answer per request".into()),
+        }
+    }
+}
+
+/// One item's answer as a response of its own, from any JSON.
+fn decode(answer: &Value) -> Option<HttpResponse> {
     let code = answer.get("code").and_then(Value::as_u64)?;
     let headers = answer
         .get("headers")
@@ -66,5 +117,8 @@ mod tests {
         let response = decode(&answer).expect("answered");
         assert_eq!((response.status, response.header("retry-after")), (400, Some("3")));
         assert!(decode(&Value::Null).is_none());
+        let typed: Answers = serde_json::from_value(json!([answer, null])).expect("typed");
+        assert_eq!(typed.0[0].as_ref().map(|r| (r.status, r.header("retry-after"))), Some((400, Some("3"))));
+        assert!(typed.0[1].is_none());
     }
 }

@@ -9,11 +9,10 @@ use super::batch::{self, MAX_BATCH};
 use super::error::{ErrorClass, RequestError, outcome};
 use super::limiter::Limiter;
 use super::pacing::{Admission, Pacer};
-use super::shape::Shape;
+use super::shape::{Answer, Shape};
 use super::{HttpRequest, Method, Runtime, TransportError};
 use crate::protocol::{LogLevel, Sink, StreamStatus};
 use futures::StreamExt;
-use serde_json::Value;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -75,15 +74,15 @@ pub struct GraphClient<'a> {
 use super::error::Failed;
 
 /// What one round did for one item.
-enum Attempt {
+enum Attempt<T> {
     /// A final outcome (an answer, or one settled elsewhere, such as a fallback request).
-    Done(Result<Value, RequestError>),
+    Done(Result<T, RequestError>),
     /// A failure the driver may retry.
     Failed(Failed),
 }
 
-impl From<Result<Value, Failed>> for Attempt {
-    fn from(outcome: Result<Value, Failed>) -> Self {
+impl<T> From<Result<T, Failed>> for Attempt<T> {
+    fn from(outcome: Result<T, Failed>) -> Self {
         match outcome {
             Ok(body) => Attempt::Done(Ok(body)),
             Err(failed) => Attempt::Failed(failed),
@@ -142,15 +141,15 @@ impl<'a> GraphClient<'a> {
         url
     }
 
-    /// GET a Graph path; the JSON body on success, checked to have `shape`. `stream` names the
-    /// stream for status messages.
-    pub async fn get(
+    /// GET a Graph path; on success the answer, typed or a `Value` checked to have `shape`.
+    /// `stream` names the stream for status messages.
+    pub async fn get<T: Answer>(
         &self,
         path: &str,
         query: &[(&str, &str)],
         shape: Shape,
         stream: &str,
-    ) -> Result<Value, RequestError> {
+    ) -> Result<T, RequestError> {
         let request = self.request(Method::Get, self.url(path, query), None);
         let round = |_, _| async {
             let admission = self.pacer.admit(1, stream, self.runtime, self.sink).await;
@@ -164,12 +163,12 @@ impl<'a> GraphClient<'a> {
     /// classified, retried and reported exactly like a single [`get`](Self::get); a batch call
     /// that fails as a whole is waited out and resent like its items, and one that still fails
     /// (or cannot succeed on retry) falls back to single requests. Results follow `items`.
-    pub async fn get_batch(
+    pub async fn get_batch<T: Answer>(
         &self,
         items: &[(String, Vec<(&str, String)>)],
         shape: Shape,
         stream: &str,
-    ) -> Vec<Result<Value, RequestError>> {
+    ) -> Vec<Result<T, RequestError>> {
         // Chunks of up to MAX_BATCH, each cut to what the pacer lets through, sent as admitted.
         let round = |pending: Vec<usize>, attempt: u32| async move {
             let chunks = futures::stream::unfold(pending, move |mut rest| async move {
@@ -187,12 +186,12 @@ impl<'a> GraphClient<'a> {
     }
 
     /// The retry driver: rounds of `send_round(pending, attempt)` until every item is settled.
-    async fn drive<F, Fut>(&self, count: usize, stream: &str, send_round: F) -> Vec<Result<Value, RequestError>>
+    async fn drive<T, F, Fut>(&self, count: usize, stream: &str, send_round: F) -> Vec<Result<T, RequestError>>
     where
         F: Fn(Vec<usize>, u32) -> Fut,
-        Fut: Future<Output = Vec<(usize, Attempt)>>,
+        Fut: Future<Output = Vec<(usize, Attempt<T>)>>,
     {
-        let mut results: Vec<Option<Result<Value, RequestError>>> = (0..count).map(|_| None).collect();
+        let mut results: Vec<Option<Result<T, RequestError>>> = (0..count).map(|_| None).collect();
         let mut pending: Vec<usize> = (0..count).collect();
         let mut attempt = 1;
         while !pending.is_empty() {
@@ -229,7 +228,7 @@ impl<'a> GraphClient<'a> {
     }
 
     /// One Batch API round trip for `chunk` of `items`, as per-item attempts.
-    async fn batch_round(
+    async fn batch_round<T: Answer>(
         &self,
         items: &[(String, Vec<(&str, String)>)],
         chunk: Vec<usize>,
@@ -237,12 +236,12 @@ impl<'a> GraphClient<'a> {
         attempt: u32,
         stream: &str,
         admission: Admission,
-    ) -> Vec<(usize, Attempt)> {
+    ) -> Vec<(usize, Attempt<T>)> {
         let body = batch::encode(chunk.iter().map(|&index| &items[index]));
         let request = self.request(Method::Post, format!("{}/", self.base_url), Some(body));
         // The items' own answers carry the usage after each of them; the call's is not read.
         let answers = match self.send(&request, "/ (batch)", Shape::Any, None).await {
-            Ok(Value::Array(answers)) if answers.len() == chunk.len() => Ok(answers),
+            Ok(batch::Answers(answers)) if answers.len() == chunk.len() => Ok(answers),
             Ok(_) => Err((RequestError::bad_answer("/ (batch)", "not one answer per request".into()), None)),
             Err(failed) => Err(failed),
         };
@@ -252,7 +251,7 @@ impl<'a> GraphClient<'a> {
                 .zip(answers)
                 .map(|(&index, answer)| {
                     let path = items[index].0.as_str();
-                    let outcome = match batch::decode(&answer) {
+                    let outcome = match answer {
                         Some(response) => {
                             self.pacer.observe(&response, admission.sequence);
                             outcome(&response, path, shape)
@@ -302,7 +301,13 @@ impl<'a> GraphClient<'a> {
 
     /// One round trip under the in-flight limit, classified; with the admission's sequence, its
     /// usage headers are read.
-    async fn send(&self, request: &HttpRequest, path: &str, shape: Shape, seq: Option<u64>) -> Result<Value, Failed> {
+    async fn send<T: Answer>(
+        &self,
+        request: &HttpRequest,
+        path: &str,
+        shape: Shape,
+        seq: Option<u64>,
+    ) -> Result<T, Failed> {
         let _permit = self.limiter.acquire().await;
         self.counters.round_trips.set(self.counters.round_trips.get() + 1);
         match self.runtime.send(request.clone()).await {
@@ -362,6 +367,7 @@ mod tests {
     use super::*;
     use crate::http::HttpResponse;
     use crate::http::error::server_requested_wait;
+    use serde_json::Value;
     use serde_json::json;
 
     #[test]
@@ -379,13 +385,14 @@ mod tests {
             ScriptedRuntime::new(chrono::Utc::now(), |_| Err(TransportError::Connection("connection refused".into())));
         let sink = RecordingSink::default();
         let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
-        let error = futures::executor::block_on(client.get("/me/accounts", &[], Shape::Any, "Api")).expect_err("down");
+        let error =
+            futures::executor::block_on(client.get::<Value>("/me/accounts", &[], Shape::Any, "Api")).expect_err("down");
         let waits: Vec<u64> = runtime.sleeps.borrow().iter().map(Duration::as_secs).collect();
         assert_eq!(waits, vec![10, 20], "10 + 20 fit the 60 s budget, 40 more would not");
         assert_eq!(error.attempts, 3);
         assert_eq!(error.to_failure().failure_type, crate::protocol::FailureType::TransientError);
         // The budget is per stream: the next request of the stream has only the rest of it.
-        let _ = futures::executor::block_on(client.get("/x", &[], Shape::Any, "Api"));
+        let _ = futures::executor::block_on(client.get::<Value>("/x", &[], Shape::Any, "Api"));
         let waits: Vec<u64> = runtime.sleeps.borrow().iter().map(Duration::as_secs).collect();
         assert_eq!(waits, vec![10, 20, 10, 20]);
     }
@@ -402,8 +409,8 @@ mod tests {
         });
         let sink = RecordingSink::default();
         let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
-        let error =
-            futures::executor::block_on(client.get("/me/accounts", &[], Shape::Any, "Api")).expect_err("throttled");
+        let error = futures::executor::block_on(client.get::<Value>("/me/accounts", &[], Shape::Any, "Api"))
+            .expect_err("throttled");
         assert_eq!(error.attempts, 6);
         let waits: Vec<u64> = runtime.sleeps.borrow().iter().map(Duration::as_secs).collect();
         assert_eq!(waits, vec![10, 20, 40, 80, 160]);
@@ -432,7 +439,7 @@ mod tests {
         });
         let sink = RecordingSink::default();
         let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
-        let body = futures::executor::block_on(client.get("/me", &[], Shape::Any, "users")).expect("retried");
+        let body = futures::executor::block_on(client.get::<Value>("/me", &[], Shape::Any, "users")).expect("retried");
         assert_eq!(body["ok"], true);
         assert_eq!(runtime.sleeps.borrow().as_slice(), [Duration::from_secs(10)]);
     }
@@ -472,7 +479,7 @@ mod tests {
                 .iter()
                 .map(|p| (p.to_string(), vec![("metric", "reach,saved".to_string())]))
                 .collect();
-        let results = futures::executor::block_on(client.get_batch(&items, Shape::Any, "media_insights"));
+        let results = futures::executor::block_on(client.get_batch::<Value>(&items, Shape::Any, "media_insights"));
         assert_eq!(results[0].as_ref().ok().map(|b| b["url"].clone()), Some(json!("ok/insights?metric=reach%2Csaved")));
         let bad = results[1].as_ref().expect_err("fatal item");
         assert_eq!((bad.code(), bad.attempts), (Some(100), 1), "a fatal item is not retried");
@@ -497,7 +504,7 @@ mod tests {
         let sink = RecordingSink::default();
         let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
         let items = vec![("/a".to_string(), vec![]), ("/b".to_string(), vec![])];
-        let results = futures::executor::block_on(client.get_batch(&items, Shape::Any, "media_insights"));
+        let results = futures::executor::block_on(client.get_batch::<Value>(&items, Shape::Any, "media_insights"));
         assert!(results.iter().all(Result::is_ok));
         assert_eq!(runtime.requests.borrow().len(), 2, "the batch is resent, not split into singles");
         assert_eq!(runtime.sleeps.borrow().as_slice(), [Duration::from_secs(10)]);
@@ -517,7 +524,7 @@ mod tests {
         let policy = RetryPolicy { max_retries: 0, ..RetryPolicy::default() };
         let client = GraphClient::new("http://x/v23.0", "tok", 4, policy, &runtime, &sink);
         let items = vec![("/a".to_string(), vec![]), ("/b".to_string(), vec![])];
-        let results = futures::executor::block_on(client.get_batch(&items, Shape::Any, "story_insights"));
+        let results = futures::executor::block_on(client.get_batch::<Value>(&items, Shape::Any, "story_insights"));
         assert!(results.iter().all(|r| r.as_ref().is_ok_and(|b| b["single"] == true)));
     }
 

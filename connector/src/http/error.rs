@@ -5,7 +5,7 @@
 //! reference connector does) fails a sync on a throttle that a wait would have cured, and hides
 //! an expired token behind "Bad request".
 
-use super::shape::Shape;
+use super::shape::{Answer, Shape};
 use super::{HttpResponse, TransportError};
 use crate::protocol::{Failure, FailureType};
 use serde_json::Value;
@@ -237,16 +237,21 @@ fn status_stem(status: u16) -> (FailureType, &'static str) {
 /// A failed attempt: the error and the wait the server asked for, if any.
 pub type Failed = (RequestError, Option<std::time::Duration>);
 
-/// A response's outcome: the JSON body of a success, or the classified error (the same rules for
+/// A response's outcome: the answer of a success, or the classified error (the same rules for
 /// a single request and for a batch item).
-pub fn outcome(response: &HttpResponse, path: &str, shape: Shape) -> Result<Value, Failed> {
-    let body: Option<Value> = serde_json::from_slice(&response.body).ok();
+pub fn outcome<T: Answer>(response: &HttpResponse, path: &str, shape: Shape) -> Result<T, Failed> {
     let ok_status = (200..300).contains(&response.status);
+    if ok_status && let Some(answer) = T::parse(&response.body) {
+        return Ok(answer);
+    }
+    let body: Option<Value> = serde_json::from_slice(&response.body).ok();
     match body {
-        Some(body) if ok_status && body.get("error").is_none() => match shape.check(&body) {
-            Ok(()) => Ok(body),
-            Err(what) => Err((RequestError::bad_answer(path, what), None)),
-        },
+        Some(body) if ok_status && body.get("error").is_none() => {
+            match shape.check(&body).and_then(|()| T::from_checked(body)) {
+                Ok(answer) => Ok(answer),
+                Err(what) => Err((RequestError::bad_answer(path, what), None)),
+            }
+        }
         None if ok_status => Err((RequestError::bad_answer(path, "the body is not JSON".into()), None)),
         body => {
             let error = RequestError::from_response(response, body.as_ref(), path);

@@ -115,7 +115,7 @@ pub async fn check(client: &GraphClient<'_>, selected: &[String]) -> Result<(), 
     if !selected.is_empty() {
         return read_all(client, selected).await.map(|_| ());
     }
-    let mut pages = std::pin::pin!(graph::pages(client, ACCOUNTS_PATH.into(), fields(), NAME));
+    let mut pages = std::pin::pin!(graph::pages::<Value>(client, ACCOUNTS_PATH.into(), fields(), NAME));
     pages.next().await.transpose().map(|_| ()).map_err(|e| e.to_failure())
 }
 

@@ -10,14 +10,17 @@
 
 use super::{FULL_REFRESH_AND_INCREMENTAL, PageReceiver, ReadContext, Reader, Reading, StreamDef, StreamOutput};
 use crate::graph::{self, COMMENT_FIELDS, COMMENTS_PAGE_SIZE, ObjectRef};
+use crate::graph::{Edge, EdgeItem};
 use crate::http::batch::MAX_BATCH;
 use crate::http::error::{ErrorClass, RequestError};
 use crate::http::shape::Shape;
+use crate::http::shape::{self, Id};
 use crate::protocol::{Failure, LogLevel};
 use crate::transform;
 use crate::window::{self, MediaWindow};
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 pub const NAME: &str = "comments";
 
@@ -40,20 +43,59 @@ fn start<'a>(ctx: &'a ReadContext<'a>, refs: PageReceiver, out: &'a StreamOutput
     .boxed_local()
 }
 
+/// An IG Comment as Graph sends it: a top-level comment with its first replies expanded, or a
+/// reply. Read straight from the answer; the fields a record passes through stay JSON values.
+#[derive(Deserialize)]
+pub struct Comment {
+    id: Id,
+    text: Option<Value>,
+    timestamp: Option<Value>,
+    username: Option<Value>,
+    like_count: Option<Value>,
+    hidden: Option<Value>,
+    #[serde(default, deserialize_with = "shape::object")]
+    from: Option<Author>,
+    parent_id: Option<Value>,
+    #[serde(default, deserialize_with = "shape::object")]
+    replies: Option<Edge<Comment>>,
+}
+
+#[derive(Deserialize)]
+struct Author {
+    id: Option<Value>,
+}
+
+impl EdgeItem for Comment {}
+
 /// One comment or reply as a record: its own fields, flat, plus where it belongs.
-pub fn transform(raw: &Value, media: &ObjectRef, parent_id: Option<&str>) -> Value {
-    let field = |name: &str| raw.get(name).cloned().unwrap_or(Value::Null);
-    let mut record = Map::new();
-    for name in ["id", "text", "timestamp", "username", "like_count", "hidden"] {
-        record.insert(name.into(), field(name));
+#[derive(Serialize)]
+pub struct CommentRecord {
+    id: Id,
+    text: Option<Value>,
+    timestamp: Option<Value>,
+    username: Option<Value>,
+    like_count: Option<Value>,
+    hidden: Option<Value>,
+    from_id: Option<Value>,
+    media_id: String,
+    business_account_id: String,
+    parent_id: Option<String>,
+}
+
+pub fn transform(raw: Comment, media: &ObjectRef, parent_id: Option<&str>) -> CommentRecord {
+    let parent_id = parent_id.map(str::to_owned).or_else(|| graph::id_string(raw.parent_id.as_ref()));
+    CommentRecord {
+        id: raw.id,
+        text: raw.text,
+        timestamp: raw.timestamp.map(transform::rfc3339_value),
+        username: raw.username,
+        like_count: raw.like_count,
+        hidden: raw.hidden,
+        from_id: raw.from.and_then(|from| from.id),
+        media_id: media.id.clone(),
+        business_account_id: media.account.business_account_id.clone(),
+        parent_id,
     }
-    transform::rfc3339_field(&mut record, "timestamp");
-    record.insert("from_id".into(), raw.pointer("/from/id").cloned().unwrap_or(Value::Null));
-    record.insert("media_id".into(), json!(media.id));
-    record.insert("business_account_id".into(), json!(media.account.business_account_id));
-    let parent = parent_id.map(str::to_owned).or_else(|| graph::id_string(raw.get("parent_id")));
-    record.insert("parent_id".into(), json!(parent));
-    Value::Object(record)
 }
 
 /// A token without `instagram_manage_comments` is refused with code 10 or 200: the whole
@@ -89,7 +131,7 @@ async fn consume(
     let pages = refs.map(|page| async move {
         let commented: Vec<ObjectRef> = page?.into_iter().filter(|m| m.comments_count != Some(0)).collect();
         let chunks = commented.chunks(MAX_BATCH).map(|chunk| read_chunk(ctx, chunk));
-        let records: Vec<Vec<Value>> = futures::future::try_join_all(chunks).await?;
+        let records: Vec<Vec<CommentRecord>> = futures::future::try_join_all(chunks).await?;
         Ok::<_, Failure>(records.into_iter().flatten().collect::<Vec<_>>())
     });
     let mut pages = std::pin::pin!(pages.buffered(ctx.fan_out().max(1)));
@@ -105,12 +147,12 @@ fn comments_query() -> Vec<(&'static str, String)> {
 }
 
 /// The first page of comments of up to 50 media in one batch, then any further pages.
-async fn read_chunk(ctx: &ReadContext<'_>, chunk: &[ObjectRef]) -> Result<Vec<Value>, Failure> {
+async fn read_chunk(ctx: &ReadContext<'_>, chunk: &[ObjectRef]) -> Result<Vec<CommentRecord>, Failure> {
     let client = ctx.client;
     let items: Vec<(String, Vec<(&str, String)>)> =
         chunk.iter().map(|media| (format!("/{}/comments", media.id), comments_query())).collect();
     let batch = ctx.config.optimizations.batch_insights;
-    let outcomes = graph::get_many(client, &items, batch, Shape::Records, NAME).await;
+    let outcomes = graph::get_many::<Edge<Comment>>(client, &items, batch, Shape::Records, NAME).await;
     let mut records = Vec::new();
     for (media, outcome) in chunk.iter().zip(outcomes) {
         match outcome {
@@ -125,11 +167,11 @@ async fn read_chunk(ctx: &ReadContext<'_>, chunk: &[ObjectRef]) -> Result<Vec<Va
 async fn read_thread(
     ctx: &ReadContext<'_>,
     media: &ObjectRef,
-    first: Value,
-    out: &mut Vec<Value>,
+    first: Edge<Comment>,
+    out: &mut Vec<CommentRecord>,
 ) -> Result<(), Failure> {
-    let after = graph::next_cursor(&first);
-    read_comments(ctx, media, graph::data_of(first), out).await?;
+    let after = first.next_cursor();
+    read_comments(ctx, media, first.data, out).await?;
     let Some(after) = after else { return Ok(()) };
     let path = format!("/{}/comments", media.id);
     let mut pages = std::pin::pin!(graph::pages_from(ctx.client, path, comments_query(), Some(after), NAME));
@@ -146,12 +188,15 @@ async fn read_thread(
 async fn read_comments(
     ctx: &ReadContext<'_>,
     media: &ObjectRef,
-    page: Vec<Value>,
-    out: &mut Vec<Value>,
+    page: Vec<Comment>,
+    out: &mut Vec<CommentRecord>,
 ) -> Result<(), Failure> {
-    for comment in &page {
+    for mut comment in page {
+        let (replies, parent) = (comment.replies.take(), comment.id.text());
         out.push(transform(comment, media, None));
-        read_replies(ctx, media, comment, out).await?;
+        if let Some(replies) = replies {
+            read_replies(ctx, media, parent, replies, out).await?;
+        }
     }
     Ok(())
 }
@@ -160,21 +205,19 @@ async fn read_comments(
 async fn read_replies(
     ctx: &ReadContext<'_>,
     media: &ObjectRef,
-    comment: &Value,
-    out: &mut Vec<Value>,
+    parent: String,
+    replies: Edge<Comment>,
+    out: &mut Vec<CommentRecord>,
 ) -> Result<(), Failure> {
-    let Some(replies) = comment.get("replies") else { return Ok(()) };
-    let parent = graph::id_string(comment.get("id"));
-    for reply in replies.get("data").and_then(Value::as_array).into_iter().flatten() {
-        out.push(transform(reply, media, parent.as_deref()));
-    }
-    let (Some(after), Some(parent)) = (graph::next_cursor(replies), parent) else { return Ok(()) };
+    let after = replies.next_cursor();
+    out.extend(replies.data.into_iter().map(|reply| transform(reply, media, Some(&parent))));
+    let Some(after) = after else { return Ok(()) };
     let query = vec![("fields", COMMENT_FIELDS.to_owned())];
     let mut pages =
         std::pin::pin!(graph::pages_from(ctx.client, format!("/{parent}/replies"), query, Some(after), NAME));
     while let Some(page) = pages.next().await {
         match page {
-            Ok(page) => out.extend(page.iter().map(|reply| transform(reply, media, Some(&parent)))),
+            Ok(page) => out.extend(page.into_iter().map(|reply| transform(reply, media, Some(&parent)))),
             Err(error) => return skip_or_fail(error, &format!("the replies of comment {parent}"), ctx),
         }
     }
@@ -185,6 +228,7 @@ async fn read_replies(
 mod tests {
     use super::*;
     use crate::graph::Account;
+    use serde_json::json;
 
     #[test]
     fn a_reply_names_its_parent_and_the_record_is_flat() {
@@ -197,13 +241,18 @@ mod tests {
             timestamp: None,
             comments_count: Some(2),
         };
+        let record = |raw: Value, parent: Option<&str>| {
+            let raw: Comment = serde_json::from_value(raw).expect("a comment");
+            serde_json::to_value(transform(raw, &media, parent)).expect("json")
+        };
         let raw = json!({"id": "c2", "text": "hi", "timestamp": "2026-06-01T00:00:00+0000", "username": "u",
                          "like_count": 1, "hidden": false, "from": {"id": "f", "username": "u"}});
         assert_eq!(
-            transform(&raw, &media, Some("c1")),
+            record(raw, Some("c1")),
             json!({"id": "c2", "text": "hi", "timestamp": "2026-06-01T00:00:00+00:00", "username": "u", "like_count": 1,
                    "hidden": false, "from_id": "f", "media_id": "m", "business_account_id": "b", "parent_id": "c1"})
         );
-        assert!(transform(&json!({"id": "c1"}), &media, None)["parent_id"].is_null());
+        assert!(record(json!({"id": "c1"}), None)["parent_id"].is_null());
+        assert_eq!(record(json!({"id": 7, "parent_id": 6}), None)["parent_id"], "6");
     }
 }

@@ -5,10 +5,9 @@ use crate::graph::{self, ObjectRef};
 use crate::http::batch::MAX_BATCH;
 use crate::http::client::GraphClient;
 use crate::protocol::Failure;
-use crate::transform;
+use crate::transform::{self, Insights, Record};
 use crate::window::{self, MediaWindow};
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use serde_json::Value;
 
 pub const NAME: &str = "media_insights";
 
@@ -47,12 +46,12 @@ pub fn metrics_for(media_type: Option<&str>, media_product_type: Option<&str>) -
 }
 
 /// Flattened insights plus `id`, `page_id`, `business_account_id` and the parent's `timestamp`.
-pub fn transform(body: Value, media: &ObjectRef) -> Value {
+pub fn transform(body: Insights, media: &ObjectRef) -> Record {
     let mut record = transform::insights_record(body, &media.id, &media.account);
     if let Some(timestamp) = &media.timestamp {
-        record.insert("timestamp".into(), timestamp.clone());
+        record.insert("timestamp", timestamp.clone());
     }
-    Value::Object(record)
+    record
 }
 
 /// Fetches the insights of each page of media refs as it arrives (`fan_out` pages at a time),
@@ -83,9 +82,9 @@ pub async fn consume(
                     Ok(None) => None,
                     Err(error) => Some(Err(error.to_failure())),
                 })
-                .collect::<Result<Vec<Value>, Failure>>()
+                .collect::<Result<Vec<Record>, Failure>>()
         });
-        let records: Vec<Vec<Value>> = futures::future::try_join_all(chunks).await?;
+        let records: Vec<Vec<Record>> = futures::future::try_join_all(chunks).await?;
         Ok::<_, Failure>(records.into_iter().flatten().collect::<Vec<_>>())
     });
     let mut pages = std::pin::pin!(pages.buffered(fan_out.max(1)));
@@ -99,7 +98,8 @@ pub async fn consume(
 mod tests {
     use super::*;
     use crate::graph::Account;
-    use serde_json::json;
+    use crate::http::shape::Answer;
+    use serde_json::{Value, json};
 
     #[test]
     fn metric_rules_apply_in_reference_order() {
@@ -133,11 +133,13 @@ mod tests {
             {"name": "comments", "period": "lifetime", "values": [{"value": 7}], "title": "t", "id": "1789/insights/comments/lifetime"},
             {"name": "ig_reels_avg_watch_time", "period": "lifetime", "values": [{"value": 12549}]}
         ]});
-        assert_eq!(
-            transform(body, &media),
-            json!({"comments": 7, "ig_reels_avg_watch_time": 12549, "id": "1789", "page_id": "1447",
-                   "business_account_id": "178414", "timestamp": "2023-06-12T19:20:02+00:00"})
-        );
+        let expected = json!({"comments": 7, "ig_reels_avg_watch_time": 12549, "id": "1789", "page_id": "1447",
+                              "business_account_id": "178414", "timestamp": "2023-06-12T19:20:02+00:00"});
+        let typed = <Insights as Answer>::parse(body.to_string().as_bytes()).expect("read typed");
+        for answer in [typed, Insights::Json(body)] {
+            let record = serde_json::to_value(transform(answer, &media)).expect("json");
+            assert_eq!(record.to_string(), expected.to_string(), "same fields in the same order");
+        }
     }
 
     #[test]

@@ -159,11 +159,14 @@ impl<'a> StreamOutput<'a> {
         StreamOutput { name, sync_mode, sink, emitted, since_state, last_state }
     }
 
-    pub fn emit(&self, record: &Value) {
+    /// Emits one record: a `Value` or a typed record, serialized once with serde_json's writer
+    /// (not `Display`, which goes through the formatting machinery token by token).
+    pub fn emit(&self, record: &impl serde::Serialize) {
         if self.emitted.get() == 0 {
             self.sink.stream_status(self.name, StreamStatus::Running, None);
         }
-        self.sink.record(self.name, record);
+        // Records are built from parsed JSON, whose serialization cannot fail.
+        self.sink.record(self.name, &serde_json::to_string(record).unwrap_or_default());
         self.emitted.set(self.emitted.get() + 1);
         self.since_state.set(self.since_state.get() + 1);
     }

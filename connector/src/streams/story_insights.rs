@@ -6,9 +6,8 @@ use crate::http::batch::MAX_BATCH;
 use crate::http::client::GraphClient;
 use crate::http::error::RequestError;
 use crate::protocol::Failure;
-use crate::transform;
+use crate::transform::{self, Insights, Record};
 use futures::{FutureExt, TryStreamExt};
-use serde_json::Value;
 
 pub const NAME: &str = "story_insights";
 
@@ -27,8 +26,8 @@ fn ignore_code_10(error: &RequestError) -> Option<String> {
     (error.code() == Some(10)).then(|| format!("Insights error: {}", error.message()))
 }
 
-pub fn transform(body: Value, story: &ObjectRef) -> Value {
-    Value::Object(transform::insights_record(body, &story.id, &story.account))
+pub fn transform(body: Insights, story: &ObjectRef) -> Record {
+    transform::insights_record(body, &story.id, &story.account)
 }
 
 /// Fetches the insights of the stories as their pages arrive, batched when `batch` is on.

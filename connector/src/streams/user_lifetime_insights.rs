@@ -75,7 +75,7 @@ pub async fn read(
             ("breakdown", breakdown),
             ("metric_type", "total_value"),
         ];
-        let body = client.get(&path, &query, Shape::Metrics, NAME).await.map_err(|e| e.to_failure())?;
+        let body: Value = client.get(&path, &query, Shape::Metrics, NAME).await.map_err(|e| e.to_failure())?;
         let items = body.get("data").and_then(Value::as_array).cloned().unwrap_or_default();
         Ok::<_, Failure>(items.into_iter().map(|item| transform(item, breakdown, account)).collect::<Vec<_>>())
     });
