@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 pub fn discovered() -> Result<String, Failure> {
     let mut streams = Vec::new();
     for def in crate::streams::REGISTRY {
-        let schema: Value = serde_json::from_str(def.schema)
+        let schema = crate::packed::unpack(def.schema, &format!("schema of `{}`", def.name))?;
+        let schema: Value = serde_json::from_str(&schema)
             .map_err(|e| Failure::system(format!("The built-in schema of `{}` is not valid JSON: {e}", def.name)))?;
         let modes: Vec<&str> = def.sync_modes.iter().map(|mode| mode.as_str()).collect();
         let mut stream = json!({"name": def.name, "json_schema": schema, "supported_sync_modes": modes});

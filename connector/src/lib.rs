@@ -8,6 +8,7 @@ pub mod command_line;
 pub mod config;
 pub mod graph;
 pub mod http;
+pub mod packed;
 pub mod protocol;
 pub mod source;
 pub mod state;

@@ -11,17 +11,12 @@ use crate::state::InputState;
 use crate::streams::{self, PageReceiver, PageSender, ParentRun, ReadContext, Reader, StreamDef, StreamOutput, api};
 use futures::FutureExt;
 use futures::future::{LocalBoxFuture, Shared};
-use serde_json::Value;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-const SPEC_JSON: &str = include_str!("../resources/spec.json");
-
-/// The SPEC payload, compact JSON.
+/// The SPEC payload, compact JSON (checked and minified by `build.rs`).
 pub fn spec() -> Result<String, Failure> {
-    let spec: Value = serde_json::from_str(SPEC_JSON)
-        .map_err(|e| Failure::system(format!("The built-in spec is not valid JSON: {e}")))?;
-    Ok(spec.to_string())
+    crate::packed::unpack(crate::packed::packed!("resources/spec.json"), "spec")
 }
 
 /// Validates the config, then reads the first page of `Api` (reference §10.2), or each account

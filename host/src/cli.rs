@@ -4,7 +4,7 @@
 
 use crate::read_job::{ReadError, ReadJob, read_file};
 use crate::tenants::{Outcome, run_many};
-use crate::{AirbyteWriter, Connector, Failure, FailureType, HostError, Limits, Origin, RunOptions};
+use crate::{AirbyteWriter, Connector, Failure, FailureType, HostError, Limits, Origin, RequestPool, RunOptions};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -133,6 +133,10 @@ pub enum Verb {
     RunMany {
         /// The jobs file (see README, "Running untrusted or many connectors").
         jobs: PathBuf,
+        /// Outbound requests in flight at once across all jobs, on top of each job's own cap
+        /// (0 = no host-wide cap).
+        #[arg(long, env = "SOURCE_INSTAGRAM_MAX_REQUESTS_TOTAL", default_value_t = 256)]
+        max_requests_total: usize,
     },
 }
 
@@ -192,13 +196,14 @@ pub async fn run_verb<W: Write + Send + 'static>(
                 other => other.to_failure(),
             })?;
         }
-        Verb::RunMany { jobs } => {
+        Verb::RunMany { jobs, max_requests_total } => {
             let text = read_file(&jobs, "jobs")?;
             let parsed = serde_json::from_str(&text)
                 .map_err(|e| failure(FailureType::ConfigError, format!("The jobs file is not valid: {e}")))?;
             let base = jobs.parent().unwrap_or(Path::new(".")).to_path_buf();
             let cache_dir = settings.cache_dir();
-            let reports = run_many(connector, parsed, &base, settings.limits(), cache_dir.as_deref()).await;
+            let pool = (max_requests_total > 0).then(|| RequestPool::new(max_requests_total));
+            let reports = run_many(connector, parsed, &base, settings.limits(), cache_dir.as_deref(), pool).await;
             let mut out = writer.lock().unwrap_or_else(|p| p.into_inner());
             for report in &reports {
                 let (status, detail) = match &report.outcome {

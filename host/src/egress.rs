@@ -193,11 +193,29 @@ pub fn is_special_purpose(address: &IpAddr) -> bool {
     SPECIAL_PURPOSE_NETS.iter().any(|net| net.contains(address))
 }
 
+/// Request slots shared by many runs: a host-wide cap on outbound requests in flight, on top of
+/// each run's own (`run-many` gives one to all its tenants). A request waits for a slot of its
+/// run, then for one of the pool, and holds both until its body is read; tokio's semaphore
+/// serves waiters in order, so no tenant starves.
+///
+/// Why: a thousand tenants each with a few requests in flight hold thousands of sockets and
+/// their buffers at once; queued requests hold neither.
+#[derive(Clone, Debug)]
+pub struct RequestPool(Arc<Semaphore>);
+
+impl RequestPool {
+    /// A pool of `slots` requests in flight (at least one).
+    pub fn new(slots: usize) -> RequestPool {
+        RequestPool(Arc::new(Semaphore::new(slots.max(1))))
+    }
+}
+
 /// The `WasiHttpHooks` that enforce the allow-list and the HTTP limits of a run.
 pub struct EgressPolicy {
     allow: AllowList,
     on_denied: DenialReporter,
     slots: Arc<Semaphore>,
+    pool: Option<RequestPool>,
     limits: Limits,
     abort: AbortSignal,
     requests_sent: Arc<AtomicU64>,
@@ -214,9 +232,10 @@ impl EgressPolicy {
         requests_sent: Arc<AtomicU64>,
         tape: Option<Tape>,
         on_denied: DenialReporter,
+        pool: Option<RequestPool>,
     ) -> Self {
         let slots = Arc::new(Semaphore::new(limits.max_concurrent_requests.max(1)));
-        EgressPolicy { allow, on_denied, slots, limits, abort, requests_sent, tape }
+        EgressPolicy { allow, on_denied, slots, pool, limits, abort, requests_sent, tape }
     }
 
     /// Static checks: origin listed, scheme allowed, no Host header naming another origin.
@@ -287,11 +306,8 @@ impl WasiHttpHooks for EgressPolicy {
             between_bytes_timeout: clamp(options.and_then(|o| o.between_bytes_timeout), cap),
         };
         let (slots, on_denied, abort) = (self.slots.clone(), self.on_denied.clone(), self.abort.clone());
-        let (requests_sent, tape) = (self.requests_sent.clone(), self.tape.clone());
+        let (requests_sent, tape, pool) = (self.requests_sent.clone(), self.tape.clone(), self.pool.clone());
         let max_bytes = self.limits.max_response_bytes;
-        // One deadline for the whole exchange, body included: a server that drips a byte at a
-        // time never trips the between-bytes timeout.
-        let deadline = tokio::time::Instant::now() + cap;
         Box::new(async move {
             let vetted = match admission {
                 // A replay reaches no network: the cassette answers what the policy admits.
@@ -312,6 +328,15 @@ impl WasiHttpHooks for EgressPolicy {
                 }
             };
             let permit = slots.acquire_owned().await.map_err(|_| HttpError::ConnectionLimitReached)?;
+            let pooled = match pool {
+                Some(RequestPool(pool)) => {
+                    Some(pool.acquire_owned().await.map_err(|_| HttpError::ConnectionLimitReached)?)
+                }
+                None => None,
+            };
+            // One deadline for the whole exchange from the moment it leaves the queue, body
+            // included: a server that drips a byte at a time never trips the between-bytes timeout.
+            let deadline = tokio::time::Instant::now() + cap;
             requests_sent.fetch_add(1, Ordering::Relaxed);
             let send = |request: http::Request<WasiBody>| async move {
                 match vetted {
@@ -341,11 +366,14 @@ impl WasiHttpHooks for EgressPolicy {
                     }
                 }
             };
-            let (response, io) =
-                tokio::time::timeout_at(deadline, exchange).await.map_err(|_| HttpError::ConnectionReadTimeout)??;
+            // Boxed only now: a request waiting for a slot holds a small future, not the space of a
+            // whole exchange (a connection's state is most of it).
+            let exchange = Box::pin(tokio::time::timeout_at(deadline, exchange));
+            let (response, io) = exchange.await.map_err(|_| HttpError::ConnectionReadTimeout)??;
             let response = response.map(|inner| {
                 let deadline = Box::pin(tokio::time::sleep_until(deadline));
-                LimitedBody { inner, remaining: max_bytes, max_bytes, abort, deadline, _permit: permit }.boxed_unsync()
+                let _permits = (permit, pooled);
+                LimitedBody { inner, remaining: max_bytes, max_bytes, abort, deadline, _permits }.boxed_unsync()
             });
             Ok((response, io))
         })
@@ -353,14 +381,14 @@ impl WasiHttpHooks for EgressPolicy {
 }
 
 /// A response body that ends the run past `max_bytes`, fails the request at its deadline, and
-/// holds the request's slot until the body is done.
+/// holds the request's slots until the body is done.
 struct LimitedBody {
     inner: WasiBody,
     remaining: u64,
     max_bytes: u64,
     abort: AbortSignal,
     deadline: Pin<Box<tokio::time::Sleep>>,
-    _permit: OwnedSemaphorePermit,
+    _permits: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
 }
 
 impl http_body::Body for LimitedBody {
@@ -414,7 +442,15 @@ mod tests {
     }
 
     fn policy(allow: AllowList) -> EgressPolicy {
-        EgressPolicy::new(allow, Limits::default(), AbortSignal::default(), Arc::default(), None, Arc::new(|_| {}))
+        EgressPolicy::new(
+            allow,
+            Limits::default(),
+            AbortSignal::default(),
+            Arc::default(),
+            None,
+            Arc::new(|_| {}),
+            None,
+        )
     }
 
     fn request(uri: &str, host: Option<&str>) -> http::Request<WasiBody> {

@@ -34,7 +34,7 @@ pub mod tenants;
 mod vetted;
 
 pub use bindings::airbyte::source::types::{Failure, FailureType, LogLevel, StreamStatus};
-pub use egress::{AllowList, Origin};
+pub use egress::{AllowList, Origin, RequestPool};
 pub use engine::CacheOutcome;
 pub use limits::{LimitExceeded, Limits};
 pub use messages::{AirbyteWriter, MessageSink};

@@ -54,7 +54,7 @@ impl<S: MessageSink> DirectorySink<S> {
             let safe: String =
                 stream.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
             let file = File::options().create(true).append(true).open(self.dir.join(format!("{safe}.jsonl")))?;
-            self.files.insert(stream.to_owned(), BufWriter::new(file));
+            self.files.insert(stream.to_owned(), BufWriter::with_capacity(4096, file));
         }
         if let Some(file) = self.files.get_mut(stream) {
             writeln!(file, r#"{{"emitted_at":{},"data":{}}}"#, now_millis(), data.get())?;

@@ -2,7 +2,7 @@
 
 use crate::bindings::airbyte::source::{sink, types};
 use crate::bindings::{SourceConnector, SourceConnectorPre};
-use crate::egress::{AllowList, EgressPolicy, Origin};
+use crate::egress::{AllowList, EgressPolicy, Origin, RequestPool};
 use crate::engine::{self, CacheOutcome};
 use crate::limits::{AbortSignal, GuestClock, LimitExceeded, Limits, MemoryCap};
 use crate::messages::MessageSink;
@@ -32,6 +32,8 @@ pub struct RunOptions {
     pub requests_sent: Arc<AtomicU64>,
     /// Record every HTTP exchange, or answer from a recording (see [`crate::cassette`]).
     pub tape: Option<crate::cassette::Tape>,
+    /// Request slots shared with other runs (a host-wide cap), on top of `limits`' own.
+    pub pool: Option<RequestPool>,
 }
 
 impl RunOptions {
@@ -201,6 +203,7 @@ impl Connector {
             options.requests_sent.clone(),
             options.tape.clone(),
             Arc::new(move |reason: &str| lock(&denial_sink).log(LogLevel::Warn, reason)),
+            options.pool.clone(),
         );
         let state = HostState {
             wasi: WasiCtx::builder().build(),

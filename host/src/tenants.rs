@@ -5,7 +5,7 @@
 //! tenant that traps, exhausts a limit or is denied egress ends only its own run.
 
 use crate::read_job::{ReadError, ReadJob};
-use crate::{AirbyteWriter, Connector, Limits, Origin, RunOptions, SharedSink};
+use crate::{AirbyteWriter, Connector, Limits, Origin, RequestPool, RunOptions, SharedSink};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -132,13 +132,15 @@ fn text_or_file(value: &Value, base: &Path, what: &str) -> Result<String, String
 }
 
 /// Runs every job concurrently and reports on each, in the jobs file's order. Jobs without a
-/// `component` use `connector`; the others load theirs through `cache_dir`.
+/// `component` use `connector`; the others load theirs through `cache_dir`. With a `pool`, all
+/// jobs share its request slots (a host-wide cap on requests in flight).
 pub async fn run_many(
     connector: &Connector,
     jobs: JobsFile,
     base_dir: &Path,
     base_limits: Limits,
     cache_dir: Option<&Path>,
+    pool: Option<RequestPool>,
 ) -> Vec<TenantReport> {
     let defaults = jobs.defaults.apply(base_limits);
     let mut components: BTreeMap<PathBuf, Result<Connector, String>> = BTreeMap::new();
@@ -158,12 +160,12 @@ pub async fn run_many(
                 }
                 None => Ok(connector.clone()),
             };
-            let base_dir = base_dir.to_path_buf();
+            let (base_dir, pool) = (base_dir.to_path_buf(), pool.clone());
             let limits = job.limits.apply(defaults.clone());
             let name = job.name.clone();
             let task = async move {
                 match connector {
-                    Ok(connector) => run_one(&connector, job, &base_dir, limits).await,
+                    Ok(connector) => run_one(&connector, job, &base_dir, limits, pool).await,
                     Err(error) => TenantReport {
                         name: job.name,
                         outcome: Outcome::Stopped(format!("cannot load the component: {error}")),
@@ -187,14 +189,20 @@ pub async fn run_many(
     reports
 }
 
-async fn run_one(connector: &Connector, job: Job, base_dir: &Path, limits: Limits) -> TenantReport {
+async fn run_one(
+    connector: &Connector,
+    job: Job,
+    base_dir: &Path,
+    limits: Limits,
+    pool: Option<RequestPool>,
+) -> TenantReport {
     let started = Instant::now();
     let report =
         |outcome, records| TenantReport { name: job.name.clone(), outcome, records, duration: started.elapsed() };
     let inputs = (|| {
         let config = text_or_file(&job.config, base_dir, "config")?;
         let catalog = text_or_file(&job.catalog, base_dir, "catalog")?;
-        let mut options = RunOptions { limits, ..RunOptions::for_config(&config) };
+        let mut options = RunOptions { limits, pool, ..RunOptions::for_config(&config) };
         for host in &job.allow_hosts {
             options = options.allow_origin(host.parse::<Origin>()?);
         }
@@ -207,7 +215,7 @@ async fn run_one(connector: &Connector, job: Job, base_dir: &Path, limits: Limit
     let output = resolve(base_dir, &job.output);
     let messages = |()| std::fs::File::options().create(true).append(true).open(output.join("messages.jsonl"));
     let log: SharedSink = match std::fs::create_dir_all(&output).and_then(messages) {
-        Ok(file) => Arc::new(Mutex::new(AirbyteWriter::new(BufWriter::new(file)))),
+        Ok(file) => Arc::new(Mutex::new(AirbyteWriter::new(BufWriter::with_capacity(4096, file)))),
         Err(e) => return report(Outcome::Stopped(format!("cannot create {}: {e}", output.display())), BTreeMap::new()),
     };
     // A missing state file is a first sync.

@@ -106,3 +106,35 @@ fn a_tenant_whose_records_cannot_be_written_is_not_reported_as_succeeded() {
     assert_eq!(summary[0]["status"], "stopped", "{summary:?}");
     assert!(summary[0]["detail"].as_str().unwrap_or("").contains("Cannot write to the output directory"));
 }
+
+/// `--max-requests-total` caps the requests in flight across all tenants, as the server sees
+/// them; the tenants still all succeed with a solo run's records. Without the cap the same jobs
+/// run more requests at once (so the check can fail).
+#[test]
+fn a_host_wide_request_cap_holds_across_tenants() {
+    let peak_with = |cap: &str| {
+        let options = SandboxOptions {
+            latency: std::time::Duration::from_millis(20),
+            ..SandboxOptions::new(e2e_tests::small_model())
+        };
+        let sandbox = Sandbox::start(options).expect("sandbox");
+        let scratch = Scratch::new("request-pool");
+        let origin = format!("http://{}", sandbox.addr());
+        let job = |name: String| {
+            json!({"name": name, "config": config_for(&sandbox), "catalog": catalog_of(&STREAMS),
+                   "output": name, "allow_hosts": [origin]})
+        };
+        let jobs = scratch.write(
+            "jobs.json",
+            &json!({"jobs": (0..12).map(|i| job(format!("t{i}"))).collect::<Vec<_>>()}).to_string(),
+        );
+        let summary = run_json_lines(&["run-many", "--max-requests-total", cap, path_str(&jobs)]).messages;
+        assert!(summary.iter().all(|s| s["status"] == "succeeded"), "{summary:?}");
+        let first = outputs(&scratch.path().join("t0"));
+        assert!(first.values().all(|records| !records.is_empty()));
+        assert!((1..12).all(|i| outputs(&scratch.path().join(format!("t{i}"))) == first));
+        sandbox.stats().peak_in_flight
+    };
+    assert!(peak_with("2") <= 2);
+    assert!(peak_with("0") > 2, "without a host-wide cap the tenants overlap");
+}

@@ -16,7 +16,7 @@ pub const STREAM: StreamDef =
     StreamDef { resumable: true, ..StreamDef::full_refresh(NAME, SCHEMA, &["id"], Reader::Accounts) };
 
 /// The record schema `discover` returns.
-pub const SCHEMA: &str = include_str!("schemas/api.json");
+pub const SCHEMA: &[u8] = crate::packed::packed!("src/streams/schemas/api.json");
 
 /// Turns one `/me/accounts` item into an `Api` record, or `None` for a page without a usable
 /// Instagram business account.

@@ -31,7 +31,7 @@ pub const STREAM: StreamDef = StreamDef {
 };
 
 /// The record schema `discover` returns.
-pub const SCHEMA: &str = include_str!("schemas/comments.json");
+pub const SCHEMA: &[u8] = crate::packed::packed!("src/streams/schemas/comments.json");
 
 fn start<'a>(ctx: &'a ReadContext<'a>, refs: PageReceiver, out: &'a StreamOutput<'a>) -> Reading<'a> {
     async move {

@@ -24,7 +24,7 @@ fn start(run: ParentRun<'_>) -> Reading<'_> {
 }
 
 /// The record schema `discover` returns.
-pub const SCHEMA: &str = include_str!("schemas/media.json");
+pub const SCHEMA: &[u8] = crate::packed::packed!("src/streams/schemas/media.json");
 
 /// Transforms one raw media item (steps 1–4 and 6 of §5.2; children are step 5, done by the caller).
 pub fn transform(raw: Value, account: &Account) -> Option<(Map<String, Value>, ObjectRef)> {

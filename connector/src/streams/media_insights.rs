@@ -29,7 +29,7 @@ fn start<'a>(ctx: &'a ReadContext<'a>, refs: PageReceiver, out: &'a StreamOutput
 }
 
 /// The record schema `discover` returns.
-pub const SCHEMA: &str = include_str!("schemas/media_insights.json");
+pub const SCHEMA: &[u8] = crate::packed::packed!("src/streams/schemas/media_insights.json");
 
 /// First matching rule wins (4.2.28 lists, in this order: REELS, VIDEO+FEED, VIDEO,
 /// CAROUSEL_ALBUM, anything else).

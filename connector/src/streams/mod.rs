@@ -57,8 +57,8 @@ pub fn find(name: &str) -> Option<&'static StreamDef> {
 /// What a stream is: what `discover` says of it and how `read` starts it.
 pub struct StreamDef {
     pub name: &'static str,
-    /// The record schema (JSON text).
-    pub schema: &'static str,
+    /// The record schema, packed (see [`crate::packed`]).
+    pub schema: &'static [u8],
     /// Source-defined primary key: top-level fields, in order (none: no key).
     pub primary_key: &'static [&'static str],
     /// The cursor field, for a stream that reads incrementally.
@@ -73,7 +73,7 @@ impl StreamDef {
     /// A full-refresh stream that cannot resume, the common case; others override fields.
     pub const fn full_refresh(
         name: &'static str,
-        schema: &'static str,
+        schema: &'static [u8],
         primary_key: &'static [&'static str],
         reader: Reader,
     ) -> StreamDef {

@@ -16,7 +16,7 @@ fn start(run: ParentRun<'_>) -> Reading<'_> {
 }
 
 /// The record schema `discover` returns.
-pub const SCHEMA: &str = include_str!("schemas/stories.json");
+pub const SCHEMA: &[u8] = crate::packed::packed!("src/streams/schemas/stories.json");
 
 pub fn transform(raw: Value, account: &Account) -> Option<(Value, ObjectRef)> {
     let Value::Object(mut record) = raw else { return None };

@@ -19,7 +19,7 @@ fn start<'a>(ctx: &'a ReadContext<'a>, refs: PageReceiver, out: &'a StreamOutput
 }
 
 /// The record schema `discover` returns.
-pub const SCHEMA: &str = include_str!("schemas/story_insights.json");
+pub const SCHEMA: &[u8] = crate::packed::packed!("src/streams/schemas/story_insights.json");
 
 /// Any code 10 (e.g. "Not enough viewers") means no insights for that story.
 fn ignore_code_10(error: &RequestError) -> Option<String> {

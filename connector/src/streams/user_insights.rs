@@ -40,7 +40,7 @@ fn start<'a>(ctx: &'a ReadContext<'a>, accounts: &'a [Account], out: &'a StreamO
 }
 
 /// The record schema `discover` returns.
-pub const SCHEMA: &str = include_str!("schemas/user_insights.json");
+pub const SCHEMA: &[u8] = crate::packed::packed!("src/streams/schemas/user_insights.json");
 
 /// The four metric groups requested for every window: (period, metrics).
 pub const GROUPS: [(&str, &str); 4] =

@@ -18,7 +18,7 @@ fn start<'a>(ctx: &'a ReadContext<'a>, accounts: &'a [Account], out: &'a StreamO
 }
 
 /// The record schema `discover` returns.
-pub const SCHEMA: &str = include_str!("schemas/user_lifetime_insights.json");
+pub const SCHEMA: &[u8] = crate::packed::packed!("src/streams/schemas/user_lifetime_insights.json");
 pub const BREAKDOWNS: [&str; 3] = ["city", "country", "age,gender"];
 
 /// `{breakdown, business_account_id, page_id, metric, value}` with `value` keyed by **all**

@@ -18,7 +18,7 @@ fn start<'a>(ctx: &'a ReadContext<'a>, accounts: &'a [Account], out: &'a StreamO
 }
 
 /// The record schema `discover` returns.
-pub const SCHEMA: &str = include_str!("schemas/users.json");
+pub const SCHEMA: &[u8] = crate::packed::packed!("src/streams/schemas/users.json");
 
 /// Adds `page_id` (no `business_account_id`: the reference does not) and cleans URLs.
 pub fn transform(body: Value, account: &Account) -> Value {

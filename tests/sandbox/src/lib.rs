@@ -132,6 +132,8 @@ pub struct Stats {
     pub calls: u64,
     /// Calls answered with a throttling error by the usage model.
     pub throttled: u64,
+    /// The most requests being answered at once (a client's concurrency, as the server sees it).
+    pub peak_in_flight: u64,
 }
 
 struct Shared {
@@ -143,6 +145,25 @@ struct Shared {
     window: Mutex<(Instant, usize)>,
     /// When each call of the usage model's rolling window arrived.
     usage: Mutex<std::collections::VecDeque<Instant>>,
+    in_flight: std::sync::atomic::AtomicU64,
+}
+
+/// Counts a request as being answered while it lives.
+struct Answering<'a>(&'a Shared);
+
+impl<'a> Answering<'a> {
+    fn start(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let mut stats = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
+        stats.peak_in_flight = stats.peak_in_flight.max(now);
+        Answering(shared)
+    }
+}
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// A running sandbox on its own thread; stops when dropped.
@@ -175,6 +196,7 @@ impl Sandbox {
                     faults: Mutex::new(model::Rng::new(options.fault_seed)),
                     window: Mutex::new((Instant::now(), 0)),
                     usage: Mutex::new(std::collections::VecDeque::new()),
+                    in_flight: Default::default(),
                     options,
                     origin: format!("http://{addr}"),
                     log: Mutex::new(Vec::new()),
@@ -266,6 +288,7 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<B
         let stats = serde_json::to_string(&*shared.stats.lock().unwrap_or_else(|p| p.into_inner())).unwrap_or_default();
         return Response::new(Full::new(Bytes::from(stats)));
     }
+    let _answering = Answering::start(shared);
     if !shared.options.latency.is_zero() {
         tokio::time::sleep(shared.options.latency).await;
     }
