@@ -179,8 +179,13 @@ impl Config {
                 base_url.len()
             )));
         }
-        let parsed = url::Url::parse(&base_url)
-            .map_err(|e| Failure::config(format!("Config field `base_url` is not a URL ({e}).")))?;
+        let parsed = url::Url::parse(&base_url).map_err(|e| match e {
+            // The component carries no Unicode tables (they cost memory in every tenant).
+            url::ParseError::IdnaError => Failure::config(
+                "Config field `base_url` has a non-ASCII host name: write it in its ASCII form (`xn--…`).",
+            ),
+            e => Failure::config(format!("Config field `base_url` is not a URL ({e}).")),
+        })?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(Failure::config("Config field `base_url` must be an http(s) URL with a host."));
         }
@@ -319,6 +324,7 @@ mod tests {
             (r#"{"access_token":"secret-token","start_date":"2024-01-01"}"#, "start_date"),
             (r#"{"access_token":"secret-token","base_url":"ftp://x"}"#, "base_url"),
             (r#"{"access_token":"secret-token","base_url":"nope"}"#, "base_url"),
+            (r#"{"access_token":"secret-token","base_url":"https://bücher.example/v23.0"}"#, "xn--"),
             (r#"{"access_token":"secret-token","base_url":""}"#, "non-empty"),
             (r#"{"access_token":"secret-token","base_url":null}"#, "non-empty"),
             (r#"{"access_token":"secret-token","num_workers":9223372036854775807}"#, "is 9223372036854775807"),

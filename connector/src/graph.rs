@@ -175,6 +175,12 @@ impl EdgeItem for Value {
     }
 }
 
+impl EdgeItem for crate::transform::RawRecord {
+    fn fits(&self) -> bool {
+        shape::valid_id(self.read::<Value>("id").as_ref())
+    }
+}
+
 impl<T: EdgeItem> Typed for Edge<T> {
     fn read(body: &[u8]) -> Option<Self> {
         shape::object_from_slice(body)

@@ -9,7 +9,7 @@ use crate::graph::Edge;
 use crate::http::shape::{Answer, Shape};
 use crate::state::{InputState, PartitionCursors};
 use crate::streams::comments::Comment;
-use crate::transform::{Insights, Record, flatten_insights};
+use crate::transform::{Insights, RawRecord, Record, flatten_insights};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -117,6 +117,11 @@ proptest! {
             prop_assert!(accepted(Shape::Records));
             prop_assert_eq!(edge.next_cursor(), next_cursor_of(&body));
             prop_assert_eq!(&Value::Array(edge.data), &body["data"]);
+        }
+        if let Some(edge) = <Edge<RawRecord> as Answer>::parse(text.as_bytes()) {
+            prop_assert!(accepted(Shape::Records));
+            let passed: Vec<Value> = edge.data.iter().map(|r| serde_json::to_value(r).expect("json")).collect();
+            prop_assert_eq!(&Value::Array(passed), &body["data"]);
         }
         if <Edge<Comment> as Answer>::parse(text.as_bytes()).is_some() {
             prop_assert!(accepted(Shape::Records));

@@ -2,7 +2,9 @@
 
 use crate::http::shape::{self, Answer, Id};
 use chrono::DateTime;
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
@@ -77,14 +79,24 @@ fn clean_url(value: Option<&mut Value>, param: &str) {
     }
 }
 
-/// A record built field by field: its fields in order, written as a JSON object. Cheaper than a
-/// `Map` (no hashing, no allocation for fixed names); [`Record::insert`] keeps a `Map`'s rule
-/// that a repeated name replaces the value where it stands.
-#[derive(Debug, Default)]
-pub struct Record(Vec<(Cow<'static, str>, Value)>);
+/// A record as its fields in order, written as a JSON object: built field by field (`Value`s), or
+/// read from Graph with each field kept as raw JSON ([`RawRecord`]). Cheaper than a `Map` (no
+/// hashing, no allocation for fixed names, no tree for nested values); [`Record::insert`] keeps a
+/// `Map`'s rule that a repeated name replaces the value where it stands.
+#[derive(Debug)]
+pub struct Record<V = Value>(Vec<(Cow<'static, str>, V)>);
 
-impl Record {
-    pub fn insert(&mut self, name: impl Into<Cow<'static, str>>, value: Value) {
+/// A Graph object passed through: every field as the JSON text Graph sent.
+pub type RawRecord = Record<Box<RawValue>>;
+
+impl<V> Default for Record<V> {
+    fn default() -> Self {
+        Record(Vec::new())
+    }
+}
+
+impl<V> Record<V> {
+    pub fn insert(&mut self, name: impl Into<Cow<'static, str>>, value: V) {
         let name = name.into();
         match self.0.iter_mut().find(|(field, _)| *field == name) {
             Some((_, old)) => *old = value,
@@ -92,9 +104,45 @@ impl Record {
         }
     }
 
-    fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
+    pub fn get(&self, name: &str) -> Option<&V> {
+        self.0.iter().find(|(field, _)| field == name).map(|(_, value)| value)
+    }
+
+    fn get_mut(&mut self, name: &str) -> Option<&mut V> {
         self.0.iter_mut().find(|(field, _)| field == name).map(|(_, value)| value)
     }
+}
+
+impl RawRecord {
+    /// Field `name` as a `T`; `None` when absent or of another type.
+    pub fn read<T: DeserializeOwned>(&self, name: &str) -> Option<T> {
+        serde_json::from_str(self.get(name)?.get()).ok()
+    }
+
+    /// Rewrites field `name`, if present, through a `Value` (for the few fields a stream changes).
+    pub fn rewrite(&mut self, name: &str, change: impl FnOnce(Value) -> Value) {
+        if let Some(raw) = self.get_mut(name)
+            && let Ok(value) = serde_json::from_str(raw.get())
+            && let Ok(changed) = serde_json::value::to_raw_value(&change(value))
+        {
+            *raw = changed;
+        }
+    }
+
+    /// [`clean_urls`] on a passed-through record.
+    pub fn clean_urls(&mut self) {
+        for (field, param) in CLEANED_URLS {
+            self.rewrite(field, |mut value| {
+                clean_url(Some(&mut value), param);
+                value
+            });
+        }
+    }
+}
+
+/// JSON text of a value the connector made (ids, strings), for a [`RawRecord`].
+pub fn raw_json(value: &impl Serialize) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).unwrap_or_else(|_| raw_json(&Value::Null))
 }
 
 impl From<Map<String, Value>> for Record {
@@ -103,13 +151,34 @@ impl From<Map<String, Value>> for Record {
     }
 }
 
-impl Serialize for Record {
+impl<V: Serialize> Serialize for Record<V> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for (name, value) in &self.0 {
             map.serialize_entry(name, value)?;
         }
         map.end()
+    }
+}
+
+/// Only from a JSON object; a repeated name keeps its first place and its last value, as a `Map`.
+impl<'de, V: DeserializeOwned> Deserialize<'de> for Record<V> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields<V>(std::marker::PhantomData<V>);
+        impl<'de, V: DeserializeOwned> Visitor<'de> for Fields<V> {
+            type Value = Record<V>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Record<V>, A::Error> {
+                let mut record = Record(Vec::with_capacity(map.size_hint().unwrap_or(16)));
+                while let Some((name, value)) = map.next_entry::<String, V>()? {
+                    record.insert(name, value);
+                }
+                Ok(record)
+            }
+        }
+        deserializer.deserialize_map(Fields(std::marker::PhantomData))
     }
 }
 

@@ -4,12 +4,16 @@
 use super::{FULL_REFRESH_AND_INCREMENTAL, ParentRun, Reader, Reading, StreamDef};
 use crate::graph::{self, Account, CHILD_FIELDS, MEDIA_FIELDS, ObjectRef};
 use crate::http::client::GraphClient;
+use crate::http::shape;
 use crate::http::shape::Shape;
 use crate::protocol::{Failure, LogLevel};
 use crate::transform;
+use crate::transform::{RawRecord, raw_json};
 use crate::window::{self, MediaWindow};
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
 
 pub const NAME: &str = "media";
 
@@ -26,33 +30,42 @@ fn start(run: ParentRun<'_>) -> Reading<'_> {
 /// The record schema `discover` returns.
 pub const SCHEMA: &[u8] = crate::packed::packed!("src/streams/schemas/media.json");
 
-/// Transforms one raw media item (steps 1–4 and 6 of §5.2; children are step 5, done by the caller).
-pub fn transform(raw: Value, account: &Account) -> Option<(Map<String, Value>, ObjectRef)> {
-    let Value::Object(mut record) = raw else { return None };
-    let media_id = graph::id_string(record.get("id"))?;
-    let text = |key: &str| record.get(key).and_then(Value::as_str).map(str::to_owned);
+/// Where a media record's insights come from (its `media_insights_info`).
+#[derive(Serialize)]
+struct InsightsInfo<'a> {
+    media_id: &'a str,
+    media_type: &'a RawValue,
+    media_product_type: &'a RawValue,
+    business_account_id: &'a str,
+    page_id: &'a Option<String>,
+}
+
+/// Transforms one media item as Graph sent it (steps 1–4 and 6 of §5.2; children are step 5,
+/// done by the caller). Fields pass through as raw JSON; only the ones §5.2 changes are read.
+pub fn transform(mut record: RawRecord, account: &Account) -> Option<(RawRecord, ObjectRef)> {
+    let media_id = graph::id_string(record.read::<Value>("id").as_ref())?;
+    let text = |key: &str| record.read::<Value>(key).and_then(|v| v.as_str().map(str::to_owned));
     let (media_type, media_product_type) = (text("media_type"), text("media_product_type"));
-    record.insert(
-        "media_insights_info".into(),
-        json!({
-            "media_id": media_id,
-            "media_type": record.get("media_type").cloned().unwrap_or(Value::Null),
-            "media_product_type": record.get("media_product_type").cloned().unwrap_or(Value::Null),
-            "business_account_id": account.business_account_id,
-            "page_id": account.page_id,
-        }),
-    );
-    record.insert("page_id".into(), serde_json::json!(account.page_id));
-    transform::rfc3339_field(&mut record, "timestamp");
-    record.insert("business_account_id".into(), Value::String(account.business_account_id.clone()));
-    transform::clean_urls(&mut record);
+    let field = |key: &str| record.get(key).map_or(RawValue::NULL, |raw| &**raw);
+    let info = raw_json(&InsightsInfo {
+        media_id: &media_id,
+        media_type: field("media_type"),
+        media_product_type: field("media_product_type"),
+        business_account_id: &account.business_account_id,
+        page_id: &account.page_id,
+    });
+    record.insert("media_insights_info", info);
+    record.insert("page_id", raw_json(&account.page_id));
+    record.rewrite("timestamp", transform::rfc3339_value);
+    record.insert("business_account_id", raw_json(&account.business_account_id));
+    record.clean_urls();
     let media_ref = ObjectRef {
         id: media_id,
         media_type,
         media_product_type,
         account: account.clone(),
-        timestamp: record.get("timestamp").cloned(),
-        comments_count: record.get("comments_count").and_then(Value::as_u64),
+        timestamp: record.read("timestamp"),
+        comments_count: record.read::<Value>("comments_count").and_then(|count| count.as_u64()),
     };
     Some((record, media_ref))
 }
@@ -65,18 +78,22 @@ fn transform_child(raw: Value) -> Value {
     Value::Object(child)
 }
 
-fn child_ids(record: &Map<String, Value>) -> Option<Vec<String>> {
-    let children = record.get("children")?;
+/// `children` holds slides to fetch or clean: present, and neither `null` nor `{}`.
+fn has_children(record: &RawRecord) -> bool {
+    record.read::<Value>("children").is_some_and(|c| !c.is_null() && c != json!({}))
+}
+
+fn child_ids(record: &RawRecord) -> Option<Vec<String>> {
+    let children = record.read::<Value>("children")?;
     let list = children.get("data")?.as_array()?;
     Some(list.iter().filter_map(|c| graph::id_string(c.get("id"))).collect())
 }
 
 /// Replaces `children.data[{id}]` with the slides, one GET each (the reference's way, and the
 /// fallback); a slide that cannot be fetched is skipped with a WARN naming it and its parent.
-async fn expand_children_one_by_one(client: &GraphClient<'_>, record: &mut Map<String, Value>) {
-    let truthy = record.get("children").is_some_and(|c| !c.is_null() && c != &json!({}));
-    let Some(ids) = child_ids(record).filter(|_| truthy) else { return };
-    let parent = record.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+async fn expand_children_one_by_one(client: &GraphClient<'_>, record: &mut RawRecord) {
+    let Some(ids) = child_ids(record).filter(|_| has_children(record)) else { return };
+    let parent = record.read::<String>("id").unwrap_or_default();
     let fetches = ids.iter().map(|child_id| async move {
         let path = format!("/{child_id}");
         (child_id, client.get(&path, &[("fields", CHILD_FIELDS)], Shape::Node, NAME).await)
@@ -92,21 +109,39 @@ async fn expand_children_one_by_one(client: &GraphClient<'_>, record: &mut Map<S
             ),
         }
     }
-    record.insert("children".into(), Value::Array(children));
+    record.insert("children", raw_json(&children));
+}
+
+/// The slides of a `children{…}` expansion, each kept as raw JSON but its cleaned fields.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Slides {
+    #[serde(deserialize_with = "shape::list_of_objects")]
+    data: Vec<RawRecord>,
 }
 
 /// Replaces inline `children.data` (fetched by field expansion) with the cleaned slides.
-fn inline_children(record: &mut Map<String, Value>) {
-    let truthy = record.get("children").is_some_and(|c| !c.is_null() && c != &json!({}));
-    if !truthy {
-        return;
-    }
-    let slides = record.get_mut("children").and_then(|c| c.get_mut("data")).map(Value::take);
-    let slides = match slides {
-        Some(Value::Array(slides)) => slides.into_iter().map(transform_child).collect(),
-        _ => Vec::new(),
+fn inline_children(record: &mut RawRecord) {
+    let Some(children) = record.get("children") else { return };
+    // The usual `{"data": [{…}, …]}`, slide fields passed through; anything else through `Value`.
+    let slides = match shape::object_from_slice::<Slides>(children.get().as_bytes()) {
+        Some(Slides { data }) => raw_json(&data.into_iter().map(transform_slide).collect::<Vec<_>>()),
+        None if !has_children(record) => return,
+        None => {
+            let slides = match record.read::<Value>("children").and_then(|mut c| c.get_mut("data").map(Value::take)) {
+                Some(Value::Array(slides)) => slides.into_iter().map(transform_child).collect(),
+                _ => Vec::new(),
+            };
+            raw_json(&slides)
+        }
     };
-    record.insert("children".into(), Value::Array(slides));
+    record.insert("children", slides);
+}
+
+fn transform_slide(mut slide: RawRecord) -> RawRecord {
+    slide.clean_urls();
+    slide.rewrite("timestamp", transform::rfc3339_value);
+    slide
 }
 
 /// Reads every account's media (accounts in parallel, pages in order), emitting records to `out`
@@ -133,7 +168,8 @@ async fn produce(run: ParentRun<'_>) -> Result<(), Failure> {
                 std::pin::pin!(graph::pages_with_fallback(client, path, vec![("fields", fields)], fallback, NAME));
             while let Some(page) = pages.try_next().await.map_err(|e| e.to_failure())? {
                 let inline = expand_children && !page.fallback;
-                let transformed: Vec<_> = page.records.into_iter().filter_map(|raw| transform(raw, account)).collect();
+                let records: Vec<RawRecord> = page.records;
+                let transformed: Vec<_> = records.into_iter().filter_map(|raw| transform(raw, account)).collect();
                 super::feed(refs, Ok(transformed.iter().map(|(_, media_ref)| media_ref.clone()).collect())).await;
                 // Newest first: once a page ends before the start every reader needs, stop.
                 let passed = transformed.last().and_then(|(_, last)| window::posted(last));
@@ -146,7 +182,7 @@ async fn produce(run: ParentRun<'_>) -> Result<(), Failure> {
                         } else {
                             expand_children_one_by_one(client, &mut record).await;
                         }
-                        Value::Object(record)
+                        record
                     }))
                     .buffered(64)
                     .collect::<Vec<_>>()
@@ -175,13 +211,22 @@ mod tests {
         Account { business_account_id: "41408147298757123".into(), page_id: Some("144706962067225".into()) }
     }
 
+    fn raw(value: Value) -> RawRecord {
+        serde_json::from_value(value).expect("an object")
+    }
+
+    fn json_of(record: &RawRecord) -> Value {
+        serde_json::to_value(record).expect("json")
+    }
+
     #[test]
     fn media_record_gets_info_from_the_raw_record_then_ids_and_rfc3339() {
         let sample: Value =
             serde_json::from_str(include_str!("../../../tests/fixtures/samples/media_for_children.json"))
                 .expect("json");
-        let raw = sample["data"][0].clone();
-        let (record, media_ref) = transform(raw, &account()).expect("record");
+        let (record, media_ref) = transform(raw(sample["data"][0].clone()), &account()).expect("record");
+        assert_eq!(child_ids(&record).map(|ids| ids.len()), Some(4));
+        let record = json_of(&record);
         assert_eq!(record["timestamp"], "2021-03-03T22:48:39+00:00");
         assert_eq!(
             record["media_insights_info"],
@@ -191,22 +236,29 @@ mod tests {
         assert_eq!(record["page_id"], "144706962067225");
         assert_eq!(record["business_account_id"], "41408147298757123");
         assert_eq!(media_ref.timestamp, Some(json!("2021-03-03T22:48:39+00:00")));
-        let keys: Vec<&str> = record.keys().map(String::as_str).collect();
+        let keys: Vec<&str> = record.as_object().expect("object").keys().map(String::as_str).collect();
+        assert_eq!(keys[0], "caption", "Graph's fields keep their order");
         assert_eq!(&keys[keys.len() - 3..], ["media_insights_info", "page_id", "business_account_id"]);
-        assert_eq!(child_ids(&record).map(|ids| ids.len()), Some(4));
     }
 
     #[test]
     fn inline_slides_are_cleaned_like_fetched_ones() {
-        let mut record = json!({"id": "1", "children": {"data": [
-            {"id": "c1", "media_url": "https://x/a.jpg?_nc_rid=1&k=v", "timestamp": "2021-03-03T22:48:39+0000"}
-        ]}});
-        let Value::Object(map) = &mut record else { unreachable!() };
-        inline_children(map);
-        assert_eq!(
-            map["children"],
-            json!([{"id": "c1", "media_url": "https://x/a.jpg?k=v", "timestamp": "2021-03-03T22:48:39+00:00"}])
-        );
+        let slide =
+            json!({"id": "c1", "media_url": "https://x/a.jpg?_nc_rid=1&k=v", "timestamp": "2021-03-03T22:48:39+0000"});
+        let clean = json!({"id": "c1", "media_url": "https://x/a.jpg?k=v", "timestamp": "2021-03-03T22:48:39+00:00"});
+        // The usual expansion, and the shapes that go through `Value`, as the reference treats them.
+        for (children, expected) in [
+            (json!({"data": [slide]}), json!([clean])),
+            (json!({"data": [slide], "paging": {}}), json!([clean])),
+            (json!({"data": [7, slide]}), json!([7, clean])),
+            (json!({"data": "x"}), json!([])),
+            (json!({}), json!({})),
+            (Value::Null, Value::Null),
+        ] {
+            let mut record = raw(json!({"id": "1", "children": children}));
+            inline_children(&mut record);
+            assert_eq!(json_of(&record)["children"], expected, "{children}");
+        }
     }
 
     #[test]
