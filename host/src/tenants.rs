@@ -7,7 +7,7 @@
 use crate::read_job::{ReadError, ReadJob};
 use crate::{AirbyteWriter, Connector, Limits, Origin, RequestPool, RunOptions, SharedSink};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -31,10 +31,11 @@ pub struct JobsFile {
 pub struct Job {
     /// Unique name, used in the summary.
     pub name: String,
-    /// The config object, or a path to a config file.
-    pub config: Value,
+    /// The config object, or a path to a config file (kept as text: a thousand tenants' parsed
+    /// objects would be megabytes of small allocations held for the whole run).
+    pub config: Box<RawValue>,
     /// The configured catalog object, or a path to one.
-    pub catalog: Value,
+    pub catalog: Box<RawValue>,
     /// A state file to start from (and to update); missing means a first sync.
     #[serde(default)]
     pub state: Option<PathBuf>,
@@ -122,12 +123,14 @@ fn resolve(base: &Path, path: &Path) -> PathBuf {
     if path.is_absolute() { path.to_path_buf() } else { base.join(path) }
 }
 
-fn text_or_file(value: &Value, base: &Path, what: &str) -> Result<String, String> {
-    match value {
-        Value::String(path) => std::fs::read_to_string(resolve(base, Path::new(path)))
+fn text_or_file(value: &RawValue, base: &Path, what: &str) -> Result<String, String> {
+    if value.get().starts_with('{') {
+        return Ok(value.get().to_owned());
+    }
+    match serde_json::from_str::<String>(value.get()) {
+        Ok(path) => std::fs::read_to_string(resolve(base, Path::new(&path)))
             .map_err(|e| format!("cannot read the {what} file {path}: {e}")),
-        Value::Object(_) => Ok(value.to_string()),
-        _ => Err(format!("the {what} must be an object or a file path")),
+        Err(_) => Err(format!("the {what} must be an object or a file path")),
     }
 }
 
@@ -235,4 +238,22 @@ async fn run_one(
         _ => Outcome::Stopped(failure.message),
     };
     report(outcome, read_report.records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_or_catalog_is_an_object_or_a_file_path() {
+        let dir = std::env::temp_dir().join(format!("tenants-text-or-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("config.json"), r#"{"access_token": "t"}"#).expect("file");
+        let raw = |text: &str| RawValue::from_string(text.to_owned()).expect("json");
+        assert_eq!(text_or_file(&raw(r#"{"a": [1]}"#), &dir, "config"), Ok(r#"{"a": [1]}"#.to_owned()));
+        assert_eq!(text_or_file(&raw(r#""config.json""#), &dir, "config"), Ok(r#"{"access_token": "t"}"#.to_owned()));
+        assert!(text_or_file(&raw(r#""missing.json""#), &dir, "config").is_err_and(|e| e.contains("missing.json")));
+        assert!(text_or_file(&raw("[1]"), &dir, "catalog").is_err_and(|e| e.contains("object or a file path")));
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
 }
