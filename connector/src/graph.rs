@@ -189,6 +189,25 @@ impl<T: EdgeItem> Typed for Edge<T> {
     fn fits(&self) -> bool {
         !self.error && self.data.iter().all(EdgeItem::fits)
     }
+
+    /// A page the types refused but the shape check passed (`"paging": null`, a cursor that is
+    /// not a string…), read as leniently as the `Value` path always read pages.
+    fn from_value(body: Value) -> Result<Self, String> {
+        let after = (|| {
+            let paging = body.get("paging")?;
+            paging.get("next")?;
+            paging.get("cursors")?.get("after").cloned()
+        })();
+        let items = match body {
+            Value::Object(mut page) => page.remove("data"),
+            _ => None,
+        };
+        let Some(Value::Array(items)) = items else { return Err("the body has no `data` list".into()) };
+        let data = items.into_iter().map(T::deserialize).collect::<Result<Vec<T>, _>>();
+        let data = data.map_err(|_| "a record has a field of a type Graph does not document".to_owned())?;
+        let paging = after.map(|after| Paging { next: true, cursors: Some(Cursors { after: Some(after) }) });
+        Ok(Edge { data, paging, error: false })
+    }
 }
 
 /// One page of a paginated edge.

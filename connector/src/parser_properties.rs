@@ -126,6 +126,13 @@ proptest! {
         if <Edge<Comment> as Answer>::parse(text.as_bytes()).is_some() {
             prop_assert!(accepted(Shape::Records));
         }
+        // And a page the `Value` path takes is never refused for its types (only its records'
+        // own fields can be), with the same data and cursor.
+        if accepted(Shape::Records) {
+            let edge = <Edge<Value> as Answer>::from_checked(body.clone());
+            prop_assert!(edge.as_ref().is_ok_and(|e| e.next_cursor() == next_cursor_of(&body) && Value::Array(e.data.clone()) == body["data"]));
+            prop_assert!(<Edge<RawRecord> as Answer>::from_checked(body.clone()).is_ok());
+        }
         if let Some(insights) = <Insights as Answer>::parse(text.as_bytes()) {
             prop_assert!(accepted(Shape::Metrics));
             let typed = serde_json::to_string(&insights.flatten()).expect("json");

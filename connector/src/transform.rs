@@ -1,6 +1,6 @@
 //! Record transformations shared by several streams (reference §9).
 
-use crate::http::shape::{self, Answer, Id};
+use crate::http::shape::{self, Answer, Typed};
 use chrono::DateTime;
 use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer, ser::SerializeMap};
@@ -140,6 +140,17 @@ impl RawRecord {
     }
 }
 
+/// A single Graph object passed through (a carousel slide fetched by id).
+impl Typed for RawRecord {
+    fn read(body: &[u8]) -> Option<Self> {
+        shape::object_from_slice(body)
+    }
+
+    fn fits(&self) -> bool {
+        self.get("error").is_none() && shape::valid_id(self.read::<Value>("id").as_ref())
+    }
+}
+
 /// JSON text of a value the connector made (ids, strings), for a [`RawRecord`].
 pub fn raw_json(value: &impl Serialize) -> Box<RawValue> {
     serde_json::value::to_raw_value(value).unwrap_or_else(|_| raw_json(&Value::Null))
@@ -268,9 +279,8 @@ pub struct Metric {
     #[serde(default, deserialize_with = "shape::list_of_objects")]
     values: Vec<MetricValue>,
     /// Checked like [`shape::Shape::Metrics`] does: valid where present.
-    #[serde(default, deserialize_with = "present_id")]
-    #[allow(dead_code)]
-    id: Option<Id>,
+    #[serde(default, rename = "id", deserialize_with = "shape::checked_id")]
+    _id: (),
 }
 
 #[derive(Deserialize)]
@@ -284,10 +294,6 @@ struct MetricValue {
 struct MetricsOnly {
     #[serde(deserialize_with = "shape::list_of_objects")]
     data: Vec<Metric>,
-}
-
-fn present_id<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Id>, D::Error> {
-    Id::deserialize(deserializer).map(Some)
 }
 
 impl Answer for Insights {

@@ -199,7 +199,8 @@ pub fn is_special_purpose(address: &IpAddr) -> bool {
 /// serves waiters in order, so no tenant starves.
 ///
 /// Why: a thousand tenants each with a few requests in flight hold thousands of sockets and
-/// their buffers at once; queued requests hold neither.
+/// their buffers at once; queued requests hold neither. A tenant that never reads its responses
+/// keeps its slots until its own limits stop it, so it can hold at most its own cap of them.
 #[derive(Clone, Debug)]
 pub struct RequestPool(Arc<Semaphore>);
 

@@ -148,12 +148,18 @@ pub struct Id(pub Value);
 
 impl<'de> Deserialize<'de> for Id {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match Value::deserialize(deserializer)? {
-            Value::String(id) if !id.is_empty() => Ok(Id(Value::String(id))),
-            id @ Value::Number(_) => Ok(Id(id)),
-            _ => Err(de::Error::custom("an id must be a non-empty string or a number")),
+        let id = Value::deserialize(deserializer)?;
+        match valid_id(Some(&id)) {
+            true => Ok(Id(id)),
+            false => Err(de::Error::custom("an id must be a non-empty string or a number")),
         }
     }
+}
+
+/// For an `id` that is only checked, not kept: `#[serde(default, rename = "id", deserialize_with
+/// = "checked_id")] _id: ()`.
+pub fn checked_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<(), D::Error> {
+    Id::deserialize(deserializer).map(drop)
 }
 
 impl Id {
@@ -168,7 +174,7 @@ impl Id {
 
 /// Whether `id` passes the check of [`Shape::Records`].
 pub fn valid_id(id: Option<&Value>) -> bool {
-    matches!(id, Some(Value::String(id)) if !id.is_empty()) || matches!(id, Some(Value::Number(_)))
+    check_id(id, "").is_ok()
 }
 
 fn check_id(id: Option<&Value>, what: &str) -> Result<(), String> {

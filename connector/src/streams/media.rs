@@ -70,14 +70,6 @@ pub fn transform(mut record: RawRecord, account: &Account) -> Option<(RawRecord,
     Some((record, media_ref))
 }
 
-/// One carousel slide, fetched with the reduced field list, cleaned like a media record.
-fn transform_child(raw: Value) -> Value {
-    let Value::Object(mut child) = raw else { return raw };
-    transform::clean_urls(&mut child);
-    transform::rfc3339_field(&mut child, "timestamp");
-    Value::Object(child)
-}
-
 /// `children` holds slides to fetch or clean: present, and neither `null` nor `{}`.
 fn has_children(record: &RawRecord) -> bool {
     record.read::<Value>("children").is_some_and(|c| !c.is_null() && c != json!({}))
@@ -96,13 +88,13 @@ async fn expand_children_one_by_one(client: &GraphClient<'_>, record: &mut RawRe
     let parent = record.read::<String>("id").unwrap_or_default();
     let fetches = ids.iter().map(|child_id| async move {
         let path = format!("/{child_id}");
-        (child_id, client.get(&path, &[("fields", CHILD_FIELDS)], Shape::Node, NAME).await)
+        (child_id, client.get::<RawRecord>(&path, &[("fields", CHILD_FIELDS)], Shape::Node, NAME).await)
     });
     let results: Vec<_> = futures::stream::iter(fetches).buffered(ids.len().max(1)).collect().await;
     let mut children = Vec::with_capacity(results.len());
     for (child_id, result) in results {
         match result {
-            Ok(child) => children.push(transform_child(child)),
+            Ok(child) => children.push(transform_slide(child)),
             Err(error) => client.sink().log(
                 LogLevel::Warn,
                 &format!("media: skipping carousel child {child_id} of media {parent}: {}", error.to_failure().message),
@@ -129,7 +121,7 @@ fn inline_children(record: &mut RawRecord) {
         None if !has_children(record) => return,
         None => {
             let slides = match record.read::<Value>("children").and_then(|mut c| c.get_mut("data").map(Value::take)) {
-                Some(Value::Array(slides)) => slides.into_iter().map(transform_child).collect(),
+                Some(Value::Array(slides)) => slides.into_iter().map(slide_of_any_shape).collect(),
                 _ => Vec::new(),
             };
             raw_json(&slides)
@@ -138,10 +130,19 @@ fn inline_children(record: &mut RawRecord) {
     record.insert("children", slides);
 }
 
+/// One carousel slide, cleaned like a media record.
 fn transform_slide(mut slide: RawRecord) -> RawRecord {
     slide.clean_urls();
     slide.rewrite("timestamp", transform::rfc3339_value);
     slide
+}
+
+/// A slide of an odd expansion: an object is cleaned, anything else kept as it came.
+fn slide_of_any_shape(slide: Value) -> Value {
+    match serde_json::from_value::<RawRecord>(slide.clone()) {
+        Ok(record) => serde_json::to_value(transform_slide(record)).unwrap_or(slide),
+        Err(_) => slide,
+    }
 }
 
 /// Reads every account's media (accounts in parallel, pages in order), emitting records to `out`
@@ -266,12 +267,12 @@ mod tests {
         let sample: Value =
             serde_json::from_str(include_str!("../../../tests/fixtures/samples/media_children_for_children.json"))
                 .expect("json");
-        let child = transform_child(sample);
+        let child = json_of(&transform_slide(raw(sample)));
         assert_eq!(child["timestamp"], "2021-03-03T22:48:39+00:00");
         assert!(child.get("page_id").is_none());
         let dirty =
             json!({"media_url": "https://x/a.jpg?_nc_cat=1&_nc_rid=abc", "thumbnail_url": "https://x/t?_nc_rid=1"});
-        let clean = transform_child(dirty);
+        let clean = json_of(&transform_slide(raw(dirty)));
         assert_eq!(clean["media_url"], "https://x/a.jpg?_nc_cat=1");
         assert_eq!(clean["thumbnail_url"], "https://x/t?_nc_rid=1", "thumbnail_url is never cleaned");
     }
