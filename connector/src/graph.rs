@@ -131,7 +131,7 @@ pub struct ObjectRef {
 pub struct Edge<T> {
     #[serde(deserialize_with = "shape::list_of_objects")]
     pub data: Vec<T>,
-    #[serde(default, deserialize_with = "shape::object")]
+    #[serde(default, deserialize_with = "shape::optional_object")]
     paging: Option<Paging>,
     #[serde(default, deserialize_with = "shape::present")]
     error: bool,
@@ -141,7 +141,7 @@ pub struct Edge<T> {
 struct Paging {
     #[serde(default, deserialize_with = "shape::present")]
     next: bool,
-    #[serde(default, deserialize_with = "shape::object")]
+    #[serde(default, deserialize_with = "shape::optional_object")]
     cursors: Option<Cursors>,
 }
 

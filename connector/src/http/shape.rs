@@ -125,10 +125,10 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Object<T> {
     }
 }
 
-/// For `#[serde(default, deserialize_with = "object")]` fields: an [`Object`], and `null` refused
-/// (the typed read gives way to the `Value` path).
-pub fn object<'de, D: Deserializer<'de>, T: DeserializeOwned>(deserializer: D) -> Result<Option<T>, D::Error> {
-    Object::deserialize(deserializer).map(|Object(inner)| Some(inner))
+/// For `#[serde(default, deserialize_with = "optional_object")]` fields: an [`Object`], or `null`
+/// for none (as the `Value` path reads a `null` where an object may be).
+pub fn optional_object<'de, D: Deserializer<'de>, T: DeserializeOwned>(deserializer: D) -> Result<Option<T>, D::Error> {
+    Option::<Object<T>>::deserialize(deserializer).map(|object| object.map(|Object(inner)| inner))
 }
 
 /// A list whose items must be JSON objects.

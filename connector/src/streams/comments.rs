@@ -53,10 +53,10 @@ pub struct Comment {
     username: Option<Value>,
     like_count: Option<Value>,
     hidden: Option<Value>,
-    #[serde(default, deserialize_with = "shape::object")]
+    #[serde(default, deserialize_with = "shape::optional_object")]
     from: Option<Author>,
     parent_id: Option<Value>,
-    #[serde(default, deserialize_with = "shape::object")]
+    #[serde(default, deserialize_with = "shape::optional_object")]
     replies: Option<Edge<Comment>>,
 }
 
@@ -82,6 +82,7 @@ pub struct CommentRecord {
     parent_id: Option<String>,
 }
 
+/// The record of a comment, or of a reply to `parent_id`.
 pub fn transform(raw: Comment, media: &ObjectRef, parent_id: Option<&str>) -> CommentRecord {
     let parent_id = parent_id.map(str::to_owned).or_else(|| graph::id_string(raw.parent_id.as_ref()));
     CommentRecord {
@@ -254,5 +255,7 @@ mod tests {
         );
         assert!(record(json!({"id": "c1"}), None)["parent_id"].is_null());
         assert_eq!(record(json!({"id": 7, "parent_id": 6}), None)["parent_id"], "6");
+        let deleted_author = record(json!({"id": "c3", "from": null, "replies": null}), None);
+        assert!(deleted_author["from_id"].is_null());
     }
 }
