@@ -116,6 +116,11 @@ impl PartitionCursors {
         );
         let mut cursors = BTreeMap::new();
         let Some(state) = state else { return Ok(PartitionCursors { stream, key, cursors }) };
+        // The stream was last synced in full refresh (or by a version that had no cursor for it):
+        // no cursor yet, so everything is read.
+        if *state == crate::streams::final_full_refresh_state() {
+            return Ok(PartitionCursors { stream, key, cursors });
+        }
         let Some(object) = state.as_object() else {
             return Err(Failure::config(format!("The {stream} state is not an object; {expected}.")));
         };
@@ -242,10 +247,19 @@ mod cursor_tests {
             json!(-5),
             json!(1719000000),
             json!("2025-06-28T07:00:00+00:00"),
+            json!({"__ab_no_cursor_state_message": false}),
         ] {
             let error = PartitionCursors::from_state(Some(&bad)).expect_err(&bad.to_string());
             assert_eq!(error.failure_type, crate::protocol::FailureType::ConfigError, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_full_refresh_final_state_means_no_cursor_yet() {
+        let after_full_refresh = crate::streams::final_full_refresh_state();
+        let cursors = PartitionCursors::read("media", "timestamp", Some(&after_full_refresh)).expect("readable");
+        assert_eq!(cursors.get("1"), None);
+        assert_eq!(cursors.to_state(0)["states"], json!([]));
     }
 
     #[test]
