@@ -147,7 +147,7 @@ impl Typed for RawRecord {
     }
 
     fn fits(&self) -> bool {
-        self.get("error").is_none() && shape::valid_id(self.read::<Value>("id").as_ref())
+        self.get("error").is_none() && crate::graph::EdgeItem::fits(self)
     }
 }
 

@@ -84,7 +84,8 @@ fn child_ids(record: &RawRecord) -> Option<Vec<String>> {
 /// Replaces `children.data[{id}]` with the slides, one GET each (the reference's way, and the
 /// fallback); a slide that cannot be fetched is skipped with a WARN naming it and its parent.
 async fn expand_children_one_by_one(client: &GraphClient<'_>, record: &mut RawRecord) {
-    let Some(ids) = child_ids(record).filter(|_| has_children(record)) else { return };
+    // `null` and `{}` have no `data` list, so no ids either.
+    let Some(ids) = child_ids(record) else { return };
     let parent = record.read::<String>("id").unwrap_or_default();
     let fetches = ids.iter().map(|child_id| async move {
         let path = format!("/{child_id}");
