@@ -192,6 +192,23 @@ impl Config {
         if parsed.query().is_some() || parsed.fragment().is_some() {
             return Err(Failure::config("Config field `base_url` must not carry a query or fragment."));
         }
+        // What the URL parser would silently change, so the request would not go where the user
+        // wrote: a backslash (read as `/`), spaces and line breaks (dropped), user info (sent to
+        // the server), port 0.
+        if base_url.contains('\\') {
+            return Err(Failure::config("Config field `base_url` contains a backslash; URLs use `/`."));
+        }
+        if base_url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Failure::config("Config field `base_url` contains spaces, tabs or line breaks."));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(Failure::config(
+                "Config field `base_url` must not carry a user name or password (`user@`); the token authenticates.",
+            ));
+        }
+        if parsed.port() == Some(0) {
+            return Err(Failure::config("Config field `base_url` has port 0, which no server listens on."));
+        }
 
         let optimizations = Optimizations {
             expand_children: user.expand_carousel_children.unwrap_or(true),
@@ -326,6 +343,13 @@ mod tests {
             (r#"{"access_token":"secret-token","base_url":"nope"}"#, "base_url"),
             (r#"{"access_token":"secret-token","base_url":"https://bücher.example/v23.0"}"#, "xn--"),
             (r#"{"access_token":"secret-token","base_url":""}"#, "non-empty"),
+            (r#"{"access_token":"secret-token","base_url":"https:\\\\graph.facebook.com\\v23.0"}"#, "backslash"),
+            (r#"{"access_token":"secret-token","base_url":"https://graph.facebook.com\\v23.0"}"#, "backslash"),
+            (r#"{"access_token":"secret-token","base_url":"https://u:p@graph.facebook.com/v23.0"}"#, "user name"),
+            (r#"{"access_token":"secret-token","base_url":"https://me@graph.facebook.com/v23.0"}"#, "user name"),
+            (r#"{"access_token":"secret-token","base_url":"https://graph.face\tbook.com/v23.0"}"#, "tabs"),
+            (r#"{"access_token":"secret-token","base_url":" https://graph.facebook.com/v23.0"}"#, "spaces"),
+            (r#"{"access_token":"secret-token","base_url":"http://127.0.0.1:0/v23.0"}"#, "port 0"),
             (r#"{"access_token":"secret-token","base_url":null}"#, "non-empty"),
             (r#"{"access_token":"secret-token","num_workers":9223372036854775807}"#, "is 9223372036854775807"),
             (r#"{"access_token":"secret-token","num_workers":-3}"#, "is -3"),

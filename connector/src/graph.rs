@@ -151,6 +151,10 @@ struct Cursors {
     after: Option<Value>,
 }
 
+/// The longest paging cursor followed. Graph's are a few hundred characters; a cursor goes into
+/// the next request's URL, so an absurd one is the answer's fault, not the config's.
+pub const MAX_CURSOR_LENGTH: usize = 2048;
+
 impl<T> Edge<T> {
     /// The cursor of the page after this one, if Graph says there is one.
     pub fn next_cursor(&self) -> Option<String> {
@@ -158,6 +162,15 @@ impl<T> Edge<T> {
         let after = paging.cursors.as_ref()?.after.as_ref()?.as_str()?;
         (!after.is_empty()).then(|| after.to_owned())
     }
+}
+
+/// `cursor`, if a request can carry it; else the broken answer of `path` that sent it.
+fn usable_cursor(cursor: String, path: &str) -> Result<String, RequestError> {
+    if cursor.len() <= MAX_CURSOR_LENGTH {
+        return Ok(cursor);
+    }
+    let what = format!("its paging cursor is {} characters long (Graph's are a few hundred)", cursor.len());
+    Err(RequestError::bad_answer(path, what))
 }
 
 /// An item of an edge: kept as JSON (`Value`) or typed.
@@ -246,8 +259,8 @@ pub fn pages_from<'c, T: EdgeItem + 'c>(
 /// still carries a cursor. A cursor seen before in the same walk (`A → B → A`, or `A → A`) is a
 /// broken answer: the walk fails with a `system_error` instead of looping or silently stopping,
 /// and the records already read stay delivered. When a page
-/// fails (after the client's retries) and a `fallback` query is given, the same page is asked
-/// again with it (e.g. without a field expansion).
+/// fails with an error no retry cures (Graph refuses the query) and a `fallback` query is given,
+/// the same page is asked again with it (e.g. without a field expansion).
 pub fn pages_with_fallback<'c, T: EdgeItem + 'c>(
     client: &'c GraphClient<'c>,
     path: String,
@@ -274,7 +287,11 @@ fn walk<'c, T: EdgeItem + 'c>(
         Done,
     }
     let seen = std::rc::Rc::new(std::cell::RefCell::new(std::collections::HashSet::<String>::new()));
-    let start = after.map_or(Cursor::First, Cursor::After);
+    let start = match after.map(|after| usable_cursor(after, &path)) {
+        None => Cursor::First,
+        Some(Ok(after)) => Cursor::After(after),
+        Some(Err(error)) => Cursor::Broken(error),
+    };
     futures::stream::unfold(start, move |cursor| {
         let (path, query, fallback, seen) = (path.clone(), query.clone(), fallback.clone(), seen.clone());
         async move {
@@ -297,7 +314,11 @@ fn walk<'c, T: EdgeItem + 'c>(
             };
             let mut used_fallback = false;
             let mut answer = fetch(query).await;
-            if let (Err(error), Some(fallback)) = (&answer, fallback) {
+            // Only for an answer a retry cannot cure: an outage that spent the page's retry budget
+            // would spend it again on the fallback.
+            if let (Err(error), Some(fallback)) = (&answer, fallback)
+                && !error.class.is_retryable()
+            {
                 client.sink().log(
                     crate::protocol::LogLevel::Info,
                     &format!(
@@ -311,12 +332,13 @@ fn walk<'c, T: EdgeItem + 'c>(
             match answer {
                 Err(error) => Some((Err(error), Cursor::Done)),
                 Ok(edge) => {
-                    let next = match edge.next_cursor() {
-                        Some(next) if !seen.borrow_mut().insert(next.clone()) => {
+                    let next = match edge.next_cursor().map(|next| usable_cursor(next, &path)) {
+                        Some(Err(error)) => Cursor::Broken(error),
+                        Some(Ok(next)) if !seen.borrow_mut().insert(next.clone()) => {
                             let what = "its paging cursor repeats an earlier page, so the pages would cycle forever";
                             Cursor::Broken(RequestError::bad_answer(&path, what.into()))
                         }
-                        Some(next) => Cursor::After(next),
+                        Some(Ok(next)) => Cursor::After(next),
                         None => Cursor::Done,
                     };
                     let page = Page { records: edge.data, fallback: used_fallback };

@@ -90,24 +90,25 @@ pub trait Sink {
     fn error(&self, stream: Option<&str>, failure: &Failure);
 }
 
-/// Wraps a sink so that no message text can carry a secret, whatever an API echoed back.
+/// Wraps a sink so that no message can carry a secret, in any spelling an API echoed it back in
+/// (see [`airbyte_messages::secrets`]): records and states included, since a server may echo a
+/// token anywhere.
 pub struct RedactingSink<'a> {
     inner: &'a dyn Sink,
-    secrets: Vec<String>,
+    redactor: airbyte_messages::secrets::Redactor,
 }
 
 impl<'a> RedactingSink<'a> {
     /// `secrets` shorter than 4 characters are ignored (redacting them would mangle ordinary text).
     pub fn new(inner: &'a dyn Sink, secrets: impl IntoIterator<Item = String>) -> Self {
-        let secrets = secrets.into_iter().filter(|s| s.len() >= 4).collect();
-        RedactingSink { inner, secrets }
+        RedactingSink { inner, redactor: airbyte_messages::secrets::Redactor::new(secrets, "****") }
     }
 
-    pub fn redact(&self, text: &str) -> String {
-        self.secrets.iter().fold(text.to_owned(), |acc, secret| acc.replace(secret.as_str(), "****"))
+    fn redact(&self, text: &str) -> String {
+        self.redactor.redact(text).into_owned()
     }
 
-    fn redact_failure(&self, failure: &Failure) -> Failure {
+    pub fn redact_failure(&self, failure: &Failure) -> Failure {
         Failure {
             message: self.redact(&failure.message),
             internal_message: failure.internal_message.as_deref().map(|m| self.redact(m)),
@@ -118,11 +119,18 @@ impl<'a> RedactingSink<'a> {
 
 impl Sink for RedactingSink<'_> {
     fn record(&self, stream: &str, json: &str) {
-        self.inner.record(stream, json)
+        self.inner.record(stream, &self.redactor.redact(json))
     }
 
     fn state(&self, stream: &str, stream_state: &Value, record_count: u64) {
-        self.inner.state(stream, stream_state, record_count)
+        let text = stream_state.to_string();
+        match self.redactor.redact(&text) {
+            std::borrow::Cow::Borrowed(_) => self.inner.state(stream, stream_state, record_count),
+            std::borrow::Cow::Owned(clean) => {
+                let clean = serde_json::from_str(&clean).unwrap_or(Value::Null);
+                self.inner.state(stream, &clean, record_count)
+            }
+        }
     }
 
     fn log(&self, level: LogLevel, message: &str) {

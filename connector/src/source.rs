@@ -5,7 +5,7 @@ use crate::catalog::{self, ConfiguredStream, SyncMode};
 use crate::config::Config;
 use crate::graph::Account;
 use crate::http::Runtime;
-use crate::http::client::{GraphClient, RetryPolicy};
+use crate::http::client::{Budgets, GraphClient, RetryPolicy};
 use crate::protocol::{Failure, FailureType, LogLevel, RedactingSink, Sink, StreamStatus};
 use crate::state::InputState;
 use crate::streams::{self, PageReceiver, PageSender, ParentRun, ReadContext, Reader, StreamDef, StreamOutput, api};
@@ -28,10 +28,8 @@ pub async fn check(config: &str, runtime: &dyn Runtime, sink: &dyn Sink) -> Resu
     // A connection check should answer in seconds, not after the sync's 310 s retry budget.
     let policy =
         RetryPolicy { max_retries: 2, backoff_factor: std::time::Duration::from_secs(1), ..RetryPolicy::default() };
-    let client = client_for(&config, policy, runtime, &sink);
-    api::check(&client, &config.account_ids)
-        .await
-        .map_err(|failure| Failure { message: sink.redact(&failure.message), ..failure })
+    let client = client_for(&config, policy, &Budgets::default(), runtime, &sink);
+    api::check(&client, &config.account_ids).await.map_err(|failure| sink.redact_failure(&failure))
 }
 
 pub fn discover(config: &str) -> Result<String, Failure> {
@@ -39,7 +37,8 @@ pub fn discover(config: &str) -> Result<String, Failure> {
     catalog::discovered()
 }
 
-/// Syncs the configured streams; see the WIT `read` for the contract.
+/// Syncs the configured streams within the operator's `budgets`; see the WIT `read` for the
+/// contract.
 ///
 /// Every configured stream runs concurrently within the one `num_workers` request pool, started
 /// as its [`streams::Reader`] says. Parents are read once: `Api` as a shared future, `media` and
@@ -51,6 +50,7 @@ pub async fn read(
     config: &str,
     configured_catalog: &str,
     state: Option<&str>,
+    budgets: &Budgets,
     runtime: &dyn Runtime,
     sink: &dyn Sink,
 ) -> Result<(), Failure> {
@@ -59,7 +59,7 @@ pub async fn read(
     let configured = catalog::parse_configured(configured_catalog)?;
     let state = InputState::parse(state)?;
     let sink = RedactingSink::new(sink, config.secrets());
-    let client = &client_for(&config, RetryPolicy::default(), runtime, &sink);
+    let client = &client_for(&config, RetryPolicy::within(budgets.retry), budgets, runtime, &sink);
     let ctx = &ReadContext { client, config: &config, state: &state, now: runtime.now(), sink: &sink };
 
     let accounts: Accounts<'_> =
@@ -181,11 +181,12 @@ fn summarize_failures(failed: &[(&str, FailureType)]) -> Result<(), Failure> {
 fn client_for<'a>(
     config: &Config,
     policy: RetryPolicy,
+    budgets: &Budgets,
     runtime: &'a dyn Runtime,
     sink: &'a dyn Sink,
 ) -> GraphClient<'a> {
     GraphClient::new(&config.base_url, &config.access_token, config.num_workers, policy, runtime, sink)
-        .paced(config.optimizations.pace_requests)
+        .paced(config.optimizations.pace_requests, budgets)
 }
 
 /// The accounts, read once and awaited by every stream that needs them.

@@ -69,15 +69,18 @@ impl std::fmt::Debug for Tape {
 
 /// Keeps redacted exchanges until [`Recorder::save`].
 pub struct Recorder {
-    secrets: Vec<String>,
+    redactor: airbyte_messages::secrets::Redactor,
     exchanges: Mutex<Vec<Exchange>>,
 }
 
 impl Recorder {
-    /// `secrets`: the values to scrub wherever they appear (the config's token and secret).
+    /// `secrets`: the values to scrub wherever they appear, in any spelling (the config's token
+    /// and secret; see [`airbyte_messages::secrets`]).
     pub fn new(secrets: Vec<String>) -> Recorder {
-        let secrets = secrets.into_iter().filter(|s| s.len() >= 4).collect();
-        Recorder { secrets, exchanges: Mutex::new(Vec::new()) }
+        Recorder {
+            redactor: airbyte_messages::secrets::Redactor::new(secrets, REDACTED),
+            exchanges: Mutex::new(Vec::new()),
+        }
     }
 
     /// The secrets of a config (JSON text): `access_token`, `client_secret`, `client_id`.
@@ -90,11 +93,7 @@ impl Recorder {
     }
 
     fn redact(&self, text: &str) -> String {
-        let mut text = text.to_owned();
-        for secret in &self.secrets {
-            text = text.replace(secret.as_str(), REDACTED);
-        }
-        text
+        self.redactor.redact(text).into_owned()
     }
 
     /// Sends `request` through `send`, keeping the exchange. Bodies are buffered whole.

@@ -51,6 +51,17 @@ pub struct OperatorSettings {
     /// and between-bytes timeouts).
     #[arg(long, global = true, env = "SOURCE_INSTAGRAM_REQUEST_TIMEOUT_SECS", default_value_t = Limits::default().request_timeout.as_secs())]
     pub request_timeout_secs: u64,
+    /// A request that keeps failing is given up this many seconds after its first attempt (its
+    /// stream then fails; the next sync continues from the state).
+    #[arg(long, global = true, env = "SOURCE_INSTAGRAM_RETRY_BUDGET_SECS", default_value_t = Limits::default().retry_budget.as_secs())]
+    pub retry_budget_secs: u64,
+    /// The longest one pacing wait, in seconds, when Graph does not say when the quota frees up.
+    #[arg(long, global = true, env = "SOURCE_INSTAGRAM_PACING_WAIT_SECS", default_value_t = Limits::default().pacing_wait_cap.as_secs())]
+    pub pacing_wait_secs: u64,
+    /// How long pacing may hold a sync back in a row, in seconds, before the connector stops
+    /// pacing and leaves the limit to Graph's throttling.
+    #[arg(long, global = true, env = "SOURCE_INSTAGRAM_PACING_BUDGET_SECS", default_value_t = Limits::default().pacing_budget.as_secs())]
+    pub pacing_budget_secs: u64,
     /// Directory of precompiled components (default: ~/.cache/instagram-source).
     #[arg(long, global = true, env = "SOURCE_INSTAGRAM_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -69,6 +80,9 @@ impl OperatorSettings {
             max_concurrent_requests: self.max_requests,
             max_response_bytes: self.max_response_mib << 20,
             request_timeout: Duration::from_secs(self.request_timeout_secs),
+            retry_budget: Duration::from_secs(self.retry_budget_secs),
+            pacing_wait_cap: Duration::from_secs(self.pacing_wait_secs),
+            pacing_budget: Duration::from_secs(self.pacing_budget_secs),
         }
     }
 

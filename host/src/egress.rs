@@ -195,12 +195,12 @@ pub fn is_special_purpose(address: &IpAddr) -> bool {
 
 /// Request slots shared by many runs: a host-wide cap on outbound requests in flight, on top of
 /// each run's own (`run-many` gives one to all its tenants). A request waits for a slot of its
-/// run, then for one of the pool, and holds both until its body is read; tokio's semaphore
-/// serves waiters in order, so no tenant starves.
+/// run, then for one of the pool, and holds both until its body is read or its deadline passes;
+/// tokio's semaphore serves waiters in order, so no tenant starves.
 ///
 /// Why: a thousand tenants each with a few requests in flight hold thousands of sockets and
 /// their buffers at once; queued requests hold neither. A tenant that never reads its responses
-/// keeps its slots until its own limits stop it, so it can hold at most its own cap of them.
+/// gets its slots taken back at each request's deadline (`--request-timeout-secs`).
 #[derive(Clone, Debug)]
 pub struct RequestPool(Arc<Semaphore>);
 
@@ -371,25 +371,58 @@ impl WasiHttpHooks for EgressPolicy {
             // whole exchange (a connection's state is most of it).
             let exchange = Box::pin(tokio::time::timeout_at(deadline, exchange));
             let (response, io) = exchange.await.map_err(|_| HttpError::ConnectionReadTimeout)??;
+            let lease = SlotLease::until(deadline, (permit, pooled));
             let response = response.map(|inner| {
                 let deadline = Box::pin(tokio::time::sleep_until(deadline));
-                let _permits = (permit, pooled);
-                LimitedBody { inner, remaining: max_bytes, max_bytes, abort, deadline, _permits }.boxed_unsync()
+                LimitedBody { inner, remaining: max_bytes, max_bytes, abort, deadline, _lease: lease }.boxed_unsync()
             });
             Ok((response, io))
         })
     }
 }
 
+/// A request's slots: its run's and, in `run-many`, the pool's.
+type Slots = (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>);
+
+/// Holds a request's slots until its body is done or its deadline passes, whichever comes first.
+///
+/// Why the deadline frees them on its own: a response's body is read only when the guest reads it.
+/// A guest that never does (a hostile one, or one stalled by a bug) would otherwise keep its slots
+/// until its wall-time cap, and every request of its run, and of every other tenant waiting on
+/// the pool, would wait with it. A request past its deadline has failed anyway.
+struct SlotLease {
+    slots: Arc<std::sync::Mutex<Option<Slots>>>,
+    expiry: tokio::task::JoinHandle<()>,
+}
+
+impl SlotLease {
+    fn until(deadline: tokio::time::Instant, slots: Slots) -> SlotLease {
+        let slots = Arc::new(std::sync::Mutex::new(Some(slots)));
+        let expiring = slots.clone();
+        let expiry = tokio::spawn(async move {
+            tokio::time::sleep_until(deadline).await;
+            drop(expiring.lock().unwrap_or_else(|p| p.into_inner()).take());
+        });
+        SlotLease { slots, expiry }
+    }
+}
+
+impl Drop for SlotLease {
+    fn drop(&mut self) {
+        self.expiry.abort();
+        drop(self.slots.lock().unwrap_or_else(|p| p.into_inner()).take());
+    }
+}
+
 /// A response body that ends the run past `max_bytes`, fails the request at its deadline, and
-/// holds the request's slots until the body is done.
+/// holds the request's slots (see [`SlotLease`]).
 struct LimitedBody {
     inner: WasiBody,
     remaining: u64,
     max_bytes: u64,
     abort: AbortSignal,
     deadline: Pin<Box<tokio::time::Sleep>>,
-    _permits: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
+    _lease: SlotLease,
 }
 
 impl http_body::Body for LimitedBody {

@@ -8,7 +8,9 @@
 //!   and makes a busy guest yield to other tenants;
 //! * wall time: a host-side timer raced against the guest call, because a guest blocked in a host
 //!   call (waiting on HTTP) runs no wasm and cannot be interrupted from inside;
-//! * response bodies and other host-side checks trip an [`AbortSignal`] raced the same way.
+//! * response bodies and other host-side checks trip an [`AbortSignal`] raced the same way;
+//! * retrying and pacing: budgets the component keeps itself (it alone knows which request is a
+//!   retry), handed to it with `read` ([`Limits::budgets`]).
 //!
 //! A limit that fires ends the run with a `system_error` naming it; state already persisted stays.
 
@@ -32,6 +34,13 @@ pub struct Limits {
     pub max_response_bytes: u64,
     /// Upper bound on each of the connect, first-byte and between-bytes timeouts.
     pub request_timeout: Duration,
+    /// How long the component keeps retrying a failing request (passed to `read`; see the WIT
+    /// `budgets`).
+    pub retry_budget: Duration,
+    /// The longest one pacing wait lasts when Graph gives no estimate.
+    pub pacing_wait_cap: Duration,
+    /// How long pacing may hold a sync back in a row before the component stops pacing.
+    pub pacing_budget: Duration,
 }
 
 impl Default for Limits {
@@ -43,6 +52,21 @@ impl Default for Limits {
             max_concurrent_requests: 64,
             max_response_bytes: 64 << 20,
             request_timeout: Duration::from_secs(120),
+            retry_budget: Duration::from_secs(150),
+            pacing_wait_cap: Duration::from_secs(60),
+            pacing_budget: Duration::from_secs(600),
+        }
+    }
+}
+
+impl Limits {
+    /// The retry and pacing budgets in the WIT's form (whole seconds).
+    pub fn budgets(&self) -> crate::bindings::airbyte::source::types::Budgets {
+        let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+        crate::bindings::airbyte::source::types::Budgets {
+            retry_secs: secs(self.retry_budget),
+            pacing_wait_secs: secs(self.pacing_wait_cap),
+            pacing_secs: secs(self.pacing_budget),
         }
     }
 }

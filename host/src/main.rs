@@ -8,6 +8,7 @@ use instagram_host::cli::{OperatorSettings, Verb, Writer, run_verb};
 use instagram_host::messages::trace_error;
 use instagram_host::{AirbyteWriter, Connector, Failure, FailureType, HostError};
 use std::io::{BufWriter, Stdout};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -31,7 +32,10 @@ fn main() -> ExitCode {
             return if error.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
         }
     };
-    let writer: Writer<BufWriter<Stdout>> = Arc::new(Mutex::new(AirbyteWriter::new(BufWriter::new(std::io::stdout()))));
+    // When stdout is a file, a state persisted on disk must not get ahead of it: it is synced too.
+    let stdout_file = std::io::stdout().as_fd().try_clone_to_owned().ok().map(std::fs::File::from);
+    let writer = AirbyteWriter::new(BufWriter::new(std::io::stdout())).syncing(stdout_file);
+    let writer: Writer<BufWriter<Stdout>> = Arc::new(Mutex::new(writer));
     let code = match run(cli, writer.clone()) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,

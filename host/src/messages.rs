@@ -27,6 +27,12 @@ pub trait MessageSink: Send {
     fn write_failure(&self) -> Option<String> {
         None
     }
+    /// Makes everything delivered so far durable (flushed, and synced to the disk where it goes
+    /// to a file), so that a state covering it may be persisted; `Err` says what was not written.
+    /// A state is never persisted past a failed call.
+    fn make_durable(&mut self) -> Result<(), String> {
+        self.write_failure().map_or(Ok(()), Err)
+    }
 }
 
 /// A sink shared behind a mutex is a sink too (the CLI shares stdout between wrappers).
@@ -48,6 +54,9 @@ impl<S: MessageSink + ?Sized> MessageSink for std::sync::Arc<std::sync::Mutex<S>
     }
     fn write_failure(&self) -> Option<String> {
         self.lock().unwrap_or_else(|p| p.into_inner()).write_failure()
+    }
+    fn make_durable(&mut self) -> Result<(), String> {
+        self.lock().unwrap_or_else(|p| p.into_inner()).make_durable()
     }
 }
 
@@ -72,17 +81,26 @@ pub fn trace_error<'a>(stream: Option<&'a str>, failure: &'a Failure) -> airbyte
     airbyte_messages::trace_error(&error, now_millis())
 }
 
-/// Writes Airbyte messages as JSON lines. Write errors (a closed pipe) end output silently:
-/// the host still finishes the run and reports through its exit code.
+/// Writes Airbyte messages as JSON lines. A write error (a closed pipe, a full disk) ends the
+/// output: [`MessageSink::write_failure`] reports it and the host stops the component.
 pub struct AirbyteWriter<W: Write + Send> {
     out: W,
     broken: bool,
+    /// The file `out` writes to, when it is one, for [`MessageSink::make_durable`].
+    file: Option<std::fs::File>,
 }
 
 impl<W: Write + Send> AirbyteWriter<W> {
     /// A writer over `out` (wrap stdout in a `BufWriter`; states flush it).
     pub fn new(out: W) -> Self {
-        AirbyteWriter { out, broken: false }
+        AirbyteWriter { out, broken: false, file: None }
+    }
+
+    /// The same writer, syncing `file` (where `out`'s bytes land) to the disk in
+    /// [`MessageSink::make_durable`]: a handle to stdout when it is redirected to a file.
+    pub fn syncing(mut self, file: Option<std::fs::File>) -> Self {
+        self.file = file.filter(|f| f.metadata().is_ok_and(|m| m.is_file()));
+        self
     }
 
     /// Writes one message line.
@@ -136,6 +154,17 @@ impl<W: Write + Send> MessageSink for AirbyteWriter<W> {
 
     fn write_failure(&self) -> Option<String> {
         self.broken.then(|| "the output (stdout) cannot be written: it was closed or is full".to_owned())
+    }
+
+    fn make_durable(&mut self) -> Result<(), String> {
+        self.flush();
+        if !self.broken
+            && let Some(file) = &self.file
+            && file.sync_data().is_err()
+        {
+            self.broken = true;
+        }
+        self.write_failure().map_or(Ok(()), Err)
     }
 }
 

@@ -4,7 +4,9 @@
 //! synced, so after a crash the state on disk never covers records that are not on disk. Stream
 //! files are only ever appended to: a resumed or repeated sync adds its records after the earlier
 //! ones (at-least-once, like an Airbyte `append` destination) and never truncates records an
-//! earlier state already covers.
+//! earlier state already covers. What it does cut is a torn last line (a record half written when
+//! a run was killed or its disk filled): no state covers it, so the resumed sync writes it again,
+//! and appending after it would have glued two records into one unreadable line.
 
 use crate::messages::{MessageSink, now_millis};
 use crate::state_file::PersistingSink;
@@ -53,7 +55,16 @@ impl<S: MessageSink> DirectorySink<S> {
         if !self.files.contains_key(stream) {
             let safe: String =
                 stream.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
-            let file = File::options().create(true).append(true).open(self.dir.join(format!("{safe}.jsonl")))?;
+            let path = self.dir.join(format!("{safe}.jsonl"));
+            let file = File::options().create(true).read(true).append(true).open(&path)?;
+            let cut = cut_torn_line(&file)?;
+            if cut > 0 {
+                let message = format!(
+                    "{}: removed a torn last line of {cut} bytes (a record half written when an earlier run stopped; no state covers it, so it is read again)",
+                    path.display()
+                );
+                self.inner.log(LogLevel::Warn, &message);
+            }
             self.files.insert(stream.to_owned(), BufWriter::with_capacity(4096, file));
         }
         if let Some(file) = self.files.get_mut(stream) {
@@ -72,27 +83,61 @@ impl<S: MessageSink> DirectorySink<S> {
         Ok(())
     }
 
+    /// The first write failure ends the output: lines still buffered are dropped (no state
+    /// covers them) and each file is cut back to its last whole line, so it stays readable.
     fn note_failure(&mut self, error: std::io::Error) {
-        if self.failed.is_none() {
-            let message = format!("Cannot write to the output directory {}: {error}", self.dir.display());
-            self.inner.log(LogLevel::Error, &message);
-            self.failed = Some(message);
+        if self.failed.is_some() {
+            return;
+        }
+        let message = format!("Cannot write to the output directory {}: {error}", self.dir.display());
+        self.inner.log(LogLevel::Error, &message);
+        self.failed = Some(message);
+        for (_, file) in std::mem::take(&mut self.files) {
+            let (file, _unwritten) = file.into_parts();
+            let _ = cut_torn_line(&file);
         }
     }
 }
 
+/// Cuts `file` back to just after its last newline, if it ends inside a line; the bytes cut.
+fn cut_torn_line(file: &File) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let length = file.metadata()?.len();
+    let mut reader = file;
+    let mut end = length;
+    let mut chunk = vec![0u8; 4096];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let part = &mut chunk[..(end - start) as usize];
+        reader.seek(SeekFrom::Start(start))?;
+        reader.read_exact(part)?;
+        if let Some(newline) = part.iter().rposition(|&b| b == b'\n') {
+            end = start + newline as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    if end < length {
+        file.set_len(end)?;
+    }
+    Ok(length - end)
+}
+
 impl<S: MessageSink> MessageSink for DirectorySink<S> {
     fn record(&mut self, stream: &str, data: &RawValue) {
+        if self.failed.is_some() {
+            return;
+        }
         if let Err(error) = self.write_record(stream, data) {
             self.note_failure(error);
         }
     }
 
     fn state(&mut self, stream: &str, stream_state: &RawValue, record_count: u64) {
-        // Data first: a state must never be on disk before the records it covers.
-        match self.sync_files() {
-            Ok(()) => self.inner.state(stream, stream_state, record_count),
-            Err(error) => self.note_failure(error),
+        // Data first: a state must never be on disk before the records it covers, nor after a
+        // record that could not be written.
+        if self.make_durable().is_ok() {
+            self.inner.state(stream, stream_state, record_count);
         }
     }
 
@@ -106,6 +151,14 @@ impl<S: MessageSink> MessageSink for DirectorySink<S> {
 
     fn write_failure(&self) -> Option<String> {
         self.failed.clone().or_else(|| self.inner.write_failure())
+    }
+
+    fn make_durable(&mut self) -> Result<(), String> {
+        if let Err(error) = self.sync_files() {
+            self.note_failure(error);
+        }
+        self.failed.clone().map_or(Ok(()), Err)?;
+        self.inner.make_durable()
     }
 
     fn error(&mut self, stream: Option<&str>, failure: &Failure) {

@@ -6,7 +6,7 @@ use crate::cassette::{Recorder, Replayer, Tape};
 use crate::messages::failure_type_str;
 use crate::output_dir::directory_with_state;
 use crate::progress::ProgressSink;
-use crate::state_file::PersistingSink;
+use crate::state_file::{self, PersistingSink};
 use crate::{Connector, Failure, FailureType, HostError, RunOptions, SharedSink};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -94,6 +94,9 @@ impl ReadJob {
             return Err(setup(failure(FailureType::ConfigError, message)));
         }
         let persisted_at = self.state_file.clone().or_else(|| self.output.as_ref().map(|dir| dir.join("state.json")));
+        // One sync per output directory and state file, held until this run ends; taken before
+        // the state is read, so the state read is the one the last sync left.
+        let _locks = self.lock(persisted_at.as_deref()).map_err(setup)?;
         let state = match &self.state {
             Some(path) if Some(path) == persisted_at.as_ref() && !path.exists() => None,
             Some(path) => Some(read_file(path, "state").map_err(setup)?),
@@ -170,6 +173,24 @@ impl ReadJob {
             Some(error) => Err((error, report)),
             None => Ok(report),
         }
+    }
+}
+
+impl ReadJob {
+    /// Locks the output directory and the state file this job writes (see [`state_file::lock`]).
+    fn lock(&self, persisted_at: Option<&Path>) -> Result<Vec<std::fs::File>, Failure> {
+        let refused = |what: &str, path: &Path, why: String| {
+            failure(FailureType::ConfigError, format!("Cannot use the {what} {}: {why}.", path.display()))
+        };
+        let mut locks = Vec::new();
+        if let Some(dir) = &self.output {
+            std::fs::create_dir_all(dir).map_err(|e| refused("output directory", dir, e.to_string()))?;
+            locks.push(state_file::lock(&dir.join("output")).map_err(|why| refused("output directory", dir, why))?);
+        }
+        if let Some(path) = persisted_at {
+            locks.push(state_file::lock(path).map_err(|why| refused("state file", path, why))?);
+        }
+        Ok(locks)
     }
 }
 

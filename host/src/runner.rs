@@ -258,7 +258,9 @@ impl Connector {
         state: Option<&str>,
     ) -> Result<Result<(), Failure>, HostError> {
         let Running { mut store, instance, abort, limits } = self.instantiate(options, sink).await?;
-        guarded(instance.airbyte_source_source().call_read(&mut store, config, catalog, state), &abort, &limits).await
+        let budgets = limits.budgets();
+        let read = instance.airbyte_source_source().call_read(&mut store, config, catalog, state, budgets);
+        guarded(read, &abort, &limits).await
     }
 }
 
@@ -303,8 +305,12 @@ impl WasiHttpView for HostState {
     }
 }
 
-/// A guest-supplied JSON text, accepted only if it is a JSON object.
+/// A guest-supplied JSON text, accepted only if it is a JSON object that readers can load (no
+/// deeper than [`airbyte_messages::depth::MAX_DEPTH`]).
 fn json_object(text: String) -> Option<Box<RawValue>> {
+    if airbyte_messages::depth::nests_deeper_than(text.as_bytes(), airbyte_messages::depth::MAX_DEPTH) {
+        return None;
+    }
     let raw = RawValue::from_string(text).ok()?;
     raw.get().trim_start().starts_with('{').then_some(raw)
 }
@@ -325,7 +331,9 @@ impl sink::Host for HostState {
             Some(data) => lock(&self.sink).record(&stream_name, &data),
             None => lock(&self.sink).log(
                 LogLevel::Error,
-                &format!("The connector emitted a {stream_name} record that is not a JSON object; dropped."),
+                &format!(
+                    "The connector emitted a {stream_name} record that is not a JSON object readers can load; dropped."
+                ),
             ),
         }
         written(&self.sink)

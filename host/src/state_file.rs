@@ -1,7 +1,9 @@
 //! State persistence for the CLI: after every STATE message, the latest state of every stream is
 //! written to a file atomically (write a temporary file, fsync, rename), so a crash leaves either
-//! the previous state or the new one, never a torn file. The protocol output is flushed before
-//! each write, so the persisted state is never ahead of the records it covers.
+//! the previous state or the new one, never a torn file. Everything delivered before the state is
+//! made durable first (flushed, and synced where it is a file), and a state is never persisted
+//! once any of it failed to be written, so the persisted state is never ahead of the records it
+//! covers. A state file is used by one sync at a time ([`lock`]).
 
 use crate::messages::MessageSink;
 use crate::{Failure, LogLevel, StreamStatus};
@@ -61,8 +63,17 @@ impl<S: MessageSink> MessageSink for PersistingSink<S> {
     }
 
     fn state(&mut self, stream: &str, stream_state: &RawValue, record_count: u64) {
-        // The inner sink flushes the records before the state line.
+        if self.failed.is_some() {
+            return;
+        }
         self.inner.state(stream, stream_state, record_count);
+        // Never ahead of the output: the records before this state, and the state line, must
+        // have been written whole.
+        if let Err(message) = self.inner.make_durable() {
+            self.failed =
+                Some(format!("The state was not saved, because the output before it was not written: {message}"));
+            return;
+        }
         self.states.insert(stream.to_owned(), stream_state.to_owned());
         if let Err(error) = self.persist() {
             let message = format!("Cannot write the state file {}: {error}", self.path.display());
@@ -85,6 +96,35 @@ impl<S: MessageSink> MessageSink for PersistingSink<S> {
 
     fn write_failure(&self) -> Option<String> {
         self.failed.clone().or_else(|| self.inner.write_failure())
+    }
+
+    fn make_durable(&mut self) -> Result<(), String> {
+        self.inner.make_durable()?;
+        self.failed.clone().map_or(Ok(()), Err)
+    }
+}
+
+/// Holds `path` for this process: an exclusive lock on `.<name>.lock` beside it (a lock on the
+/// file itself would not survive the rename of each save). A second sync that asks for the same
+/// path, in this process or another, is refused with a message saying why, instead of
+/// interleaving its writes with the first's. The lock lasts as long as the returned file.
+pub fn lock(path: &Path) -> Result<std::fs::File, String> {
+    let directory = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let lock_path = directory.join(format!(".{name}.lock"));
+    let file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot create its lock file {}: {e}", lock_path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another sync is using it (it holds {}); give each sync its own output directory and state file",
+            lock_path.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", lock_path.display())),
     }
 }
 
@@ -114,6 +154,37 @@ mod tests {
         assert_eq!(names, ["other", "user_insights"]);
         assert!(sink.write_failure().is_none());
         assert_eq!(std::fs::read_dir(&dir).expect("dir").count(), 1, "no temporary file left behind");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_path_is_held_by_one_sync_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("state-lock-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("state.json");
+        let held = lock(&path).expect("first");
+        assert!(lock(&path).expect_err("second").contains("another sync is using it"));
+        drop(held);
+        assert!(lock(&path).is_ok(), "free again once the first is done");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A state whose output before it was not written is never persisted, and nothing after it.
+    #[test]
+    fn a_state_is_not_saved_past_output_that_failed() {
+        let dir = std::env::temp_dir().join(format!("state-durable-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("state.json");
+        let full = std::fs::File::options().write(true).open("/dev/full").expect("/dev/full");
+        let writer = AirbyteWriter::new(std::io::BufWriter::new(full));
+        let mut sink = PersistingSink::new(writer, path.clone(), None).expect("writable");
+        let before = std::fs::read_to_string(&path).expect("initial");
+        let state = RawValue::from_string(r#"{"cursor":"2026-01-01"}"#.into()).expect("raw");
+        sink.record("media", &state);
+        sink.state("media", &state, 1);
+        sink.state("media", &state, 0);
+        assert_eq!(std::fs::read_to_string(&path).expect("file"), before, "the state file did not move");
+        assert!(sink.write_failure().is_some());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -68,6 +68,12 @@ pub struct LimitOverrides {
     pub max_response_mib: Option<u64>,
     /// Cap on each request timeout, in seconds.
     pub request_timeout_secs: Option<u64>,
+    /// How long a failing request is retried, in seconds.
+    pub retry_budget_secs: Option<u64>,
+    /// The longest one pacing wait, in seconds.
+    pub pacing_wait_secs: Option<u64>,
+    /// How long pacing may hold a sync back in a row, in seconds.
+    pub pacing_budget_secs: Option<u64>,
 }
 
 impl LimitOverrides {
@@ -88,9 +94,15 @@ impl LimitOverrides {
         if let Some(mib) = self.max_response_mib {
             base.max_response_bytes = mib << 20;
         }
-        if let Some(secs) = self.request_timeout_secs {
-            base.request_timeout = Duration::from_secs(secs);
-        }
+        let seconds = |setting: Option<u64>, value: &mut Duration| {
+            if let Some(secs) = setting {
+                *value = Duration::from_secs(secs);
+            }
+        };
+        seconds(self.request_timeout_secs, &mut base.request_timeout);
+        seconds(self.retry_budget_secs, &mut base.retry_budget);
+        seconds(self.pacing_wait_secs, &mut base.pacing_wait_cap);
+        seconds(self.pacing_budget_secs, &mut base.pacing_budget);
         base
     }
 }

@@ -2,6 +2,12 @@
 //! the stdout-sink component (for stock `wasmtime run`) and the component's command mode print
 //! byte-for-byte the same lines. The envelopes are typed ([`Message`]); payloads the connector
 //! produced (`data`, `stream_state`, spec, catalog) pass through as raw JSON, never re-parsed.
+//!
+//! It also holds the two rules every printer applies to what it prints: no secret in any
+//! spelling ([`secrets`]) and no JSON nested deeper than readers load ([`depth`]).
+
+pub mod depth;
+pub mod secrets;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;

@@ -138,3 +138,28 @@ fn a_host_wide_request_cap_holds_across_tenants() {
     assert!(peak_with("2") <= 2);
     assert!(peak_with("0") > 2, "without a host-wide cap the tenants overlap");
 }
+
+/// A tenant that takes pool slots and never reads the answers gets them taken back at each
+/// request's deadline: a well-behaved tenant sharing a pool of 2 finishes long before the
+/// hoarder's own wall-time cap stops it (before, it waited for that cap).
+#[test]
+fn a_tenant_that_never_reads_its_answers_cannot_keep_the_pool() {
+    let sandbox = Sandbox::start(SandboxOptions::new(e2e_tests::small_model())).expect("sandbox");
+    let scratch = Scratch::new("hoard");
+    let origin = format!("http://{}", sandbox.addr());
+    let hoarder = json!({"name": "hoarder", "component": hostile_component(), "catalog": {"streams": []},
+        "config": {"mode": "hoard", "count": 2, "url": format!("{}/me", sandbox.base_url())},
+        "output": "hoarder", "allow_hosts": [origin], "limits": {"wall_time_secs": 20}});
+    let good = json!({"name": "good", "config": config_for(&sandbox), "catalog": catalog_of(&STREAMS),
+        "output": "good", "allow_hosts": [origin]});
+    let jobs = scratch.write("jobs.json", &json!({"jobs": [hoarder, good]}).to_string());
+    let summary =
+        run_json_lines(&["run-many", "--max-requests-total", "2", "--request-timeout-secs", "2", path_str(&jobs)])
+            .messages;
+    let by_name = |name: &str| summary.iter().find(|s| s["tenant"] == name).cloned().expect(name);
+    let (good, hoarder) = (by_name("good"), by_name("hoarder"));
+    assert_eq!(good["status"], "succeeded", "{good}");
+    assert_eq!(hoarder["status"], "stopped", "{hoarder}");
+    let seconds = good["seconds"].as_f64().expect("seconds");
+    assert!(seconds < 12.0, "the good tenant waited {seconds} s for the hoarder's slots");
+}

@@ -20,7 +20,8 @@ try {
   } else if (verb === 'discover') {
     print({ type: 'CATALOG', catalog: JSON.parse(source.discover(file('--config'))) });
   } else if (verb === 'read') {
-    source.read(file('--config'), file('--catalog'), file('--state'));
+    // A host's operator settings; these are the defaults the WIT documents.
+    source.read(file('--config'), file('--catalog'), file('--state'), { retrySecs: 150, pacingWaitSecs: 60, pacingSecs: 600 });
   } else {
     throw new Error(`unknown verb ${verb}`);
   }

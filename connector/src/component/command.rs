@@ -33,7 +33,9 @@ fn execute(invocation: Invocation) -> Result<(), Failure> {
         Invocation::Read { config, catalog, state } => {
             let state = state.map(|path| read_file(&path, "state")).transpose()?;
             let (config, catalog) = (read_file(&config, "config")?, read_file(&catalog, "catalog")?);
-            drive(source::read(&config, &catalog, state.as_deref(), runtime, &HostSink))
+            // Stock hosts have no operator settings: the defaults the WIT documents.
+            let budgets = crate::http::client::Budgets::default();
+            drive(source::read(&config, &catalog, state.as_deref(), &budgets, runtime, &HostSink))
         }
     }
 }

@@ -57,8 +57,20 @@ impl Guest for Component {
         crate::source::discover(&config).map_err(to_wit)
     }
 
-    fn read(config: String, catalog: String, state: Option<String>) -> Result<(), types::Failure> {
-        run(crate::source::read(&config, &catalog, state.as_deref(), &wasi_runtime::WasiRuntime, &HostSink))
+    fn read(
+        config: String,
+        catalog: String,
+        state: Option<String>,
+        budgets: types::Budgets,
+    ) -> Result<(), types::Failure> {
+        let seconds = |secs: u32| std::time::Duration::from_secs(u64::from(secs));
+        let budgets = crate::http::client::Budgets {
+            retry: seconds(budgets.retry_secs),
+            pacing_wait_cap: seconds(budgets.pacing_wait_secs),
+            pacing: seconds(budgets.pacing_secs),
+        };
+        let (state, runtime) = (state.as_deref(), &wasi_runtime::WasiRuntime);
+        run(crate::source::read(&config, &catalog, state, &budgets, runtime, &HostSink))
     }
 }
 

@@ -79,7 +79,7 @@ async fn send(request: HttpRequest) -> Result<HttpResponse, TransportError> {
     let _ = options.set_between_bytes_timeout(Some(nanos(BETWEEN_BYTES_TIMEOUT)));
 
     let pending = outgoing_handler::handle(outgoing, Some(options)).map_err(|code| map_error(&code))?;
-    write_body(body, request.body.as_deref())?;
+    write_body(body, request.body.as_deref()).await?;
 
     let response = loop {
         match pending.get() {
@@ -104,13 +104,28 @@ async fn send(request: HttpRequest) -> Result<HttpResponse, TransportError> {
     Ok(HttpResponse { status, headers, body: body? })
 }
 
-fn write_body(body: OutgoingBody, bytes: Option<&[u8]>) -> Result<(), TransportError> {
-    if let Some(bytes) = bytes {
+/// Writes the request body without ever blocking the component: the host may hold the request
+/// in its queue (a slot cap) until other responses are read, and those are read by other futures
+/// of this same thread. A blocking write here would stop them all (a deadlock under scarce
+/// slots); instead the write waits on the stream's pollable like any other future.
+async fn write_body(body: OutgoingBody, bytes: Option<&[u8]>) -> Result<(), TransportError> {
+    if let Some(mut rest) = bytes {
+        let broken = |_| TransportError::Connection("request body write failed".into());
         let stream = body.write().map_err(|_| invalid("body stream"))?;
-        for chunk in bytes.chunks(4096) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|_| TransportError::Connection("request body write failed".into()))?;
+        while !rest.is_empty() {
+            let permitted = stream.check_write().map_err(broken)?;
+            if permitted == 0 {
+                wait_for(stream.subscribe()).await;
+                continue;
+            }
+            let length = rest.len().min(usize::try_from(permitted).unwrap_or(usize::MAX));
+            stream.write(&rest[..length]).map_err(broken)?;
+            rest = &rest[length..];
+        }
+        stream.flush().map_err(broken)?;
+        // The flush is done once the stream can take a write again.
+        while stream.check_write().map_err(broken)? == 0 {
+            wait_for(stream.subscribe()).await;
         }
     }
     OutgoingBody::finish(body, None).map_err(|code| map_error(&code))

@@ -3,7 +3,10 @@
 //! One retry driver serves single requests and Batch API items alike: each round sends what is
 //! pending, classifies every outcome with the same rules, waits once (the longest wait any answer
 //! asked for, else the backoff schedule; throttling is announced), and resends what may be
-//! retried, within the attempt count and the stream's budget for unanswered requests.
+//! retried, within the attempt count and the request's time budget ([`Budgets`], the operator's).
+//! A request that gives up marks its stream as failing: until one of the stream's requests
+//! succeeds, the others get no retries, so a fallback (single requests after a batch, a page
+//! without its expansion) never spends the budget twice against the same outage.
 
 use super::batch::{self, MAX_BATCH};
 use super::error::{ErrorClass, RequestError, outcome};
@@ -14,39 +17,59 @@ use super::{HttpRequest, Method, Runtime, TransportError};
 use crate::protocol::{LogLevel, Sink, StreamStatus};
 use futures::StreamExt;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::time::Duration;
 
-/// How failed requests are retried.
-#[derive(Clone, Debug)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt (the reference: 5, so 6 attempts).
-    pub max_retries: u32,
-    /// Wait before retry `n` is `factor × 2^n` (the reference: 5 s → 10, 20, 40, 80, 160 s).
-    pub backoff_factor: Duration,
-    /// Upper bound on any single wait, whatever the server asks for.
-    pub max_wait: Duration,
-    /// Total waiting a stream may spend on retries of requests that got no answer at all
-    /// (refused, unreachable, DNS, timeouts): an unreachable server fails the stream in about a
-    /// minute instead of the reference's 310 s per request.
-    pub unanswered_budget: Duration,
+/// How long requests are retried and paced: the host's operator settings (the WIT `budgets`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budgets {
+    /// A request that keeps failing is given up this long after its first attempt.
+    pub retry: Duration,
+    /// The longest one pacing wait lasts when Graph gives no estimate.
+    pub pacing_wait_cap: Duration,
+    /// How long pacing may hold a sync back in a row before it stops.
+    pub pacing: Duration,
 }
 
-impl Default for RetryPolicy {
+impl Default for Budgets {
+    /// The host's defaults (Airbyte's CDK gives up a request after about 150 s of backoff).
     fn default() -> Self {
-        RetryPolicy {
-            max_retries: 5,
-            backoff_factor: Duration::from_secs(5),
-            max_wait: Duration::from_secs(3600),
-            unanswered_budget: Duration::from_secs(60),
+        Budgets {
+            retry: Duration::from_secs(150),
+            pacing_wait_cap: Duration::from_secs(60),
+            pacing: Duration::from_secs(600),
         }
     }
 }
 
+/// How failed requests are retried.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (Airbyte's CDK: 5, so 6 attempts).
+    pub max_retries: u32,
+    /// Wait before retry `n` is `factor × 2^(n-1)` (the CDK's 5 s: 5, 10, 20, 40, 80 s).
+    pub backoff_factor: Duration,
+    /// A request is given up once retrying would take it past this long after its first attempt:
+    /// a computed backoff is cut to what is left; a server that asks for a longer wait is not
+    /// waited for at all.
+    pub budget: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy::within(Budgets::default().retry)
+    }
+}
+
 impl RetryPolicy {
+    /// The CDK's schedule within a time budget.
+    pub fn within(budget: Duration) -> Self {
+        RetryPolicy { max_retries: 5, backoff_factor: Duration::from_secs(5), budget }
+    }
+
+    /// The wait before retry `retry` (1 for the first).
     pub fn backoff(&self, retry: u32) -> Duration {
-        let wait = self.backoff_factor.saturating_mul(2u32.saturating_pow(retry));
-        wait.min(self.max_wait)
+        self.backoff_factor.saturating_mul(2u32.saturating_pow(retry.saturating_sub(1)))
     }
 }
 
@@ -67,8 +90,12 @@ pub struct GraphClient<'a> {
     pacer: Pacer,
     policy: RetryPolicy,
     pub counters: Counters,
-    /// Per stream: waiting spent so far on retries of unanswered requests.
-    unanswered_waits: RefCell<HashMap<String, Duration>>,
+    /// Streams whose last settled request gave up after its retry budget: their next requests get
+    /// no retries until one of them succeeds, so a fallback or a sibling request does not spend
+    /// the budget a second time against the same outage.
+    failing: RefCell<HashSet<String>>,
+    /// Some request of this run got an HTTP answer: `base_url` leads somewhere.
+    answered: Cell<bool>,
 }
 
 use super::error::Failed;
@@ -108,13 +135,14 @@ impl<'a> GraphClient<'a> {
             pacer: Pacer::new(true),
             policy,
             counters: Counters::default(),
-            unanswered_waits: RefCell::default(),
+            failing: RefCell::default(),
+            answered: Cell::new(false),
         }
     }
 
-    /// Turns proactive pacing on or off (on by default).
-    pub fn paced(mut self, enabled: bool) -> Self {
-        self.pacer = Pacer::new(enabled);
+    /// Turns proactive pacing on or off (on by default), within `budgets`.
+    pub fn paced(mut self, enabled: bool, budgets: &Budgets) -> Self {
+        self.pacer = Pacer::new(enabled).within(budgets.pacing_wait_cap, budgets.pacing);
         self
     }
 
@@ -170,7 +198,7 @@ impl<'a> GraphClient<'a> {
         stream: &str,
     ) -> Vec<Result<T, RequestError>> {
         // Chunks of up to MAX_BATCH, each cut to what the pacer lets through, sent as admitted.
-        let round = |pending: Vec<usize>, attempt: u32| async move {
+        let round = |pending: Vec<usize>, _attempt: u32| async move {
             let chunks = futures::stream::unfold(pending, move |mut rest| async move {
                 if rest.is_empty() {
                     return None;
@@ -178,32 +206,42 @@ impl<'a> GraphClient<'a> {
                 let admission =
                     self.pacer.admit(rest.len().min(MAX_BATCH) as u32, stream, self.runtime, self.sink).await;
                 let chunk: Vec<usize> = rest.drain(..(admission.calls as usize).min(rest.len())).collect();
-                Some((self.batch_round(items, chunk, shape, attempt, stream, admission), rest))
+                Some((self.batch_round(items, chunk, shape, stream, admission), rest))
             });
             chunks.buffer_unordered(usize::MAX).concat().await
         };
         self.drive(items.len(), stream, round).await
     }
 
-    /// The retry driver: rounds of `send_round(pending, attempt)` until every item is settled.
+    /// The retry driver: rounds of `send_round(pending, attempt)` until every item is settled,
+    /// within the policy's attempts and time budget (see [`RetryPolicy`] and `failing`).
     async fn drive<T, F, Fut>(&self, count: usize, stream: &str, send_round: F) -> Vec<Result<T, RequestError>>
     where
         F: Fn(Vec<usize>, u32) -> Fut,
         Fut: Future<Output = Vec<(usize, Attempt<T>)>>,
     {
+        let started = self.runtime.now();
+        let max_retries = if self.failing.borrow().contains(stream) { 0 } else { self.policy.max_retries };
         let mut results: Vec<Option<Result<T, RequestError>>> = (0..count).map(|_| None).collect();
         let mut pending: Vec<usize> = (0..count).collect();
         let mut attempt = 1;
+        let mut gave_up = false;
         while !pending.is_empty() {
             let mut retry: Vec<(usize, RequestError, Option<Duration>)> = Vec::new();
             for (index, outcome) in send_round(pending, attempt).await {
                 match outcome {
-                    Attempt::Done(result) => results[index] = Some(result),
+                    Attempt::Done(result) => {
+                        if result.is_ok() {
+                            self.failing.borrow_mut().remove(stream);
+                        }
+                        results[index] = Some(result);
+                    }
                     Attempt::Failed((mut error, wait)) => {
                         error.attempts = attempt;
-                        if error.class.is_retryable() && attempt <= self.policy.max_retries {
+                        if error.class.is_retryable() && attempt <= max_retries {
                             retry.push((index, error, wait));
                         } else {
+                            gave_up |= error.class.is_retryable();
                             results[index] = Some(Err(error));
                         }
                     }
@@ -212,19 +250,65 @@ impl<'a> GraphClient<'a> {
             // Throttling, if any item was throttled, is what the user must hear about.
             let throttled = retry.iter().find(|(_, error, _)| error.class == ErrorClass::RateLimited);
             let Some((_, first, _)) = throttled.or(retry.first()) else { break };
-            let server_wait = retry.iter().filter_map(|(_, _, wait)| *wait).max();
-            let wait = server_wait.unwrap_or_else(|| self.policy.backoff(attempt)).min(self.policy.max_wait);
-            if !self.within_budget(first, wait, stream) {
+            let Some(wait) = self.next_wait(&retry, attempt, started, first, stream) else {
+                gave_up = true;
                 retry.into_iter().for_each(|(index, error, _)| results[index] = Some(Err(error)));
                 break;
-            }
+            };
             self.announce_retry(first, wait, stream);
             self.counters.retries.set(self.counters.retries.get() + retry.len() as u64);
             self.runtime.sleep(wait).await;
             pending = retry.into_iter().map(|(index, _, _)| index).collect();
             attempt += 1;
         }
-        results.into_iter().map(|r| r.unwrap_or_else(|| Err(not_sent("")))).collect()
+        if gave_up {
+            self.failing.borrow_mut().insert(stream.to_owned());
+        }
+        results.into_iter().map(|r| r.unwrap_or_else(|| Err(not_sent(""))).map_err(|e| self.blame(e))).collect()
+    }
+
+    /// Who must act on a request that got no answer: when nothing in this run ever answered and
+    /// `base_url` is the user's own (not the Graph API's), the user, whose `base_url` leads nowhere
+    /// (refused, unresolvable, or an address the host does not allow); otherwise as classified.
+    fn blame(&self, mut error: RequestError) -> RequestError {
+        let no_answer = error.status.is_none() && matches!(error.class, ErrorClass::Transient | ErrorClass::Fatal);
+        if no_answer && !self.answered.get() && self.base_url != crate::config::DEFAULT_BASE_URL {
+            error.class = ErrorClass::Misdirected;
+        }
+        error
+    }
+
+    /// The wait before the next round, or `None` (with a warning) when the retry budget does not
+    /// allow one: the longest wait a server asked for, else the backoff cut to the budget left.
+    fn next_wait(
+        &self,
+        retry: &[(usize, RequestError, Option<Duration>)],
+        attempt: u32,
+        started: chrono::DateTime<chrono::Utc>,
+        first: &RequestError,
+        stream: &str,
+    ) -> Option<Duration> {
+        let spent = (self.runtime.now() - started).to_std().unwrap_or_default();
+        let left = self.policy.budget.saturating_sub(spent);
+        let asked = retry.iter().filter_map(|(_, _, wait)| *wait).max();
+        let wait = match asked {
+            Some(asked) if asked > left => None,
+            Some(asked) => Some(asked),
+            None => Some(self.policy.backoff(attempt).min(left)).filter(|wait| !wait.is_zero()),
+        };
+        if wait.is_none() {
+            let cause = first.to_failure().message;
+            let budget = self.policy.budget.as_secs();
+            let asked = asked.map_or(String::new(), |a| format!(" (the server asks to wait {} s)", a.as_secs()));
+            self.sink.log(
+                LogLevel::Warn,
+                &format!(
+                    "{stream}: giving up a request after {} s of its {budget} s retry budget{asked}: {cause}",
+                    spent.as_secs()
+                ),
+            );
+        }
+        wait
     }
 
     /// One Batch API round trip for `chunk` of `items`, as per-item attempts.
@@ -233,7 +317,6 @@ impl<'a> GraphClient<'a> {
         items: &[(String, Vec<(&str, String)>)],
         chunk: Vec<usize>,
         shape: Shape,
-        attempt: u32,
         stream: &str,
         admission: Admission,
     ) -> Vec<(usize, Attempt<T>)> {
@@ -268,10 +351,12 @@ impl<'a> GraphClient<'a> {
                     (index, Attempt::from(outcome))
                 })
                 .collect(),
-            // A throttled or failing batch call is waited out and resent like its items.
-            Err((error, wait)) if error.class.is_retryable() && attempt <= self.policy.max_retries => {
+            // A throttled or failing batch call is waited out and resent like its items, within
+            // their budget; one that gives up is not tried again as single requests.
+            Err((error, wait)) if error.class.is_retryable() => {
                 chunk.iter().map(|&index| (index, Attempt::Failed((error.clone(), wait)))).collect()
             }
+            // A broken batch answer: its requests one by one, each with a budget of its own.
             Err((error, _)) => {
                 // The single requests are admitted one by one.
                 drop(admission);
@@ -312,6 +397,7 @@ impl<'a> GraphClient<'a> {
         self.counters.round_trips.set(self.counters.round_trips.get() + 1);
         match self.runtime.send(request.clone()).await {
             Ok(response) => {
+                self.answered.set(true);
                 if let Some(sequence) = seq {
                     self.pacer.observe(&response, sequence);
                 }
@@ -319,27 +405,6 @@ impl<'a> GraphClient<'a> {
             }
             Err(error) => Err((RequestError::from_transport(&error, path), None)),
         }
-    }
-
-    /// Charges `wait` to the stream's budget for unanswered requests; `false` (with a warning)
-    /// when the budget is spent and the error should be returned instead.
-    fn within_budget(&self, error: &RequestError, wait: Duration, stream: &str) -> bool {
-        if error.status.is_some() {
-            return true;
-        }
-        let mut waits = self.unanswered_waits.borrow_mut();
-        let spent = waits.entry(stream.to_owned()).or_default();
-        if *spent + wait > self.policy.unanswered_budget {
-            let cause = error.to_failure().message;
-            let seconds = spent.as_secs();
-            self.sink.log(
-                LogLevel::Warn,
-                &format!("{stream}: giving up: the Graph API has not answered for {seconds} s of retries ({cause})."),
-            );
-            return false;
-        }
-        *spent += wait;
-        true
     }
 
     fn announce_retry(&self, error: &RequestError, wait: Duration, stream: &str) {
@@ -371,34 +436,142 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn backoff_schedule_matches_the_reference() {
+    fn backoff_schedule_is_the_cdks() {
         let p = RetryPolicy::default();
         let waits: Vec<u64> = (1..=5).map(|n| p.backoff(n).as_secs()).collect();
-        assert_eq!(waits, vec![10, 20, 40, 80, 160]);
+        assert_eq!(waits, vec![5, 10, 20, 40, 80]);
+        assert_eq!(p.budget, Duration::from_secs(150));
     }
 
+    /// Every way a request can keep failing (no answer, 5xx, throttling with or without a
+    /// server-given wait) gives up within the budget, whatever the budget.
     #[test]
-    fn an_unanswered_stream_gives_up_within_its_retry_budget_as_a_transient_error() {
-        use crate::http::testing::ScriptedRuntime;
+    fn a_request_that_keeps_failing_gives_up_within_its_budget() {
+        use crate::http::testing::{ScriptedRuntime, respond};
         use crate::protocol::testing::RecordingSink;
-        let runtime =
-            ScriptedRuntime::new(chrono::Utc::now(), |_| Err(TransportError::Connection("connection refused".into())));
+        type Answer = fn() -> Result<HttpResponse, TransportError>;
+        let throttled =
+            || respond(400, json!({"error": {"code": 4, "message": "(#4) Application request limit reached"}}));
+        let failures: [(&str, Answer); 5] = [
+            ("refused", || Err(TransportError::Connection("connection refused".into()))),
+            ("timeout", || Err(TransportError::Timeout("first byte".into()))),
+            ("502", || respond(502, json!({}))),
+            ("throttled", throttled),
+            ("retry-after 3600", || {
+                let mut response = respond(503, json!({}))?;
+                response.headers.push(("retry-after".into(), "3600".into()));
+                Ok(response)
+            }),
+        ];
+        for (name, answer) in failures {
+            for budget in [0, 1, 7, 60, 150, 155, 400] {
+                let runtime = ScriptedRuntime::new(chrono::Utc::now(), move |_| answer());
+                let sink = RecordingSink::default();
+                let policy = RetryPolicy::within(Duration::from_secs(budget));
+                let client = GraphClient::new(crate::config::DEFAULT_BASE_URL, "tok", 4, policy, &runtime, &sink);
+                let error =
+                    futures::executor::block_on(client.get::<Value>("/me", &[], Shape::Any, "users")).expect_err(name);
+                let waited: Duration = runtime.sleeps.borrow().iter().sum();
+                assert!(waited <= Duration::from_secs(budget), "{name}, budget {budget}: waited {waited:?}");
+                assert_eq!(error.to_failure().failure_type, crate::protocol::FailureType::TransientError, "{name}");
+                assert!(error.attempts <= 6, "{name}");
+            }
+        }
+        // The default budget runs the CDK's schedule, the last wait cut to what is left.
+        let runtime = ScriptedRuntime::new(chrono::Utc::now(), |_| respond(502, json!({})));
         let sink = RecordingSink::default();
         let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
-        let error =
-            futures::executor::block_on(client.get::<Value>("/me/accounts", &[], Shape::Any, "Api")).expect_err("down");
+        let error = futures::executor::block_on(client.get::<Value>("/me", &[], Shape::Any, "users")).expect_err("502");
         let waits: Vec<u64> = runtime.sleeps.borrow().iter().map(Duration::as_secs).collect();
-        assert_eq!(waits, vec![10, 20], "10 + 20 fit the 60 s budget, 40 more would not");
-        assert_eq!(error.attempts, 3);
-        assert_eq!(error.to_failure().failure_type, crate::protocol::FailureType::TransientError);
-        // The budget is per stream: the next request of the stream has only the rest of it.
-        let _ = futures::executor::block_on(client.get::<Value>("/x", &[], Shape::Any, "Api"));
-        let waits: Vec<u64> = runtime.sleeps.borrow().iter().map(Duration::as_secs).collect();
-        assert_eq!(waits, vec![10, 20, 10, 20]);
+        assert_eq!((waits, error.attempts), (vec![5, 10, 20, 40, 75], 6));
+        // A server wait beyond the budget is not waited for at all.
+        let retry_after = failures[4].1;
+        let runtime = ScriptedRuntime::new(chrono::Utc::now(), move |_| retry_after());
+        let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
+        let error = futures::executor::block_on(client.get::<Value>("/me", &[], Shape::Any, "users")).expect_err("503");
+        assert_eq!((runtime.sleeps.borrow().len(), error.attempts), (0, 1));
+        assert!(sink.logs().iter().any(|(_, l)| l.contains("server asks to wait 3600 s")), "{:?}", sink.logs());
+    }
+
+    /// No answer at all from the user's own `base_url` is the user's to fix (a config_error that
+    /// names `base_url`), as is a redirect; from the Graph API, or once anything answered, an
+    /// outage (transient).
+    #[test]
+    fn a_base_url_that_leads_nowhere_is_the_users_to_fix() {
+        use crate::http::testing::{ScriptedRuntime, respond};
+        use crate::protocol::FailureType::{ConfigError, TransientError};
+        use crate::protocol::testing::RecordingSink;
+        let refused = || Err(TransportError::Connection("connection refused".into()));
+        let denied = || Err(TransportError::Denied("not allowed".into()));
+        let redirect = || {
+            let mut response = respond(301, json!({}))?;
+            response.headers.push(("location".into(), "http://elsewhere.example/v23.0/me?access_token=tok".into()));
+            Ok(response)
+        };
+        type Answer = fn() -> Result<HttpResponse, TransportError>;
+        let cases: [(&str, Answer, crate::protocol::FailureType); 5] = [
+            ("http://127.0.0.1:9/v23.0", refused, ConfigError),
+            ("http://127.0.0.1:9/v23.0", denied, ConfigError),
+            ("http://127.0.0.1:9/v23.0", redirect, ConfigError),
+            (crate::config::DEFAULT_BASE_URL, refused, TransientError),
+            (crate::config::DEFAULT_BASE_URL, redirect, ConfigError),
+        ];
+        for (base_url, answer, expected) in cases {
+            let runtime = ScriptedRuntime::new(chrono::Utc::now(), move |_| answer());
+            let sink = RecordingSink::default();
+            let client = GraphClient::new(base_url, "tok", 4, RetryPolicy::default(), &runtime, &sink);
+            let failure = futures::executor::block_on(client.get::<Value>("/me", &[], Shape::Any, "users"))
+                .expect_err("fails")
+                .to_failure();
+            assert_eq!(failure.failure_type, expected, "{base_url}: {}", failure.message);
+            if expected == ConfigError {
+                assert!(failure.message.contains("`base_url`"), "{}", failure.message);
+                assert!(!failure.message.contains("access_token"), "only the redirect's origin: {}", failure.message);
+            }
+        }
+        // Once anything answered, `base_url` is right: a refusal later is an outage.
+        let calls = Cell::new(0);
+        let runtime = ScriptedRuntime::new(chrono::Utc::now(), move |_| {
+            calls.set(calls.get() + 1);
+            if calls.get() == 1 { respond(200, json!({"id": "1"})) } else { refused() }
+        });
+        let sink = RecordingSink::default();
+        let client = GraphClient::new("http://127.0.0.1:9/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
+        assert!(futures::executor::block_on(client.get::<Value>("/me", &[], Shape::Any, "users")).is_ok());
+        let later = futures::executor::block_on(client.get::<Value>("/x", &[], Shape::Any, "users")).expect_err("down");
+        assert_eq!(later.to_failure().failure_type, TransientError);
+    }
+
+    /// Once a request of a stream gave up, the stream's next requests are not retried (a
+    /// fallback would spend the budget twice), until one of them succeeds.
+    #[test]
+    fn a_stream_whose_request_gave_up_does_not_spend_the_budget_again() {
+        use crate::http::testing::{ScriptedRuntime, respond};
+        use crate::protocol::testing::RecordingSink;
+        let healthy = std::cell::Cell::new(false);
+        let runtime = ScriptedRuntime::new(chrono::Utc::now(), move |request| {
+            if request.url.ends_with("/ok") || healthy.get() {
+                healthy.set(request.url.ends_with("/ok") || healthy.get());
+                respond(200, json!({"ok": true}))
+            } else {
+                respond(502, json!({}))
+            }
+        });
+        let sink = RecordingSink::default();
+        let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
+        let get =
+            |path: &str, stream: &str| futures::executor::block_on(client.get::<Value>(path, &[], Shape::Any, stream));
+        assert_eq!(get("/a", "media").expect_err("down").attempts, 6);
+        let slept = runtime.sleeps.borrow().len();
+        assert_eq!(get("/b", "media").expect_err("down").attempts, 1, "no second budget for the same stream");
+        assert_eq!(runtime.sleeps.borrow().len(), slept);
+        assert_eq!(get("/c", "stories").expect_err("down").attempts, 6, "other streams keep their budget");
+        assert!(get("/ok", "media").is_ok());
+        assert!(get("/d", "media").is_ok(), "a success lifts the mark");
     }
 
     #[test]
-    fn retries_wait_the_reference_schedule_then_give_up_with_six_attempts() {
+    fn retries_wait_the_cdk_schedule_then_give_up_with_six_attempts() {
         use crate::http::testing::{ScriptedRuntime, respond};
         use crate::protocol::testing::{Message, RecordingSink};
         let runtime = ScriptedRuntime::new(chrono::Utc::now(), |_| {
@@ -408,12 +581,13 @@ mod tests {
             )
         });
         let sink = RecordingSink::default();
-        let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
+        let policy = RetryPolicy::within(Duration::from_secs(1000));
+        let client = GraphClient::new("http://x/v23.0", "tok", 4, policy, &runtime, &sink);
         let error = futures::executor::block_on(client.get::<Value>("/me/accounts", &[], Shape::Any, "Api"))
             .expect_err("throttled");
         assert_eq!(error.attempts, 6);
         let waits: Vec<u64> = runtime.sleeps.borrow().iter().map(Duration::as_secs).collect();
-        assert_eq!(waits, vec![10, 20, 40, 80, 160]);
+        assert_eq!(waits, vec![5, 10, 20, 40, 80]);
         let statuses = sink
             .messages
             .borrow()
@@ -441,7 +615,7 @@ mod tests {
         let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
         let body = futures::executor::block_on(client.get::<Value>("/me", &[], Shape::Any, "users")).expect("retried");
         assert_eq!(body["ok"], true);
-        assert_eq!(runtime.sleeps.borrow().as_slice(), [Duration::from_secs(10)]);
+        assert_eq!(runtime.sleeps.borrow().as_slice(), [Duration::from_secs(5)]);
     }
 
     #[test]
@@ -507,25 +681,32 @@ mod tests {
         let results = futures::executor::block_on(client.get_batch::<Value>(&items, Shape::Any, "media_insights"));
         assert!(results.iter().all(Result::is_ok));
         assert_eq!(runtime.requests.borrow().len(), 2, "the batch is resent, not split into singles");
-        assert_eq!(runtime.sleeps.borrow().as_slice(), [Duration::from_secs(10)]);
+        assert_eq!(runtime.sleeps.borrow().as_slice(), [Duration::from_secs(5)]);
     }
 
     #[test]
-    fn a_failed_batch_call_falls_back_to_single_requests() {
+    fn a_broken_batch_answer_falls_back_to_single_requests_and_an_outage_does_not() {
         use crate::http::testing::{ScriptedRuntime, respond};
         use crate::protocol::testing::RecordingSink;
-        let runtime = ScriptedRuntime::new(chrono::Utc::now(), |request| match request.method {
-            Method::Post => {
-                respond(500, json!({"error": {"code": 1, "message": "batch broke", "is_transient": false}}))
-            }
-            Method::Get => respond(200, json!({"single": true})),
-        });
-        let sink = RecordingSink::default();
-        let policy = RetryPolicy { max_retries: 0, ..RetryPolicy::default() };
-        let client = GraphClient::new("http://x/v23.0", "tok", 4, policy, &runtime, &sink);
         let items = vec![("/a".to_string(), vec![]), ("/b".to_string(), vec![])];
-        let results = futures::executor::block_on(client.get_batch::<Value>(&items, Shape::Any, "story_insights"));
-        assert!(results.iter().all(|r| r.as_ref().is_ok_and(|b| b["single"] == true)));
+        let broken = |post: Result<HttpResponse, TransportError>| {
+            let runtime = ScriptedRuntime::new(chrono::Utc::now(), move |request| match request.method {
+                Method::Post => post.clone(),
+                Method::Get => respond(200, json!({"single": true})),
+            });
+            let sink = RecordingSink::default();
+            let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
+            let results = futures::executor::block_on(client.get_batch::<Value>(&items, Shape::Any, "story_insights"));
+            let singles = runtime.requests.borrow().iter().filter(|url| !url.ends_with("/v23.0/")).count();
+            (results.iter().all(|r| r.as_ref().is_ok_and(|b| b["single"] == true)), singles)
+        };
+        // Broken envelopes: every record is recovered through single requests.
+        for body in [json!({}), json!([{"code": 200}]), json!("x")] {
+            assert_eq!(broken(respond(200, body.clone())), (true, 2), "{body}");
+        }
+        assert_eq!(broken(respond(400, json!({"error": {"code": 100, "message": "(#100) bad batch"}}))), (true, 2));
+        // An outage: the batch's budget is the items' budget; no second one as singles.
+        assert_eq!(broken(respond(502, json!({}))), (false, 0));
     }
 
     #[test]

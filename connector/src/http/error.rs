@@ -61,8 +61,12 @@ pub enum ErrorClass {
     Auth,
     /// A success answer with a body this connector cannot use (see [`super::shape`]).
     BadAnswer,
-    /// The request cannot be sent as the config builds it (`base_url`, token): no retry helps.
+    /// The request cannot be sent as built. The config's parts are checked before any request,
+    /// so it is a server-supplied part (an id, a cursor) that made it unsendable: no retry helps.
     Unsendable,
+    /// `base_url` does not lead to a Graph API: it redirects elsewhere, or (before any answer
+    /// arrived) nothing answers at it or the host's policy refuses it. Only the user can fix it.
+    Misdirected,
     /// Anything else: retrying sends the same bad request again.
     Fatal,
 }
@@ -105,6 +109,12 @@ impl RequestError {
         let class = classify(response.status, graph.as_deref());
         // Never the body itself: a proxy's or server's page may echo the request, token included.
         let detail = match (&graph, body) {
+            _ if class == ErrorClass::Misdirected => {
+                // Only the origin of the redirect: its path or query may carry the token.
+                let target = response.header("location").and_then(|l| url::Url::parse(l).ok());
+                let origin = target.map_or("an address it does not name".into(), |t| t.origin().ascii_serialization());
+                format!("the server answered HTTP {} with a redirect to {origin}", response.status)
+            }
             (Some(_), _) => String::new(),
             (None, Some(_)) => format!("a JSON body of {} bytes without a Graph `error`", response.body.len()),
             (None, None) => format!("a body of {} bytes that is not JSON", response.body.len()),
@@ -176,8 +186,18 @@ impl RequestError {
                 ),
             ),
             ErrorClass::Unsendable => (
+                FailureType::SystemError,
+                format!(
+                    "A Graph API answer led to a request for {} that {cause}: an id or paging cursor in it is not one Graph sends.",
+                    self.path
+                ),
+            ),
+            ErrorClass::Misdirected => (
                 FailureType::ConfigError,
-                format!("The request to the Graph API {cause}. Check `base_url` and `access_token` in the config."),
+                format!(
+                    "`base_url` does not lead to a Graph API: {cause}. Set `base_url` to a Graph API address, or remove it to use {}.",
+                    crate::config::DEFAULT_BASE_URL
+                ),
             ),
             ErrorClass::BadAnswer => (
                 FailureType::SystemError,
@@ -216,6 +236,7 @@ fn classify(status: u16, graph: Option<&GraphError>) -> ErrorClass {
         }
     }
     match status {
+        300..=399 => ErrorClass::Misdirected,
         429 => ErrorClass::RateLimited,
         408 | 500..=599 => ErrorClass::Transient,
         _ => ErrorClass::Fatal,
@@ -241,6 +262,12 @@ pub type Failed = (RequestError, Option<std::time::Duration>);
 /// a single request and for a batch item).
 pub fn outcome<T: Answer>(response: &HttpResponse, path: &str, shape: Shape) -> Result<T, Failed> {
     let ok_status = (200..300).contains(&response.status);
+    // Raw fields pass through unparsed, so depth is bounded here, before any record is built.
+    let limit = airbyte_messages::depth::MAX_DEPTH;
+    if ok_status && airbyte_messages::depth::nests_deeper_than(&response.body, limit) {
+        let what = format!("it nests more than {limit} levels deep (Graph's answers nest about ten)");
+        return Err((RequestError::bad_answer(path, what), None));
+    }
     if ok_status && let Some(answer) = T::parse(&response.body) {
         return Ok(answer);
     }
@@ -270,6 +297,12 @@ pub(crate) fn server_requested_wait(response: &HttpResponse, class: ErrorClass) 
     if class != ErrorClass::RateLimited {
         return None;
     }
+    regain_estimate(response)
+}
+
+/// Graph's estimate of when a spent quota frees up: the largest `estimated_time_to_regain_access`
+/// (minutes) in `X-Business-Use-Case-Usage`, when above zero.
+pub(crate) fn regain_estimate(response: &HttpResponse) -> Option<std::time::Duration> {
     let usage: Value = serde_json::from_str(response.header("x-business-use-case-usage")?).ok()?;
     let minutes = usage
         .as_object()?
@@ -279,7 +312,7 @@ pub(crate) fn server_requested_wait(response: &HttpResponse, class: ErrorClass) 
         .filter_map(|entry| entry.get("estimated_time_to_regain_access").and_then(Value::as_u64))
         .max()
         .filter(|m| *m > 0)?;
-    Some(std::time::Duration::from_secs(minutes * 60))
+    Some(std::time::Duration::from_secs(minutes.saturating_mul(60)))
 }
 
 #[cfg(test)]

@@ -9,8 +9,12 @@
 //! flight, at that cost, still fit under [`CEILING`]; a batch is cut down to what fits. When
 //! nothing fits and nothing is in flight, no answer will bring news, so the pacer waits and then
 //! lets one call through as a probe: its answer shows whether the rolling window has drained.
-//! The wait halves when a probe finds room and doubles when it does not. Below the ceiling no
-//! request ever waits, so a sync with quota to spare runs at full speed.
+//! The wait is what Graph estimates (`estimated_time_to_regain_access`) when it gives one; else it
+//! halves when a probe finds room and doubles when it does not, up to the operator's cap. Pacing
+//! that has held the sync back for its budget in a row without the usage draining stops, with a
+//! warning: a figure that never moves (stale, or someone else's traffic) must not stall a sync
+//! for hours, and Graph's own throttling, which the retry budget bounds, decides from there.
+//! Below the ceiling no request ever waits, so a sync with quota to spare runs at full speed.
 
 use super::{HttpResponse, Runtime};
 use crate::protocol::{LogLevel, Sink, StreamStatus};
@@ -26,11 +30,14 @@ pub const CEILING: f64 = 92.0;
 /// The estimated cost of a call is multiplied by this before planning.
 const SAFETY: f64 = 1.5;
 const MIN_PROBE_WAIT: Duration = Duration::from_millis(250);
-const MAX_PROBE_WAIT: Duration = Duration::from_secs(300);
 
 #[derive(Clone)]
 pub struct Pacer {
     enabled: bool,
+    /// The longest probe wait when Graph gives no estimate.
+    wait_cap: Duration,
+    /// How long pacing may hold calls back in a row without the usage draining.
+    budget: Duration,
     state: Rc<RefCell<State>>,
 }
 
@@ -50,8 +57,14 @@ struct State {
     /// Answers seen (with or without usage headers).
     answered: u64,
     probe_wait: Duration,
+    /// Graph's estimate of when the quota frees up, from the last answer that gave one.
+    regain_in: Option<Duration>,
     /// The usage when the last probe was let through.
     probing_from: Option<f64>,
+    /// When pacing started holding calls back without the usage draining since.
+    holding_since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Pacing ran out of budget: calls go through unpaced for the rest of the sync.
+    gave_up: bool,
     waiters: Vec<Waker>,
 }
 
@@ -83,10 +96,26 @@ impl Pacer {
             in_flight: 0,
             answered: 0,
             probe_wait: MIN_PROBE_WAIT,
+            regain_in: None,
             probing_from: None,
+            holding_since: None,
+            gave_up: false,
             waiters: Vec::new(),
         };
-        Pacer { enabled, state: Rc::new(RefCell::new(state)) }
+        let defaults = super::client::Budgets::default();
+        Pacer {
+            enabled,
+            wait_cap: defaults.pacing_wait_cap,
+            budget: defaults.pacing,
+            state: Rc::new(RefCell::new(state)),
+        }
+    }
+
+    /// The same pacer with the operator's cap on one wait and budget of waiting in a row.
+    pub fn within(mut self, wait_cap: Duration, budget: Duration) -> Pacer {
+        self.wait_cap = wait_cap.max(MIN_PROBE_WAIT);
+        self.budget = budget;
+        self
     }
 
     /// The last usage reported, in percent.
@@ -102,6 +131,7 @@ impl Pacer {
                 Decision::Send(calls) => return self.admission(calls),
                 Decision::AwaitAnswers => self.changed().await,
                 Decision::Probe(wait) => {
+                    let Some(wait) = self.within_budget(wait, stream, runtime, sink) else { continue };
                     let until = runtime.now().timestamp_millis().max(0) as u64 + wait.as_millis() as u64;
                     sink.stream_status(stream, StreamStatus::Running, Some(until));
                     let usage = self.usage().unwrap_or(0.0);
@@ -119,11 +149,35 @@ impl Pacer {
         }
     }
 
+    /// `wait`, cut to the pacing budget left; `None` once the budget is spent, after which pacing
+    /// is off for the rest of the sync (announced once, as a warning).
+    fn within_budget(&self, wait: Duration, stream: &str, runtime: &dyn Runtime, sink: &dyn Sink) -> Option<Duration> {
+        let now = runtime.now();
+        let mut state = self.state.borrow_mut();
+        let since = *state.holding_since.get_or_insert(now);
+        let held = (now - since).to_std().unwrap_or_default();
+        let left = self.budget.saturating_sub(held);
+        if !left.is_zero() {
+            return Some(wait.min(left));
+        }
+        state.gave_up = true;
+        let usage = state.usage.unwrap_or(0.0);
+        drop(state);
+        sink.log(
+            LogLevel::Warn,
+            &format!(
+                "{stream}: the Graph API quota has stayed {usage:.0}% used for {} s of pacing without draining; pacing stops for this sync and Graph's own throttling decides from here",
+                held.as_secs()
+            ),
+        );
+        None
+    }
+
     /// What to do about a request of up to `wanted` calls.
     fn decide(&self, wanted: u32) -> Decision {
         let mut state = self.state.borrow_mut();
         let wanted = wanted.max(1);
-        let room = match (self.enabled, state.usage) {
+        let room = match (self.enabled && !state.gave_up, state.usage) {
             (true, Some(usage)) if state.per_call > 0.0 => {
                 let calls = ((CEILING - usage) / (state.per_call * SAFETY)).floor();
                 (calls.max(0.0) as u64).saturating_sub(u64::from(state.in_flight)).min(u64::from(u32::MAX)) as u32
@@ -135,7 +189,11 @@ impl Pacer {
             state.in_flight += calls;
             return Decision::Send(calls);
         }
-        if state.in_flight > 0 { Decision::AwaitAnswers } else { Decision::Probe(state.probe_wait) }
+        if state.in_flight > 0 {
+            Decision::AwaitAnswers
+        } else {
+            Decision::Probe(state.regain_in.unwrap_or(state.probe_wait))
+        }
     }
 
     /// Lets one call through after a probe wait, unless other calls went out meanwhile.
@@ -178,9 +236,13 @@ impl Pacer {
     /// as `sequence`.
     pub fn observe(&self, response: &HttpResponse, sequence: u64) {
         let usage = usage_percent(response);
+        let regain_in = super::error::regain_estimate(response);
         let waiters = {
             let mut state = self.state.borrow_mut();
             state.answered += 1;
+            if usage.is_some() {
+                state.regain_in = regain_in;
+            }
             let current = state.usage.filter(|current| usage.is_some_and(|u| u < *current));
             let stale = current.is_some() && sequence <= state.usage_from;
             if let (Some(usage), false) = (usage, stale) {
@@ -197,10 +259,14 @@ impl Pacer {
                 if let Some(before) = state.probing_from.take() {
                     let drained = usage < before;
                     state.probe_wait = if drained {
+                        state.holding_since = None;
                         (state.probe_wait / 2).max(MIN_PROBE_WAIT)
                     } else {
-                        (state.probe_wait * 2).min(MAX_PROBE_WAIT)
+                        (state.probe_wait * 2).min(self.wait_cap)
                     };
+                }
+                if usage < CEILING {
+                    state.holding_since = None;
                 }
                 state.usage = Some(usage);
                 state.usage_from = state.usage_from.max(sequence);
@@ -279,5 +345,49 @@ mod tests {
         drop(probe);
         assert!(matches!(pacer.decide(1), Decision::Probe(wait) if wait == MIN_PROBE_WAIT * 2), "not drained");
         assert!(matches!(Pacer::new(false).decide(50), Decision::Send(50)));
+    }
+
+    /// A usage figure that stays at 99 % without throttling: probe waits grow to the cap, never
+    /// past it, and pacing stops (one WARN) once it has held calls back for its budget; Graph's
+    /// own estimate, when it gives one, sets the wait instead.
+    #[test]
+    fn a_stuck_quota_cannot_stall_a_sync() {
+        use crate::http::testing::ScriptedRuntime;
+        use crate::protocol::testing::RecordingSink;
+        use futures::executor::block_on;
+        for (cap, budget) in [(60, 600), (5, 30), (1, 1), (300, 3600)] {
+            let runtime =
+                ScriptedRuntime::new(chrono::Utc::now(), |_| Err(super::super::TransportError::Timeout("-".into())));
+            let sink = RecordingSink::default();
+            let pacer = Pacer::new(true).within(Duration::from_secs(cap), Duration::from_secs(budget));
+            let mut calls = 0;
+            while calls < 10_000 {
+                let admission = block_on(pacer.admit(1, "media", &runtime, &sink));
+                calls += 1;
+                pacer.observe(&answer(99), admission.sequence);
+                if pacer.state.borrow().gave_up {
+                    break;
+                }
+            }
+            let sleeps = runtime.sleeps.borrow();
+            assert!(sleeps.iter().all(|wait| *wait <= Duration::from_secs(cap)), "cap {cap}: {sleeps:?}");
+            let waited: Duration = sleeps.iter().sum();
+            assert!(waited <= Duration::from_secs(budget), "budget {budget}: waited {waited:?}");
+            let warnings = sink.logs().iter().filter(|(level, _)| *level == LogLevel::Warn).count();
+            assert_eq!(warnings, 1, "one warning when pacing stops");
+            assert!(matches!(pacer.decide(50), Decision::Send(50)), "unpaced after the budget");
+        }
+        let runtime =
+            ScriptedRuntime::new(chrono::Utc::now(), |_| Err(super::super::TransportError::Timeout("-".into())));
+        let sink = RecordingSink::default();
+        let pacer = Pacer::new(true).within(Duration::from_secs(60), Duration::from_secs(3600));
+        let mut estimated = answer(99);
+        estimated.headers[0].1 =
+            r#"{"1784":[{"type":"instagram","call_count":99,"estimated_time_to_regain_access":7}]}"#.into();
+        for _ in 0..3 {
+            let admission = block_on(pacer.admit(1, "media", &runtime, &sink));
+            pacer.observe(&estimated, admission.sequence);
+        }
+        assert_eq!(runtime.sleeps.borrow().as_slice(), [Duration::from_secs(420), Duration::from_secs(420)]);
     }
 }

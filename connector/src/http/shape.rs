@@ -141,7 +141,13 @@ pub fn object_from_slice<T: DeserializeOwned>(body: &[u8]) -> Option<T> {
     serde_json::from_slice::<Object<T>>(body).ok().map(|Object(inner)| inner)
 }
 
-/// A record's `id` as Graph sent it: a non-empty string or a number (the check of [`Shape`]).
+/// The longest id accepted. Graph's ids are decimal numbers of about 20 digits; an id goes into
+/// the path of the next request, so an absurd one is the answer's fault, refused where it is read.
+pub const MAX_ID_LENGTH: usize = 64;
+
+/// A record's `id` as Graph sent it: a number, or a non-empty string of at most
+/// [`MAX_ID_LENGTH`] letters, digits, `_`, `-` and `/` (insights metrics' ids are paths), so that
+/// an id can never add a query or a `..` to the path it goes into (the check of [`Shape`]).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(transparent)]
 pub struct Id(pub Value);
@@ -149,9 +155,9 @@ pub struct Id(pub Value);
 impl<'de> Deserialize<'de> for Id {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let id = Value::deserialize(deserializer)?;
-        match valid_id(Some(&id)) {
-            true => Ok(Id(id)),
-            false => Err(de::Error::custom("an id must be a non-empty string or a number")),
+        match check_id(Some(&id), "a record") {
+            Ok(()) => Ok(Id(id)),
+            Err(what) => Err(de::Error::custom(what)),
         }
     }
 }
@@ -179,7 +185,15 @@ pub fn valid_id(id: Option<&Value>) -> bool {
 
 fn check_id(id: Option<&Value>, what: &str) -> Result<(), String> {
     match id {
-        Some(Value::String(id)) if !id.is_empty() => Ok(()),
+        Some(Value::String(id)) if id.len() > MAX_ID_LENGTH => {
+            Err(format!("{what} has an `id` of {} characters (Graph's have about 20)", id.len()))
+        }
+        Some(Value::String(id))
+            if !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-/".contains(&b)) =>
+        {
+            Ok(())
+        }
+        Some(Value::String(id)) if !id.is_empty() => Err(format!("{what} has an `id` with characters no Graph id has")),
         Some(Value::Number(_)) => Ok(()),
         None => Err(format!("{what} has no `id`")),
         Some(other) => Err(format!("{what} has an `id` that is {}", kind(other))),

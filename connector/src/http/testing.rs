@@ -1,5 +1,5 @@
 //! A scripted [`Runtime`] for native tests: answers requests from a closure, records every
-//! request and every requested sleep, and never waits.
+//! request and every requested sleep, and never waits: a sleep moves its clock on instead.
 
 use super::{HttpRequest, HttpResponse, Runtime, TransportError};
 use chrono::{DateTime, Utc};
@@ -10,7 +10,8 @@ use std::time::Duration;
 type Handler = Box<dyn Fn(&HttpRequest) -> Result<HttpResponse, TransportError>>;
 
 pub struct ScriptedRuntime {
-    pub now: DateTime<Utc>,
+    /// The clock at the start; [`Runtime::now`] adds every sleep so far.
+    pub start: DateTime<Utc>,
     handler: Handler,
     pub requests: RefCell<Vec<String>>,
     pub sleeps: RefCell<Vec<Duration>>,
@@ -22,7 +23,7 @@ impl ScriptedRuntime {
         handler: impl Fn(&HttpRequest) -> Result<HttpResponse, TransportError> + 'static,
     ) -> Self {
         ScriptedRuntime {
-            now,
+            start: now,
             handler: Box::new(handler),
             requests: RefCell::new(Vec::new()),
             sleeps: RefCell::new(Vec::new()),
@@ -48,6 +49,7 @@ impl Runtime for ScriptedRuntime {
     }
 
     fn now(&self) -> DateTime<Utc> {
-        self.now
+        let slept: Duration = self.sleeps.borrow().iter().sum();
+        self.start + chrono::Duration::from_std(slept).unwrap_or_default()
     }
 }

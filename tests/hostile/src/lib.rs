@@ -1,7 +1,8 @@
 //! A component implementing the `source-connector` world that misbehaves on purpose, so tests can
 //! prove the host contains it. The config's `mode` picks the misbehaviour of `read` and `check`:
 //! `busy-loop`, `alloc-bomb`, `sleep`, `forbidden-host`, `fetch` (GET the config's `url`),
-//! `snoop` (read files, environment and arguments). Built only for the tests.
+//! `hoard` (send `count` GETs to `url` and never read the answers), `snoop` (read files,
+//! environment and arguments). Built only for the tests.
 
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)]
@@ -34,15 +35,20 @@ mod component {
         Failure { message, internal_message: None, failure_type: FailureType::SystemError }
     }
 
-    /// GET `url`; the outcome as text.
-    fn fetch(url: &str) -> String {
+    /// A GET of `url`.
+    fn get(url: &str) -> OutgoingRequest {
         let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
         let (authority, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
         let request = OutgoingRequest::new(Fields::new());
         let _ = request.set_scheme(Some(&if scheme == "http" { Scheme::Http } else { Scheme::Https }));
         let _ = request.set_authority(Some(authority));
         let _ = request.set_path_with_query(Some(&path));
-        match outgoing_handler::handle(request, None) {
+        request
+    }
+
+    /// GET `url`; the outcome as text.
+    fn fetch(url: &str) -> String {
+        match outgoing_handler::handle(get(url), None) {
             Err(code) => format!("refused at once: {code:?}"),
             Ok(pending) => {
                 pending.subscribe().block();
@@ -87,6 +93,18 @@ mod component {
                 sink::log(LogLevel::Info, &format!("fetch {url}: {outcome}"));
                 Err(failure(format!("fetch: {outcome}")))
             }
+            "hoard" => {
+                // Takes `count` request slots and never reads the answers: the host must take the
+                // slots back at each request's deadline, or every tenant waiting on them waits too.
+                let url = config["url"].as_str().unwrap_or("https://localhost/");
+                let count = config["count"].as_u64().unwrap_or(2);
+                let pending: Vec<_> =
+                    (0..count).filter_map(|_| outgoing_handler::handle(get(url), None).ok()).collect();
+                pending.iter().for_each(|p| p.subscribe().block());
+                sink::log(LogLevel::Info, &format!("hoard: holding {} answers unread", pending.len()));
+                wasi::clocks::monotonic_clock::subscribe_duration(3_600_000_000_000).block();
+                Ok(())
+            }
             "snoop" => {
                 let file = std::fs::read_to_string("/etc/passwd").map(|t| t.len());
                 let dir = std::fs::read_dir("/").map(|d| d.count());
@@ -114,7 +132,12 @@ mod component {
             Ok(r#"{"streams":[]}"#.to_owned())
         }
 
-        fn read(config: String, _catalog: String, _state: Option<String>) -> Result<(), Failure> {
+        fn read(
+            config: String,
+            _catalog: String,
+            _state: Option<String>,
+            _budgets: bindings::airbyte::source::types::Budgets,
+        ) -> Result<(), Failure> {
             misbehave(&config)
         }
     }
