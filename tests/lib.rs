@@ -160,6 +160,57 @@ pub fn keep_transcript(stdout: &str) {
     std::fs::write(dir.join(file), stdout).expect("write transcript");
 }
 
+/// [`run_cli`] (the config's origin allowed), killed at `deadline`: a run that hangs fails the
+/// test instead of stalling it. `Err` says how long it ran.
+pub fn run_cli_within(args: &[&str], deadline: std::time::Duration) -> Result<Output, String> {
+    let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    if let Some(origin) = config_origin(&args) {
+        args.extend(["--allow-host".to_owned(), origin]);
+    }
+    let mut command = Command::new(host_binary());
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("SOURCE_INSTAGRAM_")) {
+        command.env_remove(name);
+    }
+    let mut child = command
+        .arg(component())
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the host");
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("still running after {deadline:?}: killed"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let stdout = String::from_utf8(stdout.join().expect("stdout")).expect("utf-8 stdout");
+    let stderr = String::from_utf8_lossy(&stderr.join().expect("stderr")).into_owned();
+    let messages = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}")))
+        .collect();
+    keep_transcript(&stdout);
+    Ok(Output { code: status.code().unwrap_or(-1), messages, stdout, stderr })
+}
+
 /// Runs the CLI with exactly `args`; stdout parsed as JSON lines of any shape.
 pub fn run_json_lines(args: &[&str]) -> Output {
     run_json_lines_env(args, &[])

@@ -56,10 +56,7 @@ pub fn format_cursor(moment: DateTime<Utc>) -> String {
 
 /// Lenient: `+00:00`, `Z` and `+0000` (old legacy states used `Z`).
 pub fn parse_cursor(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%z"))
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    crate::transform::parse_timestamp(text).map(|t| t.with_timezone(&Utc))
 }
 
 /// Rewrites a legacy `{account_id: {"date": …}}` state to the per-partition form (§12.2); a state

@@ -193,7 +193,17 @@ impl<'de, V: DeserializeOwned> Deserialize<'de> for Record<V> {
     }
 }
 
-/// `2024-01-01T00:00:00+0000` → `2024-01-01T00:00:00+00:00` (§9.2). `None` when unparseable.
+/// A timestamp in any form Graph (or a state) writes one: RFC 3339 (`Z` or `+00:00`) or Graph's
+/// `+0000`, with `T` or a space between date and time, with or without a fraction of a second.
+pub fn parse_timestamp(text: &str) -> Option<DateTime<chrono::FixedOffset>> {
+    DateTime::parse_from_rfc3339(text)
+        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%z"))
+        .ok()
+}
+
+/// `2024-01-01T00:00:00+0000` → `2024-01-01T00:00:00+00:00` (§9.2), from any form
+/// [`parse_timestamp`] reads. `None` when unparseable.
 pub fn rfc3339(timestamp: &str) -> Option<String> {
     // Graph's own form (`…+0000`, every timestamp it sends) only gains the colon: a string
     // edit, checked against the parse below in the tests, instead of chrono's parse and format
@@ -201,8 +211,7 @@ pub fn rfc3339(timestamp: &str) -> Option<String> {
     if let Some(formatted) = graph_form_rfc3339(timestamp) {
         return Some(formatted);
     }
-    let parsed = DateTime::parse_from_str(timestamp, "%Y-%m-%dT%H:%M:%S%z").ok()?;
-    Some(parsed.format("%Y-%m-%dT%H:%M:%S%:z").to_string())
+    Some(parse_timestamp(timestamp)?.format("%Y-%m-%dT%H:%M:%S%:z").to_string())
 }
 
 /// `YYYY-MM-DDTHH:MM:SS±hhmm` with every field in range, rewritten with `±hh:mm`.
@@ -402,7 +411,30 @@ mod tests {
             if let Some(fast) = graph_form_rfc3339(t) {
                 assert_eq!(Some(fast), chrono_form(t), "{t}");
             }
-            assert_eq!(rfc3339(t), chrono_form(t), "{t}");
+            let lenient = parse_timestamp(t).map(|p| p.format("%Y-%m-%dT%H:%M:%S%:z").to_string());
+            assert_eq!(rfc3339(t), lenient, "{t}");
+        }
+    }
+
+    /// Every form a timestamp comes in reads as the same instant (Airbyte's own test scenarios
+    /// send `end_time` with a space, which the reference reads).
+    #[test]
+    fn timestamps_read_in_every_form_graph_and_states_use() {
+        for t in [
+            "2025-07-01T07:00:00+0000",
+            "2025-07-01 07:00:00+0000",
+            "2025-07-01T07:00:00+00:00",
+            "2025-07-01 07:00:00+00:00",
+            "2025-07-01T07:00:00Z",
+            "2025-07-01T07:00:00.000+0000",
+            "2025-07-01 07:00:00.5+0000",
+            "2025-07-01T09:00:00+0200",
+        ] {
+            assert_eq!(rfc3339(t).map(|r| parse_timestamp(&r)), Some(parse_timestamp("2025-07-01T07:00:00Z")), "{t}");
+        }
+        assert_eq!(rfc3339("2025-07-01 07:00:00+0000").as_deref(), Some("2025-07-01T07:00:00+00:00"));
+        for bad in ["2025-07-01", "07:00:00", "2025-07-01 07:00:00", "yesterday", ""] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
         }
     }
 

@@ -71,7 +71,7 @@ impl Origin {
         if scheme != "http" && scheme != "https" {
             return None;
         }
-        Some(Origin { port: url.port_or_known_default()?, host: url.host_str()?.to_ascii_lowercase(), scheme })
+        Some(Origin { port: url.port_or_known_default()?, host: canonical_host(url.host_str()?), scheme })
     }
 
     fn of_uri(uri: &http::Uri) -> Option<Origin> {
@@ -83,7 +83,7 @@ impl Origin {
         };
         let authority = uri.authority()?;
         Some(Origin {
-            host: authority.host().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase(),
+            host: canonical_host(authority.host()),
             port: authority.port_u16().unwrap_or(default_port),
             scheme,
         })
@@ -98,6 +98,17 @@ impl Origin {
             Some(serde_json::Value::String(s)) => Origin::from_url(s),
             Some(_) => None,
         }
+    }
+}
+
+/// One spelling per host, whichever way it was written, so that the allow-list and a request
+/// compare equal: lower case, and an IP address in its canonical form without brackets (`[::1]`,
+/// `[0:0::1]` and `::1` are one host; `127.000.0.1` is not an address and stays a name).
+fn canonical_host(host: &str) -> String {
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    match bare.parse::<IpAddr>() {
+        Ok(address) => address.to_string(),
+        Err(_) => host.to_ascii_lowercase(),
     }
 }
 
@@ -578,5 +589,33 @@ mod tests {
         for good in ["http://127.0.0.1:8123", "https://graph.facebook.com/", "http://[::1]:9", "localhost:9"] {
             assert!(good.parse::<Origin>().is_ok(), "{good}");
         }
+    }
+
+    /// An origin allowed in any spelling admits requests written in any other spelling of it:
+    /// IPv6 literals included (before, `[::1]` was allowed and every request to it refused).
+    #[test]
+    fn allowed_origins_match_requests_however_either_is_spelled() {
+        let spellings = [
+            ("http://[::1]:9000", vec!["http://[::1]:9000/v23.0/me", "http://[0:0::1]:9000/x", "HTTP://[::1]:9000/"]),
+            ("http://[2001:DB8::A]:80", vec!["http://[2001:db8::a]/x", "http://[2001:0db8:0:0::a]:80/"]),
+            ("http://127.0.0.1:8123", vec!["http://127.0.0.1:8123/v23.0/me"]),
+            (
+                "https://Graph.Facebook.com",
+                vec!["https://graph.facebook.com/v23.0/me", "https://GRAPH.facebook.com:443/"],
+            ),
+        ];
+        for (allowed, requests) in spellings {
+            let policy = policy(AllowList { explicit: vec![allowed.parse().expect(allowed)], default: None });
+            for uri in requests {
+                assert!(
+                    matches!(policy.check_request(&request(uri, None)), Ok(Admission::Explicit)),
+                    "{allowed}: {uri}"
+                );
+            }
+        }
+        let policy = policy(AllowList { explicit: vec!["http://[::1]:9000".parse().expect("v6")], default: None });
+        assert!(policy.check_request(&request("http://[::2]:9000/", None)).is_err());
+        assert!(policy.check_request(&request("http://127.0.0.1:9000/", None)).is_err());
+        assert_eq!(Origin::from_url("http://[0:0::1]:9/").map(|o| o.to_string()), Some("http://[::1]:9".into()));
     }
 }

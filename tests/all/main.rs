@@ -10,6 +10,7 @@ mod comments_and_days;
 mod concurrency;
 mod corpus;
 mod egress;
+mod failure_classes;
 mod hostile_input;
 mod incremental;
 mod limits;

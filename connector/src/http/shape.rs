@@ -141,9 +141,11 @@ pub fn object_from_slice<T: DeserializeOwned>(body: &[u8]) -> Option<T> {
     serde_json::from_slice::<Object<T>>(body).ok().map(|Object(inner)| inner)
 }
 
-/// The longest id accepted. Graph's ids are decimal numbers of about 20 digits; an id goes into
-/// the path of the next request, so an absurd one is the answer's fault, refused where it is read.
-pub const MAX_ID_LENGTH: usize = 64;
+/// The longest id accepted. Graph's object ids are decimal numbers of about 20 digits, and an
+/// insights metric's id is a path of a few of them (`{media}/insights/{metric}/{period}`, about
+/// 70); an id goes into the path of the next request, so an absurd one is the answer's fault,
+/// refused where it is read.
+pub const MAX_ID_LENGTH: usize = 200;
 
 /// A record's `id` as Graph sent it: a number, or a non-empty string of at most
 /// [`MAX_ID_LENGTH`] letters, digits, `_`, `-` and `/` (insights metrics' ids are paths), so that
@@ -186,7 +188,7 @@ pub fn valid_id(id: Option<&Value>) -> bool {
 fn check_id(id: Option<&Value>, what: &str) -> Result<(), String> {
     match id {
         Some(Value::String(id)) if id.len() > MAX_ID_LENGTH => {
-            Err(format!("{what} has an `id` of {} characters (Graph's have about 20)", id.len()))
+            Err(format!("{what} has an `id` of {} characters (Graph's have at most about 70)", id.len()))
         }
         Some(Value::String(id))
             if !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-/".contains(&b)) =>

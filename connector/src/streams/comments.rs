@@ -67,6 +67,43 @@ struct Author {
 
 impl EdgeItem for Comment {}
 
+/// A comment fetched by id (`GET /{comment-id}`).
+impl shape::Typed for Comment {
+    fn read(body: &[u8]) -> Option<Self> {
+        shape::object_from_slice(body)
+    }
+
+    fn fits(&self) -> bool {
+        true
+    }
+}
+
+impl Comment {
+    /// Listed without the fields asked for: Graph sometimes lists a reply with its `id` alone.
+    /// Its cursor field is what a record cannot do without.
+    fn is_bare(&self) -> bool {
+        self.timestamp.as_ref().is_none_or(Value::is_null)
+    }
+}
+
+/// What reading a chunk's threads gathers: records, and the comments Graph listed bare (with
+/// their media and parent), to be fetched whole.
+#[derive(Default)]
+struct Gathered {
+    records: Vec<CommentRecord>,
+    bare: Vec<(String, ObjectRef, Option<String>)>,
+}
+
+impl Gathered {
+    fn add(&mut self, comment: Comment, media: &ObjectRef, parent: Option<&str>) {
+        if comment.is_bare() {
+            self.bare.push((comment.id.text(), media.clone(), parent.map(str::to_owned)));
+        } else {
+            self.records.push(transform(comment, media, parent));
+        }
+    }
+}
+
 /// One comment or reply as a record: its own fields, flat, plus where it belongs.
 #[derive(Serialize)]
 pub struct CommentRecord {
@@ -147,18 +184,44 @@ fn comments_query() -> Vec<(&'static str, String)> {
     vec![("fields", expanded), ("limit", COMMENTS_PAGE_SIZE.to_owned())]
 }
 
-/// The first page of comments of up to 50 media in one batch, then any further pages.
+/// The first page of comments of up to 50 media in one batch, then any further pages, then the
+/// comments Graph listed bare, fetched whole.
 async fn read_chunk(ctx: &ReadContext<'_>, chunk: &[ObjectRef]) -> Result<Vec<CommentRecord>, Failure> {
     let client = ctx.client;
     let items: Vec<(String, Vec<(&str, String)>)> =
         chunk.iter().map(|media| (format!("/{}/comments", media.id), comments_query())).collect();
     let batch = ctx.config.optimizations.batch_insights;
     let outcomes = graph::get_many::<Edge<Comment>>(client, &items, batch, Shape::Records, NAME).await;
-    let mut records = Vec::new();
+    let mut gathered = Gathered::default();
     for (media, outcome) in chunk.iter().zip(outcomes) {
         match outcome {
-            Ok(first) => read_thread(ctx, media, first, &mut records).await?,
+            Ok(first) => read_thread(ctx, media, first, &mut gathered).await?,
             Err(error) => skip_or_fail(error, &format!("the comments of media {}", media.id), ctx)?,
+        }
+    }
+    fetch_bare(ctx, gathered).await
+}
+
+/// Fetches the comments listed bare, one batch for the chunk; one still without a `timestamp`
+/// (or gone) is skipped with a WARN: no record goes out without its cursor.
+async fn fetch_bare(ctx: &ReadContext<'_>, gathered: Gathered) -> Result<Vec<CommentRecord>, Failure> {
+    let Gathered { mut records, bare } = gathered;
+    if bare.is_empty() {
+        return Ok(records);
+    }
+    let items: Vec<(String, Vec<(&str, String)>)> =
+        bare.iter().map(|(id, _, _)| (format!("/{id}"), vec![("fields", COMMENT_FIELDS.to_owned())])).collect();
+    let batch = ctx.config.optimizations.batch_insights;
+    let outcomes = graph::get_many::<Comment>(ctx.client, &items, batch, Shape::Node, NAME).await;
+    for ((id, media, parent), outcome) in bare.iter().zip(outcomes) {
+        let what = format!("comment {id} of media {}", media.id);
+        match outcome {
+            Ok(comment) if !comment.is_bare() => records.push(transform(comment, media, parent.as_deref())),
+            Ok(_) => ctx.sink.log(
+                LogLevel::Warn,
+                &format!("comments: skipping {what}: Graph sends it without a timestamp even when asked by id"),
+            ),
+            Err(error) => skip_or_fail(error, &what, ctx)?,
         }
     }
     Ok(records)
@@ -169,7 +232,7 @@ async fn read_thread(
     ctx: &ReadContext<'_>,
     media: &ObjectRef,
     first: Edge<Comment>,
-    out: &mut Vec<CommentRecord>,
+    out: &mut Gathered,
 ) -> Result<(), Failure> {
     let after = first.next_cursor();
     read_comments(ctx, media, first.data, out).await?;
@@ -190,11 +253,11 @@ async fn read_comments(
     ctx: &ReadContext<'_>,
     media: &ObjectRef,
     page: Vec<Comment>,
-    out: &mut Vec<CommentRecord>,
+    out: &mut Gathered,
 ) -> Result<(), Failure> {
     for mut comment in page {
         let (replies, parent) = (comment.replies.take(), comment.id.text());
-        out.push(transform(comment, media, None));
+        out.add(comment, media, None);
         if let Some(replies) = replies {
             read_replies(ctx, media, parent, replies, out).await?;
         }
@@ -208,17 +271,17 @@ async fn read_replies(
     media: &ObjectRef,
     parent: String,
     replies: Edge<Comment>,
-    out: &mut Vec<CommentRecord>,
+    out: &mut Gathered,
 ) -> Result<(), Failure> {
     let after = replies.next_cursor();
-    out.extend(replies.data.into_iter().map(|reply| transform(reply, media, Some(&parent))));
+    replies.data.into_iter().for_each(|reply| out.add(reply, media, Some(&parent)));
     let Some(after) = after else { return Ok(()) };
     let query = vec![("fields", COMMENT_FIELDS.to_owned())];
     let mut pages =
         std::pin::pin!(graph::pages_from(ctx.client, format!("/{parent}/replies"), query, Some(after), NAME));
     while let Some(page) = pages.next().await {
         match page {
-            Ok(page) => out.extend(page.into_iter().map(|reply| transform(reply, media, Some(&parent)))),
+            Ok(page) => page.into_iter().for_each(|reply| out.add(reply, media, Some(&parent))),
             Err(error) => return skip_or_fail(error, &format!("the replies of comment {parent}"), ctx),
         }
     }

@@ -38,6 +38,9 @@ struct InsightsInfo<'a> {
     media_product_type: &'a RawValue,
     business_account_id: &'a str,
     page_id: &'a Option<String>,
+    /// As Graph wrote it (the info is built from the raw record, as the reference's manifest
+    /// builds it), which is also the form `media_insights` keeps.
+    timestamp: &'a RawValue,
 }
 
 /// Transforms one media item as Graph sent it (steps 1–4 and 6 of §5.2; children are step 5,
@@ -53,6 +56,7 @@ pub fn transform(mut record: RawRecord, account: &Account) -> Option<(RawRecord,
         media_product_type: field("media_product_type"),
         business_account_id: &account.business_account_id,
         page_id: &account.page_id,
+        timestamp: field("timestamp"),
     });
     record.insert("media_insights_info", info);
     record.insert("page_id", raw_json(&account.page_id));
@@ -68,6 +72,17 @@ pub fn transform(mut record: RawRecord, account: &Account) -> Option<(RawRecord,
         comments_count: record.read::<Value>("comments_count").and_then(|count| count.as_u64()),
     };
     Some((record, media_ref))
+}
+
+/// Whether a media item carries its cursor (`timestamp`); one listed without it is skipped with
+/// a WARN, for itself and its children: no record goes out with a null cursor.
+fn has_cursor(media_ref: &ObjectRef, ctx: &super::ReadContext<'_>) -> bool {
+    let present = media_ref.timestamp.as_ref().is_some_and(|t| !t.is_null());
+    if !present {
+        let message = format!("media: skipping media {}: Graph lists it without a timestamp", media_ref.id);
+        ctx.sink.log(LogLevel::Warn, &message);
+    }
+    present
 }
 
 /// `children` holds slides to fetch or clean: present, and neither `null` nor `{}`.
@@ -171,7 +186,11 @@ async fn produce(run: ParentRun<'_>) -> Result<(), Failure> {
             while let Some(page) = pages.try_next().await.map_err(|e| e.to_failure())? {
                 let inline = expand_children && !page.fallback;
                 let records: Vec<RawRecord> = page.records;
-                let transformed: Vec<_> = records.into_iter().filter_map(|raw| transform(raw, account)).collect();
+                let transformed: Vec<_> = records
+                    .into_iter()
+                    .filter_map(|raw| transform(raw, account))
+                    .filter(|(_, media_ref)| has_cursor(media_ref, ctx))
+                    .collect();
                 super::feed(refs, Ok(transformed.iter().map(|(_, media_ref)| media_ref.clone()).collect())).await;
                 // Newest first: once a page ends before the start every reader needs, stop.
                 let passed = transformed.last().and_then(|(_, last)| window::posted(last));
@@ -233,7 +252,8 @@ mod tests {
         assert_eq!(
             record["media_insights_info"],
             json!({"media_id": "66123508374641123", "media_type": "CAROUSEL_ALBUM", "media_product_type": "FEED",
-                   "business_account_id": "41408147298757123", "page_id": "144706962067225"})
+                   "business_account_id": "41408147298757123", "page_id": "144706962067225",
+                   "timestamp": "2021-03-03T22:48:39+0000"})
         );
         assert_eq!(record["page_id"], "144706962067225");
         assert_eq!(record["business_account_id"], "41408147298757123");

@@ -431,6 +431,32 @@ mod tests {
         assert_eq!(record.len(), 1);
     }
 
+    /// Airbyte's own test scenarios write `end_time` with a space; the reference reads it, so the
+    /// record is kept, its `date` in RFC 3339.
+    #[test]
+    fn an_end_time_written_with_a_space_is_read() {
+        use crate::http::client::{GraphClient, RetryPolicy};
+        use crate::http::testing::{ScriptedRuntime, respond};
+        use crate::protocol::testing::RecordingSink;
+        let runtime = ScriptedRuntime::new(at("2025-07-02T12:00:00Z"), |_| {
+            respond(
+                200,
+                json!({"data": [{"name": "reach", "values": [{"value": 9, "end_time": "2025-07-01 07:00:00+0000"}]}]}),
+            )
+        });
+        let sink = RecordingSink::default();
+        let client = GraphClient::new("http://x/v23.0", "t", 4, RetryPolicy::default(), &runtime, &sink);
+        let account = Account { business_account_id: "a".into(), page_id: Some("p".into()) };
+        let window = (at("2025-07-01T00:00:00Z"), at("2025-07-02T00:00:00Z"));
+        let records =
+            futures::executor::block_on(read_window(&client, &account, window, at("2025-07-03T12:00:00Z"), false))
+                .expect("window");
+        assert_eq!(records.len(), 1, "{:?}", sink.logs());
+        assert_eq!(records[0].0["date"], "2025-07-01T07:00:00+00:00");
+        assert_eq!(records[0].1, at("2025-07-01T07:00:00Z"));
+        assert!(sink.logs().iter().all(|(level, _)| *level != crate::protocol::LogLevel::Warn));
+    }
+
     #[test]
     fn since_param_errors_are_skipped_windows() {
         use crate::http::HttpResponse;

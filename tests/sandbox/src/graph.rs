@@ -16,7 +16,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn ok(body: Value) -> Reply {
+    pub fn ok(body: Value) -> Reply {
         Reply { status: 200, body, headers: Vec::new() }
     }
 }
@@ -62,6 +62,21 @@ pub struct Incoming<'a> {
 pub const API_VERSION: &str = "v23.0";
 
 pub fn handle(options: &SandboxOptions, request: &Incoming<'_>) -> Reply {
+    let mut reply = route(options, request);
+    if options.echo_token
+        && reply.status >= 400
+        && let Some(error) = reply.body.get_mut("error")
+    {
+        // As some Graph errors do: the request quoted, its token percent-encoded (`|` → `%7C`).
+        let token = request.bearer.or(request.query.get("access_token").map(String::as_str)).unwrap_or("");
+        let query = url::form_urlencoded::Serializer::new(String::new()).append_pair("access_token", token).finish();
+        let message = error["message"].as_str().unwrap_or("").to_owned();
+        error["message"] = json!(format!("{message} (request: {}{}?{query})", request.origin, request.path));
+    }
+    reply
+}
+
+fn route(options: &SandboxOptions, request: &Incoming<'_>) -> Reply {
     let model = &options.model;
     let Some(rest) = request.path.strip_prefix(&format!("/{API_VERSION}/")) else {
         return graph_error(400, 2500, None, "Unknown path components");
@@ -86,7 +101,10 @@ pub fn handle(options: &SandboxOptions, request: &Incoming<'_>) -> Reply {
             }
             Some(Node::Child(_, child)) if child.deleted => unknown_object(id),
             Some(Node::Child(user, child)) => reply(select_fields(&child.node(user), fields, "IGMedia")),
-            None => unknown_object(id),
+            None => match comments::parse_id(id).and_then(|(media, _)| model.node(media)) {
+                Some(Node::Media(_, media)) => comments::by_id(media, id, request),
+                _ => unknown_object(id),
+            },
         },
         [id, "media"] => match model.user(id) {
             Some(user) => media_edge(user, fields, request, page_size, options.expansion_fails),
@@ -98,11 +116,13 @@ pub fn handle(options: &SandboxOptions, request: &Incoming<'_>) -> Reply {
         },
         [_, "comments" | "replies"] if options.comments_denied => comments::no_permission(),
         [id, "comments"] => match model.node(id) {
-            Some(Node::Media(_, media)) => comments::media_edge(media, request, page_size),
+            Some(Node::Media(_, media)) => comments::media_edge(media, request, page_size, options.sparse_comments),
             _ => unknown_object(id),
         },
         [id, "replies"] => match comments::parse_id(id).and_then(|(media, index)| Some((model.node(media)?, index))) {
-            Some((Node::Media(_, media), index)) => comments::replies_edge(media, index, request, page_size),
+            Some((Node::Media(_, media), index)) => {
+                comments::replies_edge(media, index, request, page_size, options.sparse_comments)
+            }
             _ => unknown_object(id),
         },
         [id, "insights"] => match model.node(id) {
@@ -349,6 +369,10 @@ fn page_url(request: &Incoming<'_>, key: &str, cursor: &str, limit: usize) -> St
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     query.sort();
+    // Graph's paging links carry the token that was presented, form-encoded (`|` → `%7C`).
+    if let Some(token) = request.bearer.or(request.query.get("access_token").map(String::as_str)) {
+        query.push(("access_token".into(), token.into()));
+    }
     query.push(("limit".into(), limit.to_string()));
     query.push((key.into(), cursor.into()));
     let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(query).finish();

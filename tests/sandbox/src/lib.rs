@@ -33,6 +33,8 @@ pub struct SandboxOptions {
     pub token: String,
     /// 0 picks a free port.
     pub port: u16,
+    /// The loopback address to listen on: 127.0.0.1, or ::1 for IPv6.
+    pub address: std::net::IpAddr,
     /// The most items a page holds, whatever `limit` asks (Graph caps it too).
     pub max_page_size: usize,
     /// Added before every answer.
@@ -56,6 +58,18 @@ pub struct SandboxOptions {
     pub pages_denied: bool,
     /// The token lacks `instagram_manage_comments`: the comments edges answer code 10.
     pub comments_denied: bool,
+    /// Requests whose path and query contain any of these (e.g. `children%7B` for an expanded
+    /// media page, or a slide's id) are throttled forever (code 4), whatever else they ask.
+    pub throttled: Vec<String>,
+    /// Every answer reports this share of the quota used (percent), and none is ever throttled:
+    /// a figure stuck near 100 %.
+    pub stuck_usage: Option<u32>,
+    /// Every third reply is listed with its `id` alone (as Graph sometimes lists one); the
+    /// reply itself is whole at `GET /{comment-id}`.
+    pub sparse_comments: bool,
+    /// Error messages quote the request with its token, percent-encoded (as some Graph errors
+    /// do), so tests can prove no spelling of a token reaches any output.
+    pub echo_token: bool,
     /// Meta's usage model: every answer reports (in `X-App-Usage` and
     /// `X-Business-Use-Case-Usage`) the share of this quota used in the rolling window; a call
     /// that would go past 100 % is throttled (code 80002).
@@ -92,6 +106,7 @@ impl SandboxOptions {
             model,
             token: DEFAULT_TOKEN.to_owned(),
             port: 0,
+            address: std::net::IpAddr::from([127, 0, 0, 1]),
             max_page_size: 100,
             latency: Duration::ZERO,
             fault_rate: 0.0,
@@ -103,6 +118,10 @@ impl SandboxOptions {
             cursor_cycle: None,
             pages_denied: false,
             comments_denied: false,
+            sparse_comments: false,
+            echo_token: false,
+            throttled: Vec::new(),
+            stuck_usage: None,
             usage_quota: None,
         }
     }
@@ -175,7 +194,7 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Binds 127.0.0.1 and serves on a background thread with its own runtime (so it can be
+    /// Binds its loopback address and serves on a background thread with its own runtime (so it can be
     /// started from sync code and from inside another async runtime alike).
     pub fn start(options: SandboxOptions) -> std::io::Result<Sandbox> {
         let (ready, bound) = std::sync::mpsc::channel();
@@ -186,10 +205,11 @@ impl Sandbox {
                 Err(error) => return drop(ready.send(Err(error))),
             };
             runtime.block_on(async move {
-                let listener = match bind(options.port).await.and_then(|l| l.local_addr().map(|a| (l, a))) {
-                    Ok(bound) => bound,
-                    Err(error) => return drop(ready.send(Err(error))),
-                };
+                let listener =
+                    match bind(options.address, options.port).await.and_then(|l| l.local_addr().map(|a| (l, a))) {
+                        Ok(bound) => bound,
+                        Err(error) => return drop(ready.send(Err(error))),
+                    };
                 let (listener, addr) = listener;
                 let shared = Arc::new(Shared {
                     stats: Mutex::new(Stats::default()),
@@ -252,10 +272,10 @@ impl Drop for Sandbox {
     }
 }
 
-async fn bind(port: u16) -> std::io::Result<TcpListener> {
-    let socket = tokio::net::TcpSocket::new_v4()?;
+async fn bind(address: std::net::IpAddr, port: u16) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv6() { tokio::net::TcpSocket::new_v6()? } else { tokio::net::TcpSocket::new_v4()? };
     socket.set_reuseaddr(true)?;
-    socket.bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
+    socket.bind(SocketAddr::new(address, port))?;
     // A deep backlog: a connector opens many connections at once.
     socket.listen(1024)
 }
@@ -312,8 +332,9 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<B
     }
     // A batch counts its items (metered one by one below), not itself.
     let metered = if method == http::Method::GET { shared.metered(bearer.is_some()) } else { Ok(Vec::new()) };
+    let target = request.uri().path_and_query().map(|t| t.as_str().to_owned()).unwrap_or_default();
     let (injected, usage) = match metered {
-        Ok(usage) => (shared.injected_error(bearer.is_some()), usage),
+        Ok(usage) => (shared.injected_error(bearer.is_some(), &target), usage),
         Err(throttled) => (Some(throttled), Vec::new()),
     };
     let is_injected = injected.is_some();
@@ -417,7 +438,7 @@ impl Shared {
                 let query: HashMap<String, String> =
                     url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
                 let (injected, usage) = match self.metered(bearer.is_some()) {
-                    Ok(usage) => (self.injected_error(bearer.is_some()), usage),
+                    Ok(usage) => (self.injected_error(bearer.is_some(), relative), usage),
                     Err(throttled) => (Some(throttled), Vec::new()),
                 };
                 let is_injected = injected.is_some();
@@ -466,6 +487,9 @@ impl Shared {
     /// Counts a call in the usage model: the usage headers for its answer, or the throttling
     /// answer when the rolling window is full.
     fn metered(&self, authenticated: bool) -> Result<Vec<(String, String)>, graph::Reply> {
+        if let Some(percent) = self.options.stuck_usage {
+            return Ok(usage_headers(percent));
+        }
         let (Some(quota), true) = (self.options.usage_quota, authenticated) else { return Ok(Vec::new()) };
         let mut calls = self.usage.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
@@ -490,9 +514,15 @@ impl Shared {
         Ok(usage_headers((calls.len() * 100 / quota.calls.max(1)) as u32))
     }
 
-    /// A fault or rate-limit answer for this request, if one is due.
-    fn injected_error(&self, authenticated: bool) -> Option<graph::Reply> {
+    /// A fault or rate-limit answer for this request (`target`: its path and query), if one is due.
+    fn injected_error(&self, authenticated: bool, target: &str) -> Option<graph::Reply> {
         let retry_after = ("retry-after".to_owned(), self.options.retry_after_secs.to_string());
+        if self.options.throttled.iter().any(|pattern| target.contains(pattern.as_str())) {
+            let mut reply = graph::graph_error(400, 4, None, "(#4) Application request limit reached");
+            reply.headers.push(retry_after);
+            reply.headers.extend(usage_headers(100));
+            return Some(reply);
+        }
         if let (Some(limit), true) = (self.options.rate_limit, authenticated) {
             let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
             if window.0.elapsed() >= limit.window {
