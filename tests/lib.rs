@@ -167,17 +167,19 @@ pub fn run_cli_within(args: &[&str], deadline: std::time::Duration) -> Result<Ou
     if let Some(origin) = config_origin(&args) {
         args.extend(["--allow-host".to_owned(), origin]);
     }
+    let output = run_json_lines_within(&args.iter().map(String::as_str).collect::<Vec<_>>(), deadline)?;
+    keep_transcript(&output.stdout);
+    Ok(output)
+}
+
+/// Runs the host with exactly `args` (stdout JSON lines of any shape), killed at `deadline`.
+pub fn run_json_lines_within(args: &[&str], deadline: std::time::Duration) -> Result<Output, String> {
     let mut command = Command::new(host_binary());
     for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("SOURCE_INSTAGRAM_")) {
         command.env_remove(name);
     }
-    let mut child = command
-        .arg(component())
-        .args(&args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run the host");
+    let piped = std::process::Stdio::piped;
+    let mut child = command.arg(component()).args(args).stdout(piped()).stderr(piped()).spawn().expect("run the host");
     let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
         std::thread::spawn(move || {
             let mut text = Vec::new();
@@ -207,7 +209,6 @@ pub fn run_cli_within(args: &[&str], deadline: std::time::Duration) -> Result<Ou
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}")))
         .collect();
-    keep_transcript(&stdout);
     Ok(Output { code: status.code().unwrap_or(-1), messages, stdout, stderr })
 }
 

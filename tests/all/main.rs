@@ -19,4 +19,5 @@ mod read_accounts;
 mod registry;
 mod resilience;
 mod streams;
+mod stress;
 mod tenants;
