@@ -94,9 +94,21 @@ impl ReadJob {
             return Err(setup(failure(FailureType::ConfigError, message)));
         }
         let persisted_at = self.state_file.clone().or_else(|| self.output.as_ref().map(|dir| dir.join("state.json")));
-        // One sync per output directory and state file, held until this run ends; taken before
-        // the state is read, so the state read is the one the last sync left.
-        let _locks = self.lock(persisted_at.as_deref()).map_err(setup)?;
+        // One sync per state file, held until this run ends (every writer of an output directory
+        // persists to its `state.json`, so this serves the directory too); taken before the state
+        // is read, so the state read is the one the last sync left.
+        if let Some(dir) = &self.output {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                setup(failure(
+                    FailureType::ConfigError,
+                    format!("Cannot use the output directory {}: {e}", dir.display()),
+                ))
+            })?;
+        }
+        let _lock = match &persisted_at {
+            Some(path) => Some(lock(path).map_err(setup)?),
+            None => None,
+        };
         let state = match &self.state {
             Some(path) if Some(path) == persisted_at.as_ref() && !path.exists() => None,
             Some(path) => Some(read_file(path, "state").map_err(setup)?),
@@ -176,22 +188,11 @@ impl ReadJob {
     }
 }
 
-impl ReadJob {
-    /// Locks the output directory and the state file this job writes (see [`state_file::lock`]).
-    fn lock(&self, persisted_at: Option<&Path>) -> Result<Vec<std::fs::File>, Failure> {
-        let refused = |what: &str, path: &Path, why: String| {
-            failure(FailureType::ConfigError, format!("Cannot use the {what} {}: {why}.", path.display()))
-        };
-        let mut locks = Vec::new();
-        if let Some(dir) = &self.output {
-            std::fs::create_dir_all(dir).map_err(|e| refused("output directory", dir, e.to_string()))?;
-            locks.push(state_file::lock(&dir.join("output")).map_err(|why| refused("output directory", dir, why))?);
-        }
-        if let Some(path) = persisted_at {
-            locks.push(state_file::lock(path).map_err(|why| refused("state file", path, why))?);
-        }
-        Ok(locks)
-    }
+/// Locks the state file at `path` (see [`state_file::lock`]).
+fn lock(path: &Path) -> Result<std::fs::File, Failure> {
+    state_file::lock(path).map_err(|why| {
+        failure(FailureType::ConfigError, format!("Cannot use the state file {}: {why}.", path.display()))
+    })
 }
 
 /// `stream: message (failure_type)`, as reports list a stream's failure.

@@ -9,6 +9,7 @@ mod commands;
 mod comments_and_days;
 mod concurrency;
 mod corpus;
+mod durability;
 mod egress;
 mod failure_classes;
 mod hostile_input;

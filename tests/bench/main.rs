@@ -3,8 +3,9 @@
 //! * `spec` wall time: compiling (empty cache), loading a precompiled artifact (warm cache), and
 //!   with the cache disabled;
 //! * instantiation: one fresh store + instance + `spec` call, averaged, in-process;
-//! * peak RSS of one `run-many` process for 1, 100 and 500 tenants, idle (blocked in the host) and
-//!   syncing (Api, users, media, stories from the sandbox), read with `wait4`;
+//! * peak RSS of one `run-many` process for 1, 100, 500 and 1,000 tenants, idle (blocked in the
+//!   host), syncing four streams (Api, users, media, stories), and syncing every stream (full
+//!   catalogs) from the sandbox, read with `wait4`; every tenant compared with a solo run;
 //! * Benchmark L: 2 accounts × 2,000 media (mixed types, carousels of 2–5 slides), 5 stories and
 //!   30 days of insights, every stream, against the sandbox as a separate process, at 0 and
 //!   50 ms latency, with the call-reduction switches on and off. Wall time, user+sys CPU and peak
@@ -361,9 +362,10 @@ fn main() {
 
     println!("\n## Tenants in one `run-many` process (peak RSS of the whole process)");
     println!(
-        "| tenants | idle: peak RSS | idle: wall | syncing: peak RSS | syncing: wall | all succeeded | records equal to a solo run |"
+        "| tenants | idle: peak RSS | idle: wall | syncing: peak RSS | syncing: wall | all succeeded | records equal to a solo run | every stream: peak RSS | every stream: wall | every stream: all succeeded, equal to a solo run |"
     );
-    let mut solo: Option<BTreeMap<String, Vec<String>>> = None;
+    let (mut solo, mut solo_full): (Option<BTreeMap<String, Vec<String>>>, Option<BTreeMap<String, Vec<String>>>) =
+        (None, None);
     let sandbox = Sandbox::start(SandboxOptions::new(e2e_tests::small_model())).expect("sandbox");
     let origin = format!("http://{}", sandbox.addr());
     let config = json!({"access_token": sandbox.token(), "base_url": sandbox.base_url()});
@@ -377,22 +379,37 @@ fn main() {
             .map(|i| json!({"name": format!("sync-{i}"), "config": config, "catalog": catalog_of(&["Api", "users", "media", "stories"]),
                             "output": format!("sync-{i}"), "allow_hosts": [origin]}))
             .collect();
+        let full: Vec<_> = (0..tenants)
+            .map(|i| {
+                json!({"name": format!("full-{i}"), "config": config, "catalog": e2e_tests::catalog_all(),
+                            "output": format!("full-{i}"), "allow_hosts": [origin]})
+            })
+            .collect();
         let idle_jobs = scratch.write("idle.json", &json!({"jobs": idle}).to_string());
         let sync_jobs = scratch.write("sync.json", &json!({"jobs": syncing}).to_string());
+        let full_jobs = scratch.write("full.json", &json!({"jobs": full}).to_string());
         let cache = ["--cache-dir", warm_dir.path().to_str().expect("path")];
         let (idle_wall, idle_rss, _) =
             run_measured(&[&cache[..], &["run-many", idle_jobs.to_str().expect("path")]].concat());
         let (sync_wall, sync_rss, ok) =
             run_measured(&[&cache[..], &["run-many", sync_jobs.to_str().expect("path")]].concat());
-        let outputs: Vec<_> = (0..tenants).map(|i| tenant_records(&scratch.path().join(format!("sync-{i}")))).collect();
-        let reference = solo.get_or_insert_with(|| outputs[0].clone());
-        let equal = outputs.iter().filter(|records| *records == reference).count();
+        let (full_wall, full_rss, full_ok) =
+            run_measured(&[&cache[..], &["run-many", full_jobs.to_str().expect("path")]].concat());
+        let equal_to_solo = |prefix: &str, solo: &mut Option<BTreeMap<String, Vec<String>>>| {
+            let outputs: Vec<_> =
+                (0..tenants).map(|i| tenant_records(&scratch.path().join(format!("{prefix}-{i}")))).collect();
+            let reference = solo.get_or_insert_with(|| outputs[0].clone());
+            outputs.iter().filter(|records| *records == reference).count()
+        };
+        let (equal, equal_full) = (equal_to_solo("sync", &mut solo), equal_to_solo("full", &mut solo_full));
         println!(
-            "| {tenants} | {:.1} MiB | {} | {:.1} MiB | {} | {ok} | {equal} of {tenants} |",
+            "| {tenants} | {:.1} MiB | {} | {:.1} MiB | {} | {ok} | {equal} of {tenants} | {:.1} MiB | {} | {full_ok}, {equal_full} of {tenants} |",
             idle_rss as f64 / 1024.0,
             ms(idle_wall),
             sync_rss as f64 / 1024.0,
-            ms(sync_wall)
+            ms(sync_wall),
+            full_rss as f64 / 1024.0,
+            ms(full_wall)
         );
     }
 }

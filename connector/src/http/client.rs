@@ -179,7 +179,7 @@ impl<'a> GraphClient<'a> {
         stream: &str,
     ) -> Result<T, RequestError> {
         let request = self.request(Method::Get, self.url(path, query), None);
-        let round = |_, _| async {
+        let round = |_| async {
             let admission = self.pacer.admit(1, stream, self.runtime, self.sink).await;
             vec![(0, Attempt::from(self.send(&request, path, shape, Some(admission.sequence)).await))]
         };
@@ -198,7 +198,7 @@ impl<'a> GraphClient<'a> {
         stream: &str,
     ) -> Vec<Result<T, RequestError>> {
         // Chunks of up to MAX_BATCH, each cut to what the pacer lets through, sent as admitted.
-        let round = |pending: Vec<usize>, _attempt: u32| async move {
+        let round = |pending: Vec<usize>| async move {
             let chunks = futures::stream::unfold(pending, move |mut rest| async move {
                 if rest.is_empty() {
                     return None;
@@ -213,11 +213,11 @@ impl<'a> GraphClient<'a> {
         self.drive(items.len(), stream, round).await
     }
 
-    /// The retry driver: rounds of `send_round(pending, attempt)` until every item is settled,
+    /// The retry driver: rounds of `send_round(pending)` until every item is settled,
     /// within the policy's attempts and time budget (see [`RetryPolicy`] and `failing`).
     async fn drive<T, F, Fut>(&self, count: usize, stream: &str, send_round: F) -> Vec<Result<T, RequestError>>
     where
-        F: Fn(Vec<usize>, u32) -> Fut,
+        F: Fn(Vec<usize>) -> Fut,
         Fut: Future<Output = Vec<(usize, Attempt<T>)>>,
     {
         let started = self.runtime.now();
@@ -228,7 +228,7 @@ impl<'a> GraphClient<'a> {
         let mut gave_up = false;
         while !pending.is_empty() {
             let mut retry: Vec<(usize, RequestError, Option<Duration>)> = Vec::new();
-            for (index, outcome) in send_round(pending, attempt).await {
+            for (index, outcome) in send_round(pending).await {
                 match outcome {
                     Attempt::Done(result) => {
                         if result.is_ok() {
