@@ -351,3 +351,24 @@ fn load(path: &Path) -> instagram_host::Connector {
     let cache = instagram_host::engine::default_cache_dir();
     instagram_host::Connector::load(path, cache.as_deref()).expect("load the component").0
 }
+
+/// A seeded xorshift64* generator: random test parameters that replay exactly from their seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn seeded(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `low..=high`.
+    pub fn between(&mut self, low: u64, high: u64) -> u64 {
+        low + self.next_u64() % (high - low + 1)
+    }
+}

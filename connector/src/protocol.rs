@@ -119,7 +119,7 @@ impl<'a> RedactingSink<'a> {
 
 impl Sink for RedactingSink<'_> {
     fn record(&self, stream: &str, json: &str) {
-        self.inner.record(stream, &self.redactor.redact(json))
+        self.inner.record(stream, &self.redactor.redact_data(json))
     }
 
     fn state(&self, stream: &str, stream_state: &Value, record_count: u64) {

@@ -9,32 +9,49 @@
 pub const MAX_DEPTH: usize = 64;
 
 /// Whether the JSON text `json` nests deeper than `limit`. Counts brackets outside strings in one
-/// pass, without parsing; text that is not JSON is for the parser to refuse.
+/// pass, without parsing; text that is not JSON is for the parser to refuse. Strings (most of an
+/// answer's bytes: captions, URLs) are skipped with `memchr` to their closing quote.
 pub fn nests_deeper_than(json: &[u8], limit: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &byte in json {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
+    // Each level needs an opening bracket: with no more of them than `limit` (most records), no
+    // walk is needed.
+    if memchr::memchr2_iter(b'{', b'[', json).nth(limit).is_none() {
+        return false;
+    }
+    let mut depth = 0usize;
+    let mut at = 0;
+    while at < json.len() {
+        match json[at] {
+            b'"' => at = string_end(json, at + 1),
             b'{' | b'[' => {
                 depth += 1;
                 if depth > limit {
                     return true;
                 }
+                at += 1;
             }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                at += 1;
+            }
+            _ => at += 1,
         }
     }
     false
+}
+
+/// Just past the quote that closes the string whose contents start at `at`.
+fn string_end(json: &[u8], mut at: usize) -> usize {
+    while let Some(found) = memchr::memchr2(b'"', b'\\', &json[at..]) {
+        at += found;
+        if json[at] == b'"' {
+            return at + 1;
+        }
+        at += 2;
+        if at >= json.len() {
+            break;
+        }
+    }
+    json.len()
 }
 
 #[cfg(test)]

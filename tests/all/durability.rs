@@ -5,7 +5,9 @@
 //! clean sync: every record there, no torn line, and the persisted state never ahead of the
 //! records. Plus the locks: one sync per output directory and state file.
 
-use e2e_tests::{Output, Scratch, catalog_all, component, config_for, host_binary, path_str, run_cli, run_json_lines};
+use e2e_tests::{
+    Output, Rng, Scratch, catalog_all, component, config_for, host_binary, path_str, run_cli, run_json_lines,
+};
 use graph_sandbox::model::{Model, ModelSpec};
 use graph_sandbox::{Sandbox, SandboxOptions};
 use serde_json::{Value, json};
@@ -67,18 +69,6 @@ fn clean_records(config: &Path, catalog: &Path, origin: &str) -> Records {
     records_of_stdout(&clean.stdout)
 }
 
-/// xorshift64*, for reproducible random points.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % bound.max(1)
-    }
-}
-
 /// Class 2: stdout fills up mid-run (a tmpfs of random size) while the state file, on another
 /// disk, has room: the state file never claims records that did not reach stdout, so a resume
 /// from it, with what stdout holds, has every record (before, the state was saved after the
@@ -92,9 +82,9 @@ fn a_state_file_never_gets_ahead_of_stdout_that_cannot_be_written() {
     let catalog = scratch.write("catalog.json", &catalog_all().to_string());
     let clean = clean_records(&config, &catalog, &origin);
     let base: Vec<String> = args(&config, &catalog, &origin).into_iter().map(str::to_owned).collect();
-    let mut rng = Rng(0x5747_0F11);
+    let mut rng = Rng::seeded(0x5747_0F11);
     for round in 0..8 {
-        let kib = 8 + rng.below(600);
+        let kib = 8 + rng.between(0, 600);
         let state = scratch.path().join(format!("state{round}.json"));
         let persist = vec!["--state-file".to_owned(), state.display().to_string()];
         let (mount, copy) = (scratch.path().join(format!("mnt{round}")), scratch.path().join(format!("copy{round}")));
@@ -163,11 +153,11 @@ fn a_full_disk_at_any_size_loses_nothing() {
     let catalog = scratch.write("catalog.json", &catalog_all().to_string());
     let clean = clean_records(&config, &catalog, &origin);
     let base: Vec<String> = args(&config, &catalog, &origin).into_iter().map(str::to_owned).collect();
-    let mut rng = Rng(0x1818_1818);
+    let mut rng = Rng::seeded(0x1818_1818);
     let mut failed_runs = 0;
     for round in 0..12 {
         // A few KiB up to well past what the sync needs (about 1 MiB of records).
-        let kib = 4 + rng.below(700);
+        let kib = 4 + rng.between(0, 700);
         let (mount, copy) = (scratch.path().join(format!("mnt{round}")), scratch.path().join(format!("copy{round}")));
         let to_dir = round % 2 == 0;
         let persist: Vec<String> = if to_dir {
@@ -242,9 +232,9 @@ fn a_reader_that_closes_its_pipe_loses_nothing() {
     let config = scratch.write("config.json", &config_for(&sandbox).to_string());
     let catalog = scratch.write("catalog.json", &catalog_all().to_string());
     let clean = clean_records(&config, &catalog, &origin);
-    let mut rng = Rng(0x0C10_5ED);
+    let mut rng = Rng::seeded(0x00C1_05ED);
     for round in 0..6 {
-        let keep = 2_000 + rng.below(400_000) as usize;
+        let keep = 2_000 + rng.between(0, 400_000) as usize;
         let mut child = Command::new(host_binary())
             .arg(component())
             .args(args(&config, &catalog, &origin))
@@ -296,7 +286,7 @@ fn kills_at_random_points_lose_nothing_and_tear_no_line() {
     let config = scratch.write("config.json", &config_for(&sandbox).to_string());
     let catalog = scratch.write("catalog.json", &catalog_all().to_string());
     let clean = clean_records(&config, &catalog, &origin);
-    let mut rng = Rng(0x0000_0000_0000_0009);
+    let mut rng = Rng::seeded(0x0000_0000_0000_0009);
     let dir = scratch.path().join("out");
     let state = scratch.path().join("state.json");
     let mut stdout_seen = Records::new();
@@ -321,7 +311,7 @@ fn kills_at_random_points_lose_nothing_and_tear_no_line() {
             .stderr(Stdio::null())
             .spawn()
             .expect("run");
-        std::thread::sleep(Duration::from_millis(50 + rng.below(1_500)));
+        std::thread::sleep(Duration::from_millis(50 + rng.between(0, 1_500)));
         let _ = child.kill();
         let _ = child.wait();
         stdout_seen.extend(records_of_stdout(&std::fs::read_to_string(&log).unwrap_or_default()));

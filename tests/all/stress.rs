@@ -6,7 +6,7 @@
 //! Seeded and reproducible: `STRESS_SEED=N` replays a round set; `STRESS_ROUNDS=N` runs more
 //! rounds. A failure names the seed and the round's parameters.
 
-use e2e_tests::{ALL_STREAMS, Scratch, catalog_of, path_str, read_catalog, run_json_lines_within};
+use e2e_tests::{ALL_STREAMS, Rng, Scratch, catalog_of, path_str, read_catalog, run_json_lines_within};
 use graph_sandbox::model::{Model, ModelSpec};
 use graph_sandbox::{Sandbox, SandboxOptions};
 use serde_json::{Value, json};
@@ -14,29 +14,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// xorshift64*: enough randomness for parameters, and the same sequence for the same seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A number in `low..=high`.
-    fn between(&mut self, low: u64, high: u64) -> u64 {
-        low + self.next() % (high - low + 1)
-    }
-
-    /// A non-empty random subset of the streams, in registry order.
-    fn catalog(&mut self) -> Vec<&'static str> {
-        loop {
-            let picked: Vec<&str> = ALL_STREAMS.iter().copied().filter(|_| self.next() % 3 == 0).collect();
-            if !picked.is_empty() {
-                return picked;
-            }
+/// A non-empty random subset of the streams, in registry order.
+fn random_catalog(rng: &mut Rng) -> Vec<&'static str> {
+    loop {
+        let picked: Vec<&str> = ALL_STREAMS.iter().copied().filter(|_| rng.next_u64().is_multiple_of(3)).collect();
+        if !picked.is_empty() {
+            return picked;
         }
     }
 }
@@ -67,7 +50,7 @@ fn tenants_finish_with_solo_records_whatever_the_slots() {
         stories_per_account: 2,
         ..ModelSpec::default()
     });
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::seeded(seed);
     let scratch = Scratch::new("stress");
     let mut solo: BTreeMap<Vec<&str>, BTreeMap<String, Vec<String>>> = BTreeMap::new();
     let started = Instant::now();
@@ -76,7 +59,7 @@ fn tenants_finish_with_solo_records_whatever_the_slots() {
         let options = SandboxOptions { latency: Duration::from_millis(latency), ..SandboxOptions::new(model.clone()) };
         let sandbox = Sandbox::start(options).expect("sandbox");
         let origin = format!("http://{}", sandbox.addr());
-        let tenants = if rng.next() % 3 == 0 { rng.between(50, 100) } else { rng.between(1, 30) };
+        let tenants = if rng.next_u64().is_multiple_of(3) { rng.between(50, 100) } else { rng.between(1, 30) };
         let pool = match rng.between(0, 3) {
             0 => 0,
             1 => rng.between(1, 4),
@@ -85,7 +68,7 @@ fn tenants_finish_with_solo_records_whatever_the_slots() {
         let mut jobs = Vec::new();
         let mut catalogs = Vec::new();
         for tenant in 0..tenants {
-            let catalog = rng.catalog();
+            let catalog = random_catalog(&mut rng);
             let config = json!({"access_token": sandbox.token(), "base_url": sandbox.base_url(),
                                 "num_workers": rng.between(2, 40)});
             jobs.push(json!({"name": format!("t{tenant}"), "config": config, "catalog": catalog_of(&catalog),

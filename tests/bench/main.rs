@@ -364,8 +364,8 @@ fn main() {
     println!(
         "| tenants | idle: peak RSS | idle: wall | syncing: peak RSS | syncing: wall | all succeeded | records equal to a solo run | every stream: peak RSS | every stream: wall | every stream: all succeeded, equal to a solo run |"
     );
-    let (mut solo, mut solo_full): (Option<BTreeMap<String, Vec<String>>>, Option<BTreeMap<String, Vec<String>>>) =
-        (None, None);
+    type Records = Option<BTreeMap<String, Vec<String>>>;
+    let (mut solo, mut solo_full): (Records, Records) = (None, None);
     let sandbox = Sandbox::start(SandboxOptions::new(e2e_tests::small_model())).expect("sandbox");
     let origin = format!("http://{}", sandbox.addr());
     let config = json!({"access_token": sandbox.token(), "base_url": sandbox.base_url()});
@@ -395,7 +395,7 @@ fn main() {
             run_measured(&[&cache[..], &["run-many", sync_jobs.to_str().expect("path")]].concat());
         let (full_wall, full_rss, full_ok) =
             run_measured(&[&cache[..], &["run-many", full_jobs.to_str().expect("path")]].concat());
-        let equal_to_solo = |prefix: &str, solo: &mut Option<BTreeMap<String, Vec<String>>>| {
+        let equal_to_solo = |prefix: &str, solo: &mut Records| {
             let outputs: Vec<_> =
                 (0..tenants).map(|i| tenant_records(&scratch.path().join(format!("{prefix}-{i}")))).collect();
             let reference = solo.get_or_insert_with(|| outputs[0].clone());
