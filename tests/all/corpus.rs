@@ -339,6 +339,17 @@ fn judge(case: &Case, scratch: &Scratch, origins: &[String], tally: &mut Tally) 
     };
     let errors: Vec<&Value> =
         messages.iter().filter(|m| m["trace"]["type"] == "ERROR").map(|m| &m["trace"]["error"]).collect();
+    if let Ok(path) = std::env::var("CORPUS_MESSAGES") {
+        // Every user-facing message of the case, to compare two builds (`CORPUS_MESSAGES=FILE`).
+        let said: Vec<String> = messages
+            .iter()
+            .filter_map(|m| m["trace"]["error"]["message"].as_str().or(m["connectionStatus"]["message"].as_str()))
+            .map(|m| m.to_owned())
+            .collect();
+        let line = format!("{}\t{}\n", case.name, said.join(" | "));
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("messages file");
+        std::io::Write::write_all(&mut file, line.as_bytes()).expect("write messages");
+    }
     let mut types: Vec<&str> = errors.iter().filter_map(|e| e["failure_type"].as_str()).collect();
     if case.verb == "check" {
         let status = messages.iter().find_map(|m| m["connectionStatus"]["status"].as_str()).unwrap_or("none");
