@@ -4,15 +4,19 @@
 
 CARGO       ?= cargo
 WASM_TARGET := wasm32-wasip2
-COMPONENT   := target/$(WASM_TARGET)/release/instagram_connector.wasm
+# WebAssembly builds have a target directory of their own (see tests/build.rs, which builds the
+# components the tests run into the same place whenever cargo builds the workspace).
+GUEST_CARGO := CARGO_TARGET_DIR=target/guests $(CARGO)
+WASM_OUT    := target/guests/$(WASM_TARGET)/release
+COMPONENT   := $(WASM_OUT)/instagram_connector.wasm
 HOST        := target/release/source-instagram-host
 
 PYTHON      ?= python3
 PY_VENVS    := target/py
 TOOLS       := target/tools/bin
-CLI_COMPONENT := target/$(WASM_TARGET)/release/connector-cli.wasm
+CLI_COMPONENT := $(WASM_OUT)/connector-cli.wasm
 
-.PHONY: build wasm-target component host test-components python-venvs run test image test-image cli-component node-host portability bench profile lint clean
+.PHONY: build wasm-target component host python-venvs run test image test-image cli-component node-host portability bench profile lint clean
 
 build: component host
 
@@ -20,18 +24,16 @@ wasm-target:
 	@rustup target list --installed 2>/dev/null | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
 
 component: wasm-target
-	$(CARGO) build --release --locked -p instagram-connector --target $(WASM_TARGET)
+	$(GUEST_CARGO) build --release --locked -p instagram-connector --target $(WASM_TARGET)
 
-host:
+# The workspace: the host, the sandbox, the test harness (whose build.rs also builds the
+# hostile test component, never shipped).
+host: wasm-target
 	$(CARGO) build --release --locked --workspace
 
 # Builds, starts the sandbox, runs check and a read of every supported stream, prints a summary.
 run: build
 	scripts/demo.sh
-
-# Misbehaving components the host tests must contain; built for the tests, never shipped.
-test-components: wasm-target
-	$(CARGO) build --release --locked -p hostile-component --target $(WASM_TARGET)
 
 # Python venvs with pinned packages (official Airbyte protocol models; PyAirbyte), made once
 # under target/ and remade only when their requirements file changes.
@@ -46,7 +48,7 @@ python-venvs: $(PY_VENVS)/protocol/installed $(PY_VENVS)/pyairbyte/installed
 # Rust unit and e2e tests (which keep every stdout as a transcript), then with code nobody here
 # wrote: the Airbyte standard checks and the transcripts under the official protocol models,
 # and PyAirbyte syncing into DuckDB.
-test: build test-components python-venvs
+test: build python-venvs
 	rm -rf target/e2e-transcripts
 	$(CARGO) test --release --locked --workspace
 	cd tests/python && ../../$(PY_VENVS)/protocol/bin/python -m pytest -p no:cacheprovider -q -s test_standard.py test_transcripts.py
@@ -72,8 +74,8 @@ $(TOOLS)/wac:
 # The same component with the stdout-sink component plugged into its `sink` import, for hosts
 # that cannot supply one (stock `wasmtime run`). The component itself is not changed.
 cli-component: component $(TOOLS)/wac
-	$(CARGO) build --release --locked -p stdout-sink --target $(WASM_TARGET)
-	$(TOOLS)/wac plug --plug target/$(WASM_TARGET)/release/stdout_sink.wasm $(COMPONENT) -o $(CLI_COMPONENT)
+	$(GUEST_CARGO) build --release --locked -p stdout-sink --target $(WASM_TARGET)
+	$(TOOLS)/wac plug --plug $(WASM_OUT)/stdout_sink.wasm $(COMPONENT) -o $(CLI_COMPONENT)
 
 # Node.js host: jco from the committed lock file, the component transpiled to tests/node/out.
 node-host: component
@@ -89,7 +91,7 @@ portability: build cli-component node-host python-venvs $(TOOLS)/wasmtime
 	cd tests/python && ../../$(PY_VENVS)/protocol/bin/python -m pytest -p no:cacheprovider -q -s test_portability.py
 
 # Start-up and multi-tenant figures (see tests/bench); prints markdown tables.
-bench: build test-components
+bench: build
 	$(CARGO) run --release --locked -p e2e-tests --bin bench
 
 # Where a Benchmark L sync spends its CPU, guest functions named (needs perf).
@@ -99,7 +101,7 @@ profile: build
 lint: wasm-target
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --release --locked -p instagram-connector -p hostile-component -p stdout-sink --target $(WASM_TARGET) -- -D warnings
+	$(GUEST_CARGO) clippy --release --locked -p instagram-connector -p hostile-component -p stdout-sink --target $(WASM_TARGET) -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --locked --no-deps --workspace
 
 clean:

@@ -7,7 +7,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CONTAINERS_CONF="$root/image/containers.conf"
 host="$root/target/release/source-instagram-host"
-component="$root/target/wasm32-wasip2/release/instagram_connector.wasm"
+component="$root/target/guests/wasm32-wasip2/release/instagram_connector.wasm"
 repository="$(sed -n 's/^  dockerRepository: //p' "$root/image/metadata.yaml")"
 tag="$(sed -n 's/^  dockerImageTag: //p' "$root/image/metadata.yaml")"
 

@@ -12,18 +12,20 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
-/// The release host binary; built by `make build` (the tests never build it themselves).
+/// The host CLI, built with the tests (the `e2e-host` binary of this package is the host's own
+/// `main.rs`), beside the running test or bench executable.
 pub fn host_binary() -> PathBuf {
-    let path = workspace_root().join("target/release/source-instagram-host");
-    assert!(path.exists(), "{} is missing: run `make build` (or `make test`) first", path.display());
+    let exe = std::env::current_exe().expect("the test executable");
+    let dir = exe.parent().expect("its directory");
+    let profile_dir = if dir.ends_with("deps") { dir.parent().expect("the profile directory") } else { dir };
+    let path = profile_dir.join("e2e-host");
+    assert!(path.exists(), "{} is missing: run `cargo test --workspace` or `make test`", path.display());
     path
 }
 
-/// The connector component, built once by `make build`.
+/// The connector component, built for the tests by `build.rs`.
 pub fn component() -> PathBuf {
-    let path = workspace_root().join("target/wasm32-wasip2/release/instagram_connector.wasm");
-    assert!(path.exists(), "{} is missing: run `make build` (or `make test`) first", path.display());
-    path
+    PathBuf::from(env!("GUEST_INSTAGRAM_CONNECTOR"))
 }
 
 /// A scratch directory removed on drop.
@@ -312,11 +314,9 @@ impl Output {
     }
 }
 
-/// The misbehaving test component, built once by `make test`.
+/// The misbehaving test component, built for the tests by `build.rs`.
 pub fn hostile_component() -> PathBuf {
-    let path = workspace_root().join("target/wasm32-wasip2/release/hostile_component.wasm");
-    assert!(path.exists(), "{} is missing: run `make test` (it builds the test components)", path.display());
-    path
+    PathBuf::from(env!("GUEST_HOSTILE_COMPONENT"))
 }
 
 /// The most requests in flight at one instant, from the sandbox's timestamps (checked at every

@@ -1,5 +1,6 @@
 //! The catalog `discover` returns, and the configured catalog `read` receives.
 
+use crate::model::SyncMode;
 use crate::protocol::Failure;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -11,8 +12,7 @@ pub fn discovered() -> Result<String, Failure> {
         let schema = crate::packed::unpack(def.schema, &format!("schema of `{}`", def.name))?;
         let schema: Value = serde_json::from_str(&schema)
             .map_err(|e| Failure::system(format!("The built-in schema of `{}` is not valid JSON: {e}", def.name)))?;
-        let modes: Vec<&str> = def.sync_modes.iter().map(|mode| mode.as_str()).collect();
-        let mut stream = json!({"name": def.name, "json_schema": schema, "supported_sync_modes": modes});
+        let mut stream = json!({"name": def.name, "json_schema": schema, "supported_sync_modes": def.sync_modes});
         if let Some(cursor) = def.cursor {
             stream["source_defined_cursor"] = json!(true);
             stream["default_cursor_field"] = json!([cursor]);
@@ -24,23 +24,6 @@ pub fn discovered() -> Result<String, Failure> {
         streams.push(stream);
     }
     Ok(json!({ "streams": streams }).to_string())
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncMode {
-    FullRefresh,
-    Incremental,
-}
-
-impl SyncMode {
-    /// The protocol spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncMode::FullRefresh => "full_refresh",
-            SyncMode::Incremental => "incremental",
-        }
-    }
 }
 
 /// One stream of a configured catalog.

@@ -1,12 +1,14 @@
-//! Graph API paths, field lists and cursor pagination.
+//! Graph API paths, field lists, the shapes of its answers, and cursor pagination
+//! (`docs/graph-api.md`).
 
+use crate::http::answer::{FromMembers, Id, ListOf, Object, Raw, from_object};
 use crate::http::client::GraphClient;
 use crate::http::error::RequestError;
-use crate::http::shape::{self, Answer, Shape, Typed};
+use crate::record::RawRecord;
 use futures::Stream;
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde::de::{self, DeserializeOwned, MapAccess};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 
 /// Page size requested on every paginated call (the reference's `limit=100`).
 pub const PAGE_SIZE: &str = "100";
@@ -25,10 +27,11 @@ pub const COMMENT_FIELDS: &str = "id,text,timestamp,username,like_count,hidden,f
 pub const COMMENTS_PAGE_SIZE: &str = "50";
 pub const STORY_METRICS: &str = "reach,replies,follows,profile_visits,shares,total_interactions,views";
 
-/// The exact message Graph sends when an app lacks a permission (reference §6.2).
+/// The exact message Graph sends when an app lacks a permission (`docs/source-instagram.md` §6.2).
 pub const NO_PERMISSION_MESSAGE: &str = "(#10) Application does not have permission for this action";
 
-/// A rule that turns some Graph errors into "no records" plus an INFO log (reference §1.2).
+/// A rule that turns some Graph errors into "no records" plus an INFO log
+/// (`docs/source-instagram.md` §1.2).
 pub type IgnoreRule = fn(&RequestError) -> Option<String>;
 
 /// media_insights and user_insights: media posted before the business conversion (2108006),
@@ -42,127 +45,167 @@ pub fn ignore_insights_errors(error: &RequestError) -> Option<String> {
     permission.then(|| format!("Check provided permissions for: {}", error.message()))
 }
 
-/// An insights GET that applies `ignore`: `Ok(None)` when the error is one the stream skips
-/// (logged at INFO).
-pub async fn get_or_ignore<T: Answer>(
-    client: &GraphClient<'_>,
-    path: &str,
-    query: &[(&str, &str)],
-    stream: &str,
-    ignore: IgnoreRule,
-) -> Result<Option<T>, RequestError> {
-    apply_ignore(client.get(path, query, Shape::Metrics, stream).await, client, stream, ignore)
-}
-
-/// Applies an ignore rule to an outcome (of a single request or a batch item).
-pub fn apply_ignore<T>(
-    outcome: Result<T, RequestError>,
-    client: &GraphClient<'_>,
-    stream: &str,
-    ignore: IgnoreRule,
-) -> Result<Option<T>, RequestError> {
-    match outcome {
-        Ok(body) => Ok(Some(body)),
-        Err(error) => match ignore(&error) {
-            Some(message) => {
-                client.sink().log(crate::protocol::LogLevel::Info, &format!("{stream}: {message}"));
-                Ok(None)
-            }
-            None => Err(error),
-        },
-    }
-}
-
-/// GETs insights `items` (path and query) singly or through the Batch API, applying `ignore`;
-/// outcomes in the order of `items`.
-pub async fn get_many_or_ignore<T: Answer>(
+/// GETs insights `items` (path and query) singly or through the Batch API; outcomes in the
+/// order of `items`, `Ok(None)` for an error `ignore` skips (logged at INFO).
+pub async fn get_many_or_ignore<T: DeserializeOwned>(
     client: &GraphClient<'_>,
     items: Vec<(String, Vec<(&str, String)>)>,
     batch: bool,
     stream: &str,
     ignore: IgnoreRule,
 ) -> Vec<Result<Option<T>, RequestError>> {
-    let outcomes = get_many(client, &items, batch, Shape::Metrics, stream).await;
-    outcomes.into_iter().map(|outcome| apply_ignore(outcome, client, stream, ignore)).collect()
+    let outcomes = get_many(client, &items, batch, stream).await;
+    let skip = |error: RequestError| match ignore(&error) {
+        Some(message) => {
+            client.sink().log(crate::protocol::LogLevel::Info, &format!("{stream}: {message}"));
+            Ok(None)
+        }
+        None => Err(error),
+    };
+    outcomes.into_iter().map(|outcome| outcome.map(Some).or_else(skip)).collect()
 }
 
 /// GETs `items` (path and query) singly or through the Batch API; outcomes in their order.
-pub async fn get_many<T: Answer>(
+pub async fn get_many<T: DeserializeOwned>(
     client: &GraphClient<'_>,
     items: &[(String, Vec<(&str, String)>)],
     batch: bool,
-    shape: Shape,
     stream: &str,
 ) -> Vec<Result<T, RequestError>> {
     if batch {
-        return client.get_batch(items, shape, stream).await;
+        return client.get_batch(items, stream).await;
     }
     let singles = items.iter().map(|(path, query)| async move {
         let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        client.get(path, &pairs, shape, stream).await
+        client.get(path, &pairs, stream).await
     });
     futures::future::join_all(singles).await
 }
 
-/// An Instagram business account behind a Facebook Page: the parent of every account stream.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Account {
-    pub business_account_id: String,
-    /// `None` when the token cannot list the account's Page (accounts picked by id).
-    pub page_id: Option<String>,
-}
-
-/// An object read from a parent edge (a media item or a story), as its insights child needs it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ObjectRef {
-    pub id: String,
-    pub account: Account,
-    pub media_type: Option<String>,
-    pub media_product_type: Option<String>,
-    /// RFC 3339, as in the parent record (media only).
-    pub timestamp: Option<Value>,
-    /// The media's `comments_count` (replies included), when the parent edge gave it.
-    pub comments_count: Option<u64>,
-}
-
-/// One page of an edge (`{data, paging}`), read straight into its item type.
-#[derive(Deserialize)]
-#[serde(bound = "T: DeserializeOwned")]
+/// One page of an edge (`{data, paging}`): its items, each read as `T` (a [`crate::record::Node`]
+/// or a typed struct, either of which checks its `id`), and the cursor of the next page, if Graph
+/// says there is one. `paging` is read leniently: links of odd shapes end the walk, they never
+/// refuse the page.
 pub struct Edge<T> {
-    #[serde(deserialize_with = "shape::list_of_objects")]
     pub data: Vec<T>,
-    #[serde(default, deserialize_with = "shape::optional_object")]
-    paging: Option<Paging>,
-    #[serde(default, deserialize_with = "shape::present")]
-    error: bool,
+    pub after: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct EdgeFields<T> {
+    data: ListOf<T>,
+    #[serde(default)]
+    paging: Option<Box<RawValue>>,
 }
 
 #[derive(Deserialize)]
 struct Paging {
-    #[serde(default, deserialize_with = "shape::present")]
+    /// Meta omits `next` on the last page (a `null` still counts as there).
+    #[serde(default, deserialize_with = "present")]
     next: bool,
-    #[serde(default, deserialize_with = "shape::optional_object")]
-    cursors: Option<Cursors>,
+    cursors: Cursors,
 }
 
 #[derive(Deserialize)]
 struct Cursors {
+    after: String,
+}
+
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Edge<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let Object(EdgeFields { data: ListOf(data), paging }) = Object::deserialize(deserializer)?;
+        let paging = paging.and_then(|raw| serde_json::from_str::<Paging>(raw.get()).ok());
+        let after = paging.filter(|paging| paging.next).map(|paging| paging.cursors.after).filter(|a| !a.is_empty());
+        Ok(Edge { data, after })
+    }
+}
+
+/// An insights answer (`{data: [metric, …]}`): its metrics, and whatever else the body holds,
+/// kept in place.
+pub struct Metrics {
+    pub metrics: Vec<Metric>,
+    /// The body's other members, in order; `data` stays among them (as `[]`) when it is empty.
+    pub rest: RawRecord,
+}
+
+/// One metric of an insights answer.
+#[derive(Deserialize)]
+pub struct Metric {
+    pub name: Option<String>,
     #[serde(default)]
-    after: Option<Value>,
+    pub values: Vec<MetricValue>,
+    /// Checked where present, like every id (`null` too).
+    #[serde(default, deserialize_with = "present_id")]
+    pub id: Option<Id>,
+}
+
+#[derive(Deserialize)]
+pub struct MetricValue {
+    #[serde(default)]
+    pub value: Option<Raw>,
+    #[serde(default)]
+    pub end_time: Option<String>,
+}
+
+fn present_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Id>, D::Error> {
+    Id::deserialize(deserializer).map(Some)
+}
+
+impl Metric {
+    /// `values[index].value`, or `null` when there is none.
+    pub fn value(&self, index: usize) -> Box<RawValue> {
+        let value = self.values.get(index).and_then(|v| v.value.clone());
+        value.map_or_else(|| RawValue::NULL.to_owned(), |Raw(value)| value)
+    }
+}
+
+impl Metrics {
+    /// The flattened record (§9.3): `{name: values[0].value}` per metric, after the body's other
+    /// members; with no metric, the body as it came.
+    pub fn flatten(self) -> RawRecord {
+        let mut record = self.rest;
+        for metric in self.metrics {
+            if let Some(name) = &metric.name {
+                record.insert(name.clone(), metric.value(0));
+            }
+        }
+        record
+    }
+}
+
+impl<'de> FromMembers<'de> for Metrics {
+    fn from_members<A: MapAccess<'de>>(mut members: A) -> Result<Self, A::Error> {
+        let (mut metrics, mut rest) = (None, RawRecord::default());
+        while let Some(key) = members.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "data" {
+                let ListOf(list) = members.next_value::<ListOf<Metric>>()?;
+                if list.is_empty() {
+                    rest.add("data", &[(); 0]);
+                }
+                metrics = Some(list);
+            } else {
+                rest.insert(key.into_owned(), members.next_value::<Raw>()?.0);
+            }
+        }
+        let metrics = metrics.ok_or_else(|| de::Error::missing_field("data"))?;
+        Ok(Metrics { metrics, rest })
+    }
+}
+
+/// Only from a JSON object (any other kind is named).
+impl<'de> Deserialize<'de> for Metrics {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        from_object(deserializer)
+    }
 }
 
 /// The longest paging cursor followed. Graph's are a few hundred characters; a cursor goes into
 /// the next request's URL, so an absurd one is the answer's fault, not the config's.
 pub const MAX_CURSOR_LENGTH: usize = 2048;
-
-impl<T> Edge<T> {
-    /// The cursor of the page after this one, if Graph says there is one.
-    pub fn next_cursor(&self) -> Option<String> {
-        let paging = self.paging.as_ref().filter(|paging| paging.next)?;
-        let after = paging.cursors.as_ref()?.after.as_ref()?.as_str()?;
-        (!after.is_empty()).then(|| after.to_owned())
-    }
-}
 
 /// `cursor`, if a request can carry it; else the broken answer of `path` that sent it.
 fn usable_cursor(cursor: String, path: &str) -> Result<String, RequestError> {
@@ -173,56 +216,6 @@ fn usable_cursor(cursor: String, path: &str) -> Result<String, RequestError> {
     Err(RequestError::bad_answer(path, what))
 }
 
-/// An item of an edge: kept as JSON (`Value`) or typed.
-pub trait EdgeItem: DeserializeOwned {
-    /// Whether the item passes the `id` check of [`Shape::Records`] (typed items check their
-    /// own `id` as they are read).
-    fn fits(&self) -> bool {
-        true
-    }
-}
-
-impl EdgeItem for Value {
-    fn fits(&self) -> bool {
-        shape::valid_id(self.get("id"))
-    }
-}
-
-impl EdgeItem for crate::transform::RawRecord {
-    fn fits(&self) -> bool {
-        shape::valid_id(self.read::<Value>("id").as_ref())
-    }
-}
-
-impl<T: EdgeItem> Typed for Edge<T> {
-    fn read(body: &[u8]) -> Option<Self> {
-        shape::object_from_slice(body)
-    }
-
-    fn fits(&self) -> bool {
-        !self.error && self.data.iter().all(EdgeItem::fits)
-    }
-
-    /// A page the types refused but the shape check passed (`"paging": null`, a cursor that is
-    /// not a string…), read as leniently as the `Value` path always read pages.
-    fn from_value(body: Value) -> Result<Self, String> {
-        let after = (|| {
-            let paging = body.get("paging")?;
-            paging.get("next")?;
-            paging.get("cursors")?.get("after").cloned()
-        })();
-        let items = match body {
-            Value::Object(mut page) => page.remove("data"),
-            _ => None,
-        };
-        let Some(Value::Array(items)) = items else { return Err("the body has no `data` list".into()) };
-        let data = items.into_iter().map(T::deserialize).collect::<Result<Vec<T>, _>>();
-        let data = data.map_err(|_| "a record has a field of a type Graph does not document".to_owned())?;
-        let paging = after.map(|after| Paging { next: true, cursors: Some(Cursors { after: Some(after) }) });
-        Ok(Edge { data, paging, error: false })
-    }
-}
-
 /// One page of a paginated edge.
 pub struct Page<T> {
     pub records: Vec<T>,
@@ -230,18 +223,9 @@ pub struct Page<T> {
     pub fallback: bool,
 }
 
-/// The records of a paginated edge, one `Vec` per page.
-pub fn pages<'c, T: EdgeItem + 'c>(
-    client: &'c GraphClient<'c>,
-    path: String,
-    query: Vec<(&'static str, String)>,
-    stream: &'c str,
-) -> impl Stream<Item = Result<Vec<T>, RequestError>> + 'c {
-    pages_from(client, path, query, None, stream)
-}
-
-/// [`pages`] from the page after `after` (a cursor of a page already read).
-pub fn pages_from<'c, T: EdgeItem + 'c>(
+/// The records of a paginated edge, one `Vec` per page, from its first page or from the page
+/// after `after` (a cursor of a page already read).
+pub fn pages<'c, T: DeserializeOwned + 'c>(
     client: &'c GraphClient<'c>,
     path: String,
     query: Vec<(&'static str, String)>,
@@ -261,7 +245,7 @@ pub fn pages_from<'c, T: EdgeItem + 'c>(
 /// and the records already read stay delivered. When a page
 /// fails with an error no retry cures (Graph refuses the query) and a `fallback` query is given,
 /// the same page is asked again with it (e.g. without a field expansion).
-pub fn pages_with_fallback<'c, T: EdgeItem + 'c>(
+pub fn pages_with_fallback<'c, T: DeserializeOwned + 'c>(
     client: &'c GraphClient<'c>,
     path: String,
     query: Vec<(&'static str, String)>,
@@ -271,7 +255,7 @@ pub fn pages_with_fallback<'c, T: EdgeItem + 'c>(
     walk(client, path, query, fallback, None, stream)
 }
 
-fn walk<'c, T: EdgeItem + 'c>(
+fn walk<'c, T: DeserializeOwned + 'c>(
     client: &'c GraphClient<'c>,
     path: String,
     query: Vec<(&'static str, String)>,
@@ -309,7 +293,7 @@ fn walk<'c, T: EdgeItem + 'c>(
                     if let Some(after) = after.as_deref() {
                         params.push(("after", after));
                     }
-                    client.get::<Edge<T>>(&path, &params, Shape::Records, stream).await
+                    client.get::<Edge<T>>(&path, &params, stream).await
                 }
             };
             let mut used_fallback = false;
@@ -332,7 +316,7 @@ fn walk<'c, T: EdgeItem + 'c>(
             match answer {
                 Err(error) => Some((Err(error), Cursor::Done)),
                 Ok(edge) => {
-                    let next = match edge.next_cursor().map(|next| usable_cursor(next, &path)) {
+                    let next = match edge.after.map(|next| usable_cursor(next, &path)) {
                         Some(Err(error)) => Cursor::Broken(error),
                         Some(Ok(next)) if !seen.borrow_mut().insert(next.clone()) => {
                             let what = "its paging cursor repeats an earlier page, so the pages would cycle forever";
@@ -347,13 +331,4 @@ fn walk<'c, T: EdgeItem + 'c>(
             }
         }
     })
-}
-
-/// An id that Graph may send as a string or a number, as a string.
-pub fn id_string(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }

@@ -8,12 +8,13 @@ pub mod command_line;
 pub mod config;
 pub mod graph;
 pub mod http;
+pub mod model;
 pub mod packed;
 pub mod protocol;
+pub mod record;
 pub mod source;
 pub mod state;
 pub mod streams;
-pub mod transform;
 pub mod window;
 
 #[cfg(test)]

@@ -1,14 +1,15 @@
 //! The four verbs, independent of WebAssembly: the component glue and native tests both call
 //! these with a [`Runtime`] and a [`Sink`].
 
-use crate::catalog::{self, ConfiguredStream, SyncMode};
+use crate::catalog::{self, ConfiguredStream};
 use crate::config::Config;
-use crate::graph::Account;
 use crate::http::Runtime;
 use crate::http::client::{Budgets, GraphClient, RetryPolicy};
+use crate::model::{Account, SyncMode};
 use crate::protocol::{Failure, FailureType, LogLevel, RedactingSink, Sink, StreamStatus};
 use crate::state::InputState;
-use crate::streams::{self, PageReceiver, PageSender, ParentRun, ReadContext, Reader, StreamDef, StreamOutput, api};
+use crate::streams::{self, ChildRun, ParentRun, Pipes, ReadContext, Reader, StreamDef, StreamOutput, api};
+use crate::window::MediaWindow;
 use futures::FutureExt;
 use futures::future::{LocalBoxFuture, Shared};
 use std::collections::HashMap;
@@ -19,8 +20,8 @@ pub fn spec() -> Result<String, Failure> {
     crate::packed::unpack(crate::packed::packed!("resources/spec.json"), "spec")
 }
 
-/// Validates the config, then reads the first page of `Api` (reference §10.2), or each account
-/// of `account_ids`.
+/// Validates the config, then reads the first page of `Api` (`docs/source-instagram.md` §10.2), or
+/// each account of `account_ids`.
 pub async fn check(config: &str, runtime: &dyn Runtime, sink: &dyn Sink) -> Result<(), Failure> {
     let config = Config::parse(config)?;
     config.check_start_date(runtime.now())?;
@@ -68,40 +69,33 @@ pub async fn read(
         let accounts = accounts.clone();
         async move { Ok::<_, Failure>(accounts.await?.iter().map(|(_, a)| a.clone()).collect::<Vec<Account>>()) }
     };
-    // Each configured stream resolved once: its definition and the mode it runs in.
-    let resolved: Vec<Result<(&'static StreamDef, SyncMode), Failure>> =
-        configured.iter().map(|s| resolve(s, &sink)).collect();
-    // One bounded pipe per synced child, from its parent; and the synced streams that read each
-    // parent's edge (the parent itself included) with their modes, since a parent pages only as
-    // far back as the most demanding of them needs.
-    let mut feeds: HashMap<&str, PageSender> = HashMap::new();
-    let mut intakes: HashMap<&str, PageReceiver> = HashMap::new();
-    let mut readers_of: HashMap<&str, Vec<(&'static str, SyncMode)>> = HashMap::new();
-    for (def, mode) in resolved.iter().flatten() {
-        match def.reader {
-            Reader::Parent(_) => readers_of.entry(def.name).or_default().push((def.name, *mode)),
-            Reader::Child { parent, .. } => {
-                intakes.insert(def.name, feeds.entry(parent).or_default().open());
-                readers_of.entry(parent).or_default().push((def.name, *mode));
+    // Each configured stream planned once, and a pipe from its parent for each child, carrying
+    // the child's window so that the parent pages only as far back as its readers need.
+    let plans: Vec<Result<Plan, Failure>> = configured.iter().map(|s| plan(s, ctx)).collect();
+    let mut pipes: HashMap<&str, Pipes> = HashMap::new();
+    let mut intakes: Vec<_> = plans
+        .iter()
+        .map(|plan| match plan {
+            Ok(Plan { def: StreamDef { reader: Reader::Child { parent, .. }, .. }, window, .. }) => {
+                Some(pipes.entry(*parent).or_default().open(window.clone()))
             }
-            _ => {}
-        }
-    }
+            _ => None,
+        })
+        .collect();
     let outputs: Vec<StreamOutput<'_>> = configured
         .iter()
-        .zip(&resolved)
-        .map(|(s, r)| StreamOutput::new(&s.name, r.as_ref().map_or(SyncMode::FullRefresh, |(_, mode)| *mode), &sink))
+        .zip(&plans)
+        .map(|(s, p)| StreamOutput::new(&s.name, p.as_ref().map_or(SyncMode::FullRefresh, |plan| plan.mode), &sink))
         .collect();
     // A parent's edge, read once the accounts are known, for its own output (if synced) and its
     // children; a failure to list the accounts reaches the children through their pipes.
-    let run_parent = |read: fn(ParentRun<'_>) -> streams::Reading<'_>, name: &str, out, refs: Option<PageSender>| {
-        let consumers = readers_of.get(name).cloned().unwrap_or_default();
+    let run_parent = |read: fn(ParentRun<'_>) -> streams::Reading<'_>, out, window, pipes: Pipes| {
         let accounts = account_list();
         async move {
             match accounts.await {
-                Ok(accounts) => read(ParentRun { ctx, accounts: &accounts, out, refs, consumers }).await,
+                Ok(accounts) => read(ParentRun { ctx, accounts: &accounts, out, window, pipes }).await,
                 Err(failure) => {
-                    streams::feed(refs.as_ref(), Err(failure.clone())).await;
+                    pipes.feed(Err(failure.clone())).await;
                     Err(failure)
                 }
             }
@@ -109,13 +103,13 @@ pub async fn read(
     };
 
     let mut tasks: Vec<LocalBoxFuture<'_, Option<(&str, FailureType)>>> = Vec::new();
-    for ((stream, out), resolved) in configured.iter().zip(&outputs).zip(resolved) {
+    for (index, ((stream, out), plan)) in configured.iter().zip(&outputs).zip(plans).enumerate() {
         // Incremental-capable streams checkpoint their own cursor state.
-        let checkpoints_itself = resolved.as_ref().is_ok_and(|(def, _)| def.supports_incremental());
-        let body: LocalBoxFuture<'_, Result<(), Failure>> = match resolved {
+        let checkpoints_itself = plan.as_ref().is_ok_and(|plan| plan.def.supports_incremental());
+        let body: LocalBoxFuture<'_, Result<(), Failure>> = match plan {
             Err(failure) => async move { Err(failure) }.boxed_local(),
-            Ok((def, _)) => match def.reader {
-                Reader::Accounts => {
+            Ok(Plan { def, window, .. }) => match (&def.reader, intakes[index].take()) {
+                (Reader::Accounts, _) => {
                     let accounts = accounts.clone();
                     async move {
                         // Accounts picked by id without a Page have no Api record.
@@ -124,22 +118,24 @@ pub async fn read(
                     }
                     .boxed_local()
                 }
-                Reader::PerAccount(read) => async move { read(ctx, &account_list().await?, out).await }.boxed_local(),
-                Reader::Parent(read) => run_parent(read, def.name, Some(out), feeds.remove(def.name)).boxed_local(),
-                Reader::Child { read, .. } => match intakes.remove(def.name) {
-                    Some(refs) => read(ctx, refs, out),
-                    None => {
-                        async move { Err(Failure::config(format!("`{}` is listed twice.", def.name))) }.boxed_local()
-                    }
-                },
+                (Reader::PerAccount(read), _) => {
+                    async move { read(ctx, &account_list().await?, out).await }.boxed_local()
+                }
+                (Reader::Parent(read), _) => {
+                    run_parent(*read, Some(out), window, pipes.remove(def.name).unwrap_or_default()).boxed_local()
+                }
+                (Reader::Child { read, .. }, Some(pages)) => read(ChildRun { ctx, pages, window }, out),
+                (Reader::Child { .. }, None) => {
+                    async { Err(Failure::system("a child stream has no pipe")) }.boxed_local()
+                }
             },
         };
         tasks.push(run_stream(stream, out, checkpoints_itself, &sink, body).boxed_local());
     }
-    // Parents that are not synced still feed their synced children.
-    for (parent, refs) in feeds {
+    // Parents that are not synced (or could not start) still feed their synced children.
+    for (parent, pipes) in pipes {
         let Some(Reader::Parent(read)) = streams::find(parent).map(|def| &def.reader) else { continue };
-        let feeding = run_parent(*read, parent, None, Some(refs));
+        let feeding = run_parent(*read, None, None, pipes);
         tasks.push(
             async move {
                 let _ = feeding.await;
@@ -160,6 +156,27 @@ pub async fn read(
         ),
     );
     summarize_failures(&failed)
+}
+
+/// How one configured stream is read: its definition, its mode after the catalog rules, and,
+/// for a stream that reads the media edge through one, its window (made here, once).
+struct Plan {
+    def: &'static StreamDef,
+    mode: SyncMode,
+    window: Option<Rc<MediaWindow>>,
+}
+
+/// Plans `stream`; `Err` fails that stream alone (unknown, or a state it cannot read).
+fn plan(stream: &ConfiguredStream, ctx: &ReadContext<'_>) -> Result<Plan, Failure> {
+    let (def, mode) = resolve(stream, ctx.sink)?;
+    let window = match def.windowed {
+        true => {
+            let lookback = ctx.config.insights_lookback_days;
+            Some(Rc::new(MediaWindow::new(def.name, mode, ctx.state.get(def.name), lookback)?))
+        }
+        false => None,
+    };
+    Ok(Plan { def, mode, window })
 }
 
 /// The read's closing failure: it names the failed streams and carries the most pressing of
@@ -233,7 +250,7 @@ async fn run_stream<'s>(
     match result {
         Ok(()) => {
             if !checkpoints_itself {
-                out.checkpoint(&streams::final_full_refresh_state());
+                out.checkpoint(&crate::model::final_full_refresh_state());
             }
             sink.stream_status(&stream.name, StreamStatus::Complete, None);
             None

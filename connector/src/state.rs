@@ -1,5 +1,6 @@
 //! Incoming state: a JSON array of per-stream STATE messages (current protocol) or the deprecated
-//! object keyed by stream name (reference §12.3).
+//! object keyed by stream name (`docs/airbyte.md`, "State"); and the per-account cursors the
+//! incremental streams keep in it.
 
 use crate::protocol::Failure;
 use chrono::{DateTime, Utc};
@@ -49,17 +50,18 @@ mod tests {
     }
 }
 
-/// The cursor format of since/until and of state: literal `+00:00` (reference §8.2).
+/// The cursor format of since/until and of state: literal `+00:00` (`docs/source-instagram.md` §8.2).
 pub fn format_cursor(moment: DateTime<Utc>) -> String {
     moment.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
 }
 
 /// Lenient: `+00:00`, `Z` and `+0000` (old legacy states used `Z`).
 pub fn parse_cursor(text: &str) -> Option<DateTime<Utc>> {
-    crate::transform::parse_timestamp(text).map(|t| t.with_timezone(&Utc))
+    crate::record::parse_timestamp(text).map(|t| t.with_timezone(&Utc))
 }
 
-/// Rewrites a legacy `{account_id: {"date": …}}` state to the per-partition form (§12.2); a state
+/// Rewrites a legacy `{account_id: {"date": …}}` state to the per-partition form
+/// (`docs/source-instagram.md` §12.2); a state
 /// that already has `states` is returned as it is.
 pub fn migrate_legacy(state: Value) -> Value {
     let Value::Object(map) = state else { return state };
@@ -115,7 +117,7 @@ impl PartitionCursors {
         let Some(state) = state else { return Ok(PartitionCursors { stream, key, cursors }) };
         // The stream was last synced in full refresh (or by a version that had no cursor for it):
         // no cursor yet, so everything is read.
-        if *state == crate::streams::final_full_refresh_state() {
+        if *state == crate::model::final_full_refresh_state() {
             return Ok(PartitionCursors { stream, key, cursors });
         }
         let Some(object) = state.as_object() else {
@@ -188,7 +190,8 @@ impl PartitionCursors {
         }
     }
 
-    /// The state message payload (§12.1). Accounts not read this time keep their cursor.
+    /// The state message payload (`docs/source-instagram.md` §12.1). Accounts not read this time
+    /// keep their cursor.
     pub fn to_state(&self, lookback_window_secs: u64) -> Value {
         let states: Vec<Value> = self
             .cursors
@@ -253,7 +256,7 @@ mod cursor_tests {
 
     #[test]
     fn a_full_refresh_final_state_means_no_cursor_yet() {
-        let after_full_refresh = crate::streams::final_full_refresh_state();
+        let after_full_refresh = crate::model::final_full_refresh_state();
         let cursors = PartitionCursors::read("media", "timestamp", Some(&after_full_refresh)).expect("readable");
         assert_eq!(cursors.get("1"), None);
         assert_eq!(cursors.to_state(0)["states"], json!([]));

@@ -8,11 +8,9 @@
 //! continues from it. Values of media older than the window stay as last synced until a full
 //! refresh (the documented trade-off).
 
-use crate::catalog::SyncMode;
-use crate::graph::{Account, ObjectRef};
+use crate::model::{Account, ObjectRef, Page, SyncMode};
 use crate::protocol::Failure;
 use crate::state::{PartitionCursors, parse_cursor};
-use crate::streams::{Page, PageReceiver, ReadContext};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use std::cell::RefCell;
@@ -30,14 +28,20 @@ pub struct MediaWindow {
 }
 
 impl MediaWindow {
-    /// The window of `stream` read in `mode`, from its incoming state.
-    pub fn new(stream: &'static str, mode: SyncMode, ctx: &ReadContext<'_>) -> Result<MediaWindow, Failure> {
-        let incoming = PartitionCursors::read(stream, KEY, ctx.state.get(stream))?;
+    /// The window of `stream` read in `mode`, from its incoming `state`, re-reading media posted
+    /// within `lookback_days` before the cursor.
+    pub fn new(
+        stream: &'static str,
+        mode: SyncMode,
+        state: Option<&Value>,
+        lookback_days: u32,
+    ) -> Result<MediaWindow, Failure> {
+        let incoming = PartitionCursors::read(stream, KEY, state)?;
         let start = match mode {
             SyncMode::Incremental => incoming.clone(),
             SyncMode::FullRefresh => PartitionCursors::read(stream, KEY, None)?,
         };
-        let lookback = Duration::days(i64::from(ctx.config.insights_lookback_days));
+        let lookback = Duration::days(i64::from(lookback_days));
         Ok(MediaWindow { start, lookback, newest: RefCell::new(incoming) })
     }
 
@@ -60,23 +64,16 @@ impl MediaWindow {
 }
 
 /// The pages of a parent pipe, each cut to the media `window` reads.
-pub fn filter<'w>(refs: PageReceiver, window: &'w MediaWindow) -> impl futures::Stream<Item = Page> + 'w {
+pub fn filter<'w>(
+    refs: impl futures::Stream<Item = Page> + 'w,
+    window: &'w MediaWindow,
+) -> impl futures::Stream<Item = Page> + 'w {
     use futures::StreamExt;
     refs.map(move |page| page.map(|refs| refs.into_iter().filter(|media| window.wants(media)).collect()))
 }
 
-/// How far back `account`'s media edge must be paged for all of `consumers`: `None` for all.
-pub fn paging_start(
-    ctx: &ReadContext<'_>,
-    consumers: &[(&'static str, SyncMode)],
-    account: &Account,
-) -> Option<DateTime<Utc>> {
-    // A stream whose own state is unreadable fails by itself; here it asks for everything.
-    let starts = consumers.iter().map(|(stream, mode)| MediaWindow::new(stream, *mode, ctx).ok()?.start(account));
-    starts.collect::<Option<Vec<_>>>()?.into_iter().min()
-}
-
 /// When a media was posted, from its parent record.
 pub fn posted(media: &ObjectRef) -> Option<DateTime<Utc>> {
-    media.timestamp.as_ref().and_then(Value::as_str).and_then(parse_cursor)
+    let text = serde_json::from_str::<String>(media.timestamp.as_ref()?.get()).ok()?;
+    parse_cursor(&text)
 }

@@ -34,7 +34,8 @@ impl MessageSink for Print {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let in_process = Sandbox::start(SandboxOptions::new(Model::generate(&ModelSpec::default())))?;
     let base_url = std::env::args().nth(1).unwrap_or_else(|| in_process.base_url());
-    let component = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/wasm32-wasip2/release/instagram_connector.wasm");
+    let component =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../target/guests/wasm32-wasip2/release/instagram_connector.wasm");
     let connector = Connector::from_file(component.as_ref())?;
 
     let config = json!({"access_token": in_process.token(), "base_url": base_url}).to_string();

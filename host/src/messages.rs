@@ -70,6 +70,11 @@ pub(crate) fn failure_type_str(failure_type: FailureType) -> &'static str {
     spelling::FAILURE_TYPES[failure_type as usize]
 }
 
+/// `stream: message (failure_type)`, as reports list a stream's failure.
+pub fn describe_stream_failure(stream: &str, failure: &Failure) -> String {
+    format!("{stream}: {} ({})", failure.message, failure_type_str(failure.failure_type))
+}
+
 /// The Airbyte `TRACE` ERROR message for `failure`.
 pub fn trace_error<'a>(stream: Option<&'a str>, failure: &'a Failure) -> airbyte_messages::Message<'a> {
     let error = ErrorTrace {

@@ -8,7 +8,7 @@
 //! a run was killed or its disk filled): no state covers it, so the resumed sync writes it again,
 //! and appending after it would have glued two records into one unreadable line.
 
-use crate::messages::{MessageSink, now_millis};
+use crate::messages::{MessageSink, describe_stream_failure, now_millis};
 use crate::state_file::PersistingSink;
 use crate::{Failure, LogLevel, StreamStatus};
 use serde_json::value::RawValue;
@@ -164,7 +164,7 @@ impl<S: MessageSink> MessageSink for DirectorySink<S> {
     fn error(&mut self, stream: Option<&str>, failure: &Failure) {
         let _ = self.sync_files();
         if let Some(stream) = stream {
-            self.stream_failures.push(crate::read_job::describe_stream_failure(stream, failure));
+            self.stream_failures.push(describe_stream_failure(stream, failure));
         }
         self.inner.error(stream, failure);
     }

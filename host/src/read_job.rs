@@ -3,7 +3,6 @@
 //! (records and states that never reached the disk fail it, whatever the connector said).
 
 use crate::cassette::{Recorder, Replayer, Tape};
-use crate::messages::failure_type_str;
 use crate::output_dir::directory_with_state;
 use crate::progress::ProgressSink;
 use crate::state_file::{self, PersistingSink};
@@ -193,9 +192,4 @@ fn lock(path: &Path) -> Result<std::fs::File, Failure> {
     state_file::lock(path).map_err(|why| {
         failure(FailureType::ConfigError, format!("Cannot use the state file {}: {why}.", path.display()))
     })
-}
-
-/// `stream: message (failure_type)`, as reports list a stream's failure.
-pub fn describe_stream_failure(stream: &str, failure: &Failure) -> String {
-    format!("{stream}: {} ({})", failure.message, failure_type_str(failure.failure_type))
 }

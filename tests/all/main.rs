@@ -4,6 +4,7 @@
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 mod account_selection;
+mod architecture;
 mod catalog_rules;
 mod commands;
 mod comments_and_days;
@@ -19,6 +20,7 @@ mod optimizations;
 mod read_accounts;
 mod registry;
 mod resilience;
+mod schemas;
 mod streams;
 mod stress;
 mod tenants;

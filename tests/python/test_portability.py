@@ -20,7 +20,7 @@ import pytest
 from airbyte_checks import protocol_error
 from conftest import ALL_STREAMS, EXECUTABLE, ROOT, Sandbox, configured_catalog, operator_env
 
-WASM = ROOT / "target" / "wasm32-wasip2" / "release"
+WASM = ROOT / "target" / "guests" / "wasm32-wasip2" / "release"
 COMPONENT = WASM / "instagram_connector.wasm"
 CLI_COMPONENT = WASM / "connector-cli.wasm"
 WASMTIME = ROOT / "target" / "tools" / "bin" / "wasmtime"

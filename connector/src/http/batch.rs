@@ -3,7 +3,7 @@
 //! Encoding and decoding only; sending and retrying are the client's.
 
 use super::HttpResponse;
-use super::shape::{self, Object, Typed};
+use super::answer::Object;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
@@ -41,9 +41,9 @@ pub struct Answers(pub Vec<Option<HttpResponse>>);
 /// An item's answer as Meta sends it.
 #[derive(Deserialize)]
 struct Item {
-    code: u16,
-    #[serde(default, deserialize_with = "shape::list_of_objects")]
-    headers: Vec<Header>,
+    code: u64,
+    #[serde(default)]
+    headers: Vec<Object<Header>>,
     #[serde(default)]
     body: String,
 }
@@ -58,49 +58,12 @@ impl<'de> Deserialize<'de> for Answers {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let items = Vec::<Option<Object<Item>>>::deserialize(deserializer)?;
         let response = |Object(item): Object<Item>| HttpResponse {
-            status: item.code,
-            headers: item.headers.into_iter().map(|h| (h.name.to_ascii_lowercase(), h.value)).collect(),
+            status: u16::try_from(item.code).unwrap_or(500),
+            headers: item.headers.into_iter().map(|Object(h)| (h.name.to_ascii_lowercase(), h.value)).collect(),
             body: item.body.into_bytes(),
         };
         Ok(Answers(items.into_iter().map(|item| item.map(response)).collect()))
     }
-}
-
-impl Typed for Answers {
-    fn read(body: &[u8]) -> Option<Self> {
-        serde_json::from_slice(body).ok()
-    }
-
-    fn fits(&self) -> bool {
-        true // an `{"error": …}` body is not a list, so it never parses as one
-    }
-
-    /// Any answer the typed parse refused (an item of another shape), item by item.
-    fn from_value(body: Value) -> Result<Self, String> {
-        match body {
-            Value::Array(items) => Ok(Answers(items.iter().map(decode).collect())),
-            _ => Err("not one answer per request".into()),
-        }
-    }
-}
-
-/// One item's answer as a response of its own, from any JSON.
-fn decode(answer: &Value) -> Option<HttpResponse> {
-    let code = answer.get("code").and_then(Value::as_u64)?;
-    let headers = answer
-        .get("headers")
-        .and_then(Value::as_array)
-        .map(|headers| {
-            headers
-                .iter()
-                .filter_map(|h| {
-                    Some((h.get("name")?.as_str()?.to_ascii_lowercase(), h.get("value")?.as_str()?.to_owned()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let body = answer.get("body").and_then(Value::as_str).unwrap_or("").as_bytes().to_vec();
-    Some(HttpResponse { status: u16::try_from(code).unwrap_or(500), headers, body })
 }
 
 #[cfg(test)]
@@ -114,11 +77,12 @@ mod tests {
         let batch: Vec<(String, String)> = url::form_urlencoded::parse(form.as_bytes()).into_owned().collect();
         assert_eq!(batch[0].1, r#"[{"method":"GET","relative_url":"1/insights?metric=reach%2Csaved"}]"#);
         let answer = json!({"code": 400, "headers": [{"name": "Retry-After", "value": "3"}], "body": "{}"});
-        let response = decode(&answer).expect("answered");
-        assert_eq!((response.status, response.header("retry-after")), (400, Some("3")));
-        assert!(decode(&Value::Null).is_none());
         let typed: Answers = serde_json::from_value(json!([answer, null])).expect("typed");
         assert_eq!(typed.0[0].as_ref().map(|r| (r.status, r.header("retry-after"))), Some((400, Some("3"))));
-        assert!(typed.0[1].is_none());
+        assert!(typed.0[1].is_none(), "no answer: sent again");
+        // An item of another shape makes the envelope broken: its requests go one by one.
+        for odd in [json!([5]), json!([{"code": "200"}]), json!([{"code": 200, "body": 5}])] {
+            assert!(serde_json::from_value::<Answers>(odd.clone()).is_err(), "{odd}");
+        }
     }
 }

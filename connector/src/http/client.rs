@@ -12,10 +12,10 @@ use super::batch::{self, MAX_BATCH};
 use super::error::{ErrorClass, RequestError, outcome};
 use super::limiter::Limiter;
 use super::pacing::{Admission, Pacer};
-use super::shape::{Answer, Shape};
 use super::{HttpRequest, Method, Runtime, TransportError};
 use crate::protocol::{LogLevel, Sink, StreamStatus};
 use futures::StreamExt;
+use serde::de::DeserializeOwned;
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -169,19 +169,18 @@ impl<'a> GraphClient<'a> {
         url
     }
 
-    /// GET a Graph path; on success the answer, typed or a `Value` checked to have `shape`.
-    /// `stream` names the stream for status messages.
-    pub async fn get<T: Answer>(
+    /// GET a Graph path; on success the answer read as a `T` (see [`super::answer`]). `stream`
+    /// names the stream for status messages.
+    pub async fn get<T: DeserializeOwned>(
         &self,
         path: &str,
         query: &[(&str, &str)],
-        shape: Shape,
         stream: &str,
     ) -> Result<T, RequestError> {
         let request = self.request(Method::Get, self.url(path, query), None);
         let round = |_| async {
             let admission = self.pacer.admit(1, stream, self.runtime, self.sink).await;
-            vec![(0, Attempt::from(self.send(&request, path, shape, Some(admission.sequence)).await))]
+            vec![(0, Attempt::from(self.send(&request, path, Some(admission.sequence)).await))]
         };
         let mut outcomes = self.drive(1, stream, round).await;
         outcomes.pop().unwrap_or_else(|| Err(not_sent(path)))
@@ -191,10 +190,9 @@ impl<'a> GraphClient<'a> {
     /// classified, retried and reported exactly like a single [`get`](Self::get); a batch call
     /// that fails as a whole is waited out and resent like its items, and one that still fails
     /// (or cannot succeed on retry) falls back to single requests. Results follow `items`.
-    pub async fn get_batch<T: Answer>(
+    pub async fn get_batch<T: DeserializeOwned>(
         &self,
         items: &[(String, Vec<(&str, String)>)],
-        shape: Shape,
         stream: &str,
     ) -> Vec<Result<T, RequestError>> {
         // Chunks of up to MAX_BATCH, each cut to what the pacer lets through, sent as admitted.
@@ -206,7 +204,7 @@ impl<'a> GraphClient<'a> {
                 let admission =
                     self.pacer.admit(rest.len().min(MAX_BATCH) as u32, stream, self.runtime, self.sink).await;
                 let chunk: Vec<usize> = rest.drain(..(admission.calls as usize).min(rest.len())).collect();
-                Some((self.batch_round(items, chunk, shape, stream, admission), rest))
+                Some((self.batch_round(items, chunk, stream, admission), rest))
             });
             chunks.buffer_unordered(usize::MAX).concat().await
         };
@@ -312,20 +310,19 @@ impl<'a> GraphClient<'a> {
     }
 
     /// One Batch API round trip for `chunk` of `items`, as per-item attempts.
-    async fn batch_round<T: Answer>(
+    async fn batch_round<T: DeserializeOwned>(
         &self,
         items: &[(String, Vec<(&str, String)>)],
         chunk: Vec<usize>,
-        shape: Shape,
         stream: &str,
         admission: Admission,
     ) -> Vec<(usize, Attempt<T>)> {
         let body = batch::encode(chunk.iter().map(|&index| &items[index]));
         let request = self.request(Method::Post, format!("{}/", self.base_url), Some(body));
         // The items' own answers carry the usage after each of them; the call's is not read.
-        let answers = match self.send(&request, "/ (batch)", Shape::Any, None).await {
+        let answers = match self.send(&request, BATCH_PATH, None).await {
             Ok(batch::Answers(answers)) if answers.len() == chunk.len() => Ok(answers),
-            Ok(_) => Err((RequestError::bad_answer("/ (batch)", "not one answer per request".into()), None)),
+            Ok(_) => Err((RequestError::bad_answer(BATCH_PATH, "not one answer per request".into()), None)),
             Err(failed) => Err(failed),
         };
         match answers {
@@ -337,7 +334,7 @@ impl<'a> GraphClient<'a> {
                     let outcome = match answer {
                         Some(response) => {
                             self.pacer.observe(&response, admission.sequence);
-                            outcome(&response, path, shape)
+                            outcome(&response, path)
                         }
                         // Meta answers null for an item it did not get to: try it again.
                         None => Err((
@@ -369,7 +366,7 @@ impl<'a> GraphClient<'a> {
                 let singles = chunk.into_iter().map(|index| async move {
                     let (path, query) = &items[index];
                     let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                    (index, Attempt::Done(self.get(path, &query, shape, stream).await))
+                    (index, Attempt::Done(self.get(path, &query, stream).await))
                 });
                 futures::future::join_all(singles).await
             }
@@ -386,11 +383,10 @@ impl<'a> GraphClient<'a> {
 
     /// One round trip under the in-flight limit, classified; with the admission's sequence, its
     /// usage headers are read.
-    async fn send<T: Answer>(
+    async fn send<T: DeserializeOwned>(
         &self,
         request: &HttpRequest,
         path: &str,
-        shape: Shape,
         seq: Option<u64>,
     ) -> Result<T, Failed> {
         let _permit = self.limiter.acquire().await;
@@ -401,7 +397,7 @@ impl<'a> GraphClient<'a> {
                 if let Some(sequence) = seq {
                     self.pacer.observe(&response, sequence);
                 }
-                outcome(&response, path, shape)
+                outcome(&response, path)
             }
             Err(error) => Err((RequestError::from_transport(&error, path), None)),
         }
@@ -423,6 +419,9 @@ impl<'a> GraphClient<'a> {
     }
 }
 
+/// How a Batch API call is named in messages (it has no path of its own).
+const BATCH_PATH: &str = "/ (batch)";
+
 fn not_sent(path: &str) -> RequestError {
     RequestError::from_transport(&TransportError::Connection("not sent".into()), path)
 }
@@ -432,8 +431,17 @@ mod tests {
     use super::*;
     use crate::http::HttpResponse;
     use crate::http::error::server_requested_wait;
-    use serde_json::Value;
-    use serde_json::json;
+    use crate::http::testing::{ScriptedRuntime, client as client_of, respond};
+    use crate::protocol::testing::{Message, RecordingSink};
+    use serde_json::{Value, json};
+
+    fn scripted(answer: impl Fn(&HttpRequest) -> Result<HttpResponse, TransportError> + 'static) -> ScriptedRuntime {
+        ScriptedRuntime::new(chrono::Utc::now(), answer)
+    }
+
+    fn get(client: &GraphClient<'_>, path: &str, stream: &str) -> Result<Value, RequestError> {
+        futures::executor::block_on(client.get::<Value>(path, &[], stream))
+    }
 
     #[test]
     fn backoff_schedule_is_the_cdks() {
@@ -447,8 +455,6 @@ mod tests {
     /// server-given wait) gives up within the budget, whatever the budget.
     #[test]
     fn a_request_that_keeps_failing_gives_up_within_its_budget() {
-        use crate::http::testing::{ScriptedRuntime, respond};
-        use crate::protocol::testing::RecordingSink;
         type Answer = fn() -> Result<HttpResponse, TransportError>;
         let throttled =
             || respond(400, json!({"error": {"code": 4, "message": "(#4) Application request limit reached"}}));
@@ -465,12 +471,11 @@ mod tests {
         ];
         for (name, answer) in failures {
             for budget in [0, 1, 7, 60, 150, 155, 400] {
-                let runtime = ScriptedRuntime::new(chrono::Utc::now(), move |_| answer());
+                let runtime = scripted(move |_| answer());
                 let sink = RecordingSink::default();
                 let policy = RetryPolicy::within(Duration::from_secs(budget));
                 let client = GraphClient::new(crate::config::DEFAULT_BASE_URL, "tok", 4, policy, &runtime, &sink);
-                let error =
-                    futures::executor::block_on(client.get::<Value>("/me", &[], Shape::Any, "users")).expect_err(name);
+                let error = get(&client, "/me", "users").expect_err(name);
                 let waited: Duration = runtime.sleeps.borrow().iter().sum();
                 assert!(waited <= Duration::from_secs(budget), "{name}, budget {budget}: waited {waited:?}");
                 assert_eq!(error.to_failure().failure_type, crate::protocol::FailureType::TransientError, "{name}");
@@ -478,17 +483,17 @@ mod tests {
             }
         }
         // The default budget runs the CDK's schedule, the last wait cut to what is left.
-        let runtime = ScriptedRuntime::new(chrono::Utc::now(), |_| respond(502, json!({})));
+        let runtime = scripted(|_| respond(502, json!({})));
         let sink = RecordingSink::default();
-        let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
-        let error = futures::executor::block_on(client.get::<Value>("/me", &[], Shape::Any, "users")).expect_err("502");
+        let client = client_of(&runtime, &sink);
+        let error = get(&client, "/me", "users").expect_err("502");
         let waits: Vec<u64> = runtime.sleeps.borrow().iter().map(Duration::as_secs).collect();
         assert_eq!((waits, error.attempts), (vec![5, 10, 20, 40, 75], 6));
         // A server wait beyond the budget is not waited for at all.
         let retry_after = failures[4].1;
-        let runtime = ScriptedRuntime::new(chrono::Utc::now(), move |_| retry_after());
-        let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
-        let error = futures::executor::block_on(client.get::<Value>("/me", &[], Shape::Any, "users")).expect_err("503");
+        let runtime = scripted(move |_| retry_after());
+        let client = client_of(&runtime, &sink);
+        let error = get(&client, "/me", "users").expect_err("503");
         assert_eq!((runtime.sleeps.borrow().len(), error.attempts), (0, 1));
         assert!(sink.logs().iter().any(|(_, l)| l.contains("server asks to wait 3600 s")), "{:?}", sink.logs());
     }
@@ -498,9 +503,7 @@ mod tests {
     /// outage (transient).
     #[test]
     fn a_base_url_that_leads_nowhere_is_the_users_to_fix() {
-        use crate::http::testing::{ScriptedRuntime, respond};
         use crate::protocol::FailureType::{ConfigError, TransientError};
-        use crate::protocol::testing::RecordingSink;
         let refused = || Err(TransportError::Connection("connection refused".into()));
         let denied = || Err(TransportError::Denied("not allowed".into()));
         let redirect = || {
@@ -517,12 +520,10 @@ mod tests {
             (crate::config::DEFAULT_BASE_URL, redirect, ConfigError),
         ];
         for (base_url, answer, expected) in cases {
-            let runtime = ScriptedRuntime::new(chrono::Utc::now(), move |_| answer());
+            let runtime = scripted(move |_| answer());
             let sink = RecordingSink::default();
             let client = GraphClient::new(base_url, "tok", 4, RetryPolicy::default(), &runtime, &sink);
-            let failure = futures::executor::block_on(client.get::<Value>("/me", &[], Shape::Any, "users"))
-                .expect_err("fails")
-                .to_failure();
+            let failure = get(&client, "/me", "users").expect_err("fails").to_failure();
             assert_eq!(failure.failure_type, expected, "{base_url}: {}", failure.message);
             if expected == ConfigError {
                 assert!(failure.message.contains("`base_url`"), "{}", failure.message);
@@ -531,14 +532,14 @@ mod tests {
         }
         // Once anything answered, `base_url` is right: a refusal later is an outage.
         let calls = Cell::new(0);
-        let runtime = ScriptedRuntime::new(chrono::Utc::now(), move |_| {
+        let runtime = scripted(move |_| {
             calls.set(calls.get() + 1);
             if calls.get() == 1 { respond(200, json!({"id": "1"})) } else { refused() }
         });
         let sink = RecordingSink::default();
         let client = GraphClient::new("http://127.0.0.1:9/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
-        assert!(futures::executor::block_on(client.get::<Value>("/me", &[], Shape::Any, "users")).is_ok());
-        let later = futures::executor::block_on(client.get::<Value>("/x", &[], Shape::Any, "users")).expect_err("down");
+        assert!(get(&client, "/me", "users").is_ok());
+        let later = get(&client, "/x", "users").expect_err("down");
         assert_eq!(later.to_failure().failure_type, TransientError);
     }
 
@@ -546,10 +547,8 @@ mod tests {
     /// fallback would spend the budget twice), until one of them succeeds.
     #[test]
     fn a_stream_whose_request_gave_up_does_not_spend_the_budget_again() {
-        use crate::http::testing::{ScriptedRuntime, respond};
-        use crate::protocol::testing::RecordingSink;
-        let healthy = std::cell::Cell::new(false);
-        let runtime = ScriptedRuntime::new(chrono::Utc::now(), move |request| {
+        let healthy = Cell::new(false);
+        let runtime = scripted(move |request| {
             if request.url.ends_with("/ok") || healthy.get() {
                 healthy.set(request.url.ends_with("/ok") || healthy.get());
                 respond(200, json!({"ok": true}))
@@ -558,9 +557,8 @@ mod tests {
             }
         });
         let sink = RecordingSink::default();
-        let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
-        let get =
-            |path: &str, stream: &str| futures::executor::block_on(client.get::<Value>(path, &[], Shape::Any, stream));
+        let client = client_of(&runtime, &sink);
+        let get = |path: &str, stream: &str| futures::executor::block_on(client.get::<Value>(path, &[], stream));
         assert_eq!(get("/a", "media").expect_err("down").attempts, 6);
         let slept = runtime.sleeps.borrow().len();
         assert_eq!(get("/b", "media").expect_err("down").attempts, 1, "no second budget for the same stream");
@@ -572,19 +570,13 @@ mod tests {
 
     #[test]
     fn retries_wait_the_cdk_schedule_then_give_up_with_six_attempts() {
-        use crate::http::testing::{ScriptedRuntime, respond};
-        use crate::protocol::testing::{Message, RecordingSink};
-        let runtime = ScriptedRuntime::new(chrono::Utc::now(), |_| {
-            respond(
-                400,
-                serde_json::json!({"error": {"message": "(#80002) There have been too many calls", "code": 80002}}),
-            )
+        let runtime = scripted(|_| {
+            respond(400, json!({"error": {"message": "(#80002) There have been too many calls", "code": 80002}}))
         });
         let sink = RecordingSink::default();
         let policy = RetryPolicy::within(Duration::from_secs(1000));
         let client = GraphClient::new("http://x/v23.0", "tok", 4, policy, &runtime, &sink);
-        let error = futures::executor::block_on(client.get::<Value>("/me/accounts", &[], Shape::Any, "Api"))
-            .expect_err("throttled");
+        let error = get(&client, "/me/accounts", "Api").expect_err("throttled");
         assert_eq!(error.attempts, 6);
         let waits: Vec<u64> = runtime.sleeps.borrow().iter().map(Duration::as_secs).collect();
         assert_eq!(waits, vec![5, 10, 20, 40, 80]);
@@ -600,30 +592,22 @@ mod tests {
 
     #[test]
     fn a_transient_fault_is_retried_once_and_succeeds() {
-        use crate::http::testing::{ScriptedRuntime, respond};
-        use crate::protocol::testing::RecordingSink;
-        let calls = std::cell::Cell::new(0);
-        let runtime = ScriptedRuntime::new(chrono::Utc::now(), move |_| {
+        let calls = Cell::new(0);
+        let runtime = scripted(move |_| {
             calls.set(calls.get() + 1);
-            if calls.get() == 1 {
-                respond(503, serde_json::json!({}))
-            } else {
-                respond(200, serde_json::json!({"ok": true}))
-            }
+            if calls.get() == 1 { respond(503, json!({})) } else { respond(200, json!({"ok": true})) }
         });
         let sink = RecordingSink::default();
-        let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
-        let body = futures::executor::block_on(client.get::<Value>("/me", &[], Shape::Any, "users")).expect("retried");
+        let client = client_of(&runtime, &sink);
+        let body = get(&client, "/me", "users").expect("retried");
         assert_eq!(body["ok"], true);
         assert_eq!(runtime.sleeps.borrow().as_slice(), [Duration::from_secs(5)]);
     }
 
     #[test]
     fn batch_items_are_classified_and_retried_like_single_requests() {
-        use crate::http::testing::{ScriptedRuntime, respond};
-        use crate::protocol::testing::RecordingSink;
-        let round = std::cell::Cell::new(0);
-        let runtime = ScriptedRuntime::new(chrono::Utc::now(), move |request| {
+        let round = Cell::new(0);
+        let runtime = scripted(move |request| {
             round.set(round.get() + 1);
             let body = String::from_utf8(request.body.clone().unwrap_or_default()).unwrap_or_default();
             let form: std::collections::HashMap<String, String> =
@@ -647,13 +631,13 @@ mod tests {
             respond(200, Value::Array(answers))
         });
         let sink = RecordingSink::default();
-        let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
+        let client = client_of(&runtime, &sink);
         let items: Vec<(String, Vec<(&str, String)>)> =
             ["/ok/insights", "/bad/insights", "/slow/insights", "/lost/insights"]
                 .iter()
                 .map(|p| (p.to_string(), vec![("metric", "reach,saved".to_string())]))
                 .collect();
-        let results = futures::executor::block_on(client.get_batch::<Value>(&items, Shape::Any, "media_insights"));
+        let results = futures::executor::block_on(client.get_batch::<Value>(&items, "media_insights"));
         assert_eq!(results[0].as_ref().ok().map(|b| b["url"].clone()), Some(json!("ok/insights?metric=reach%2Csaved")));
         let bad = results[1].as_ref().expect_err("fatal item");
         assert_eq!((bad.code(), bad.attempts), (Some(100), 1), "a fatal item is not retried");
@@ -664,10 +648,8 @@ mod tests {
 
     #[test]
     fn a_throttled_batch_call_is_waited_out_and_resent() {
-        use crate::http::testing::{ScriptedRuntime, respond};
-        use crate::protocol::testing::RecordingSink;
-        let round = std::cell::Cell::new(0);
-        let runtime = ScriptedRuntime::new(chrono::Utc::now(), move |_| {
+        let round = Cell::new(0);
+        let runtime = scripted(move |_| {
             round.set(round.get() + 1);
             if round.get() == 1 {
                 respond(400, json!({"error": {"code": 4, "message": "(#4) Application request limit reached"}}))
@@ -676,9 +658,9 @@ mod tests {
             }
         });
         let sink = RecordingSink::default();
-        let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
+        let client = client_of(&runtime, &sink);
         let items = vec![("/a".to_string(), vec![]), ("/b".to_string(), vec![])];
-        let results = futures::executor::block_on(client.get_batch::<Value>(&items, Shape::Any, "media_insights"));
+        let results = futures::executor::block_on(client.get_batch::<Value>(&items, "media_insights"));
         assert!(results.iter().all(Result::is_ok));
         assert_eq!(runtime.requests.borrow().len(), 2, "the batch is resent, not split into singles");
         assert_eq!(runtime.sleeps.borrow().as_slice(), [Duration::from_secs(5)]);
@@ -686,17 +668,15 @@ mod tests {
 
     #[test]
     fn a_broken_batch_answer_falls_back_to_single_requests_and_an_outage_does_not() {
-        use crate::http::testing::{ScriptedRuntime, respond};
-        use crate::protocol::testing::RecordingSink;
         let items = vec![("/a".to_string(), vec![]), ("/b".to_string(), vec![])];
         let broken = |post: Result<HttpResponse, TransportError>| {
-            let runtime = ScriptedRuntime::new(chrono::Utc::now(), move |request| match request.method {
+            let runtime = scripted(move |request| match request.method {
                 Method::Post => post.clone(),
                 Method::Get => respond(200, json!({"single": true})),
             });
             let sink = RecordingSink::default();
-            let client = GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), &runtime, &sink);
-            let results = futures::executor::block_on(client.get_batch::<Value>(&items, Shape::Any, "story_insights"));
+            let client = client_of(&runtime, &sink);
+            let results = futures::executor::block_on(client.get_batch::<Value>(&items, "story_insights"));
             let singles = runtime.requests.borrow().iter().filter(|url| !url.ends_with("/v23.0/")).count();
             (results.iter().all(|r| r.as_ref().is_ok_and(|b| b["single"] == true)), singles)
         };

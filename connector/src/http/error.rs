@@ -5,37 +5,13 @@
 //! reference connector does) fails a sync on a throttle that a wait would have cured, and hides
 //! an expired token behind "Bad request".
 
-use super::shape::{Answer, Shape};
+pub use super::answer::GraphError;
+use super::answer::{self, Answered, ErrorBody};
 use super::{HttpResponse, TransportError};
 use crate::protocol::{Failure, FailureType};
-use serde_json::Value;
-
-/// The `error` object of a Graph API error body.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct GraphError {
-    pub code: Option<i64>,
-    pub subcode: Option<i64>,
-    pub message: String,
-    pub error_type: Option<String>,
-    pub is_transient: bool,
-    pub fbtrace_id: Option<String>,
-}
+use serde::de::DeserializeOwned;
 
 impl GraphError {
-    /// The `error` object of a body, if the body has one.
-    pub fn from_body(body: &Value) -> Option<GraphError> {
-        let error = body.get("error")?;
-        let int = |key: &str| error.get(key).and_then(Value::as_i64);
-        Some(GraphError {
-            code: int("code"),
-            subcode: int("error_subcode"),
-            message: error.get("message").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            error_type: error.get("type").and_then(Value::as_str).map(str::to_owned),
-            is_transient: error.get("is_transient").and_then(Value::as_bool).unwrap_or(false),
-            fbtrace_id: error.get("fbtrace_id").and_then(Value::as_str).map(str::to_owned),
-        })
-    }
-
     fn describe(&self) -> String {
         match (self.code, self.subcode) {
             (Some(code), Some(sub)) => format!("Graph API error {code}/{sub}: {}", self.message),
@@ -59,7 +35,7 @@ pub enum ErrorClass {
     Transient,
     /// The token is bad: only the user can fix it.
     Auth,
-    /// A success answer with a body this connector cannot use (see [`super::shape`]).
+    /// A success answer with a body this connector cannot use (see [`super::answer`]).
     BadAnswer,
     /// The request cannot be sent as built. The config's parts are checked before any request,
     /// so it is a server-supplied part (an id, a cursor) that made it unsendable: no retry helps.
@@ -103,12 +79,17 @@ impl RequestError {
         RequestError { class, status: None, graph: None, detail: error.describe(), attempts: 1, path: path.into() }
     }
 
-    /// Classifies a non-success response, or a success response with an `error` body.
-    pub fn from_response(response: &HttpResponse, body: Option<&Value>, path: &str) -> RequestError {
-        let graph = body.and_then(GraphError::from_body).map(Box::new);
+    /// Classifies a non-success response, or a success response with an `error` body; `body` is
+    /// what the body says (`Err` when it is not JSON).
+    pub fn from_response(response: &HttpResponse, body: ErrorBody, path: &str) -> RequestError {
+        let json = body != ErrorBody::NotJson;
+        let graph = match body {
+            ErrorBody::Graph(error) => Some(Box::new(error)),
+            _ => None,
+        };
         let class = classify(response.status, graph.as_deref());
         // Never the body itself: a proxy's or server's page may echo the request, token included.
-        let detail = match (&graph, body) {
+        let detail = match (&graph, json) {
             _ if class == ErrorClass::Misdirected => {
                 // Only the origin of the redirect: its path or query may carry the token.
                 let target = response.header("location").and_then(|l| url::Url::parse(l).ok());
@@ -116,8 +97,8 @@ impl RequestError {
                 format!("the server answered HTTP {} with a redirect to {origin}", response.status)
             }
             (Some(_), _) => String::new(),
-            (None, Some(_)) => format!("a JSON body of {} bytes without a Graph `error`", response.body.len()),
-            (None, None) => format!("a body of {} bytes that is not JSON", response.body.len()),
+            (None, true) => format!("a JSON body of {} bytes without a Graph `error`", response.body.len()),
+            (None, false) => format!("a body of {} bytes that is not JSON", response.body.len()),
         };
         RequestError { class, status: Some(response.status), graph, detail, attempts: 1, path: path.into() }
     }
@@ -260,33 +241,21 @@ pub type Failed = (RequestError, Option<std::time::Duration>);
 
 /// A response's outcome: the answer of a success, or the classified error (the same rules for
 /// a single request and for a batch item).
-pub fn outcome<T: Answer>(response: &HttpResponse, path: &str, shape: Shape) -> Result<T, Failed> {
-    let ok_status = (200..300).contains(&response.status);
-    // Raw fields pass through unparsed, so depth is bounded here, before any record is built.
-    // The Batch API envelope (`Shape::Any`) emits nothing: its items are checked one by one.
-    let limit = airbyte_messages::depth::MAX_DEPTH;
-    if ok_status && shape != Shape::Any && airbyte_messages::depth::nests_deeper_than(&response.body, limit) {
-        let what = format!("it nests more than {limit} levels deep (Graph's answers nest about ten)");
-        return Err((RequestError::bad_answer(path, what), None));
+pub fn outcome<T: DeserializeOwned>(response: &HttpResponse, path: &str) -> Result<T, Failed> {
+    if (200..300).contains(&response.status) {
+        return match answer::read::<T>(&response.body) {
+            Ok(Answered::Value(answer)) => Ok(answer),
+            Ok(Answered::Error(graph)) => Err(failed(response, ErrorBody::Graph(graph), path)),
+            Err(what) => Err((RequestError::bad_answer(path, what), None)),
+        };
     }
-    if ok_status && let Some(answer) = T::parse(&response.body) {
-        return Ok(answer);
-    }
-    let body: Option<Value> = serde_json::from_slice(&response.body).ok();
-    match body {
-        Some(body) if ok_status && body.get("error").is_none() => {
-            match shape.check(&body).and_then(|()| T::from_checked(body)) {
-                Ok(answer) => Ok(answer),
-                Err(what) => Err((RequestError::bad_answer(path, what), None)),
-            }
-        }
-        None if ok_status => Err((RequestError::bad_answer(path, "the body is not JSON".into()), None)),
-        body => {
-            let error = RequestError::from_response(response, body.as_ref(), path);
-            let wait = server_requested_wait(response, error.class);
-            Err((error, wait))
-        }
-    }
+    Err(failed(response, answer::error_body(&response.body), path))
+}
+
+fn failed(response: &HttpResponse, body: ErrorBody, path: &str) -> Failed {
+    let error = RequestError::from_response(response, body, path);
+    let wait = server_requested_wait(response, error.class);
+    (error, wait)
 }
 
 /// The wait a response asks for: `Retry-After` (seconds), or for throttling the largest
@@ -304,13 +273,9 @@ pub(crate) fn server_requested_wait(response: &HttpResponse, class: ErrorClass) 
 /// Graph's estimate of when a spent quota frees up: the largest `estimated_time_to_regain_access`
 /// (minutes) in `X-Business-Use-Case-Usage`, when above zero.
 pub(crate) fn regain_estimate(response: &HttpResponse) -> Option<std::time::Duration> {
-    let usage: Value = serde_json::from_str(response.header("x-business-use-case-usage")?).ok()?;
-    let minutes = usage
-        .as_object()?
-        .values()
-        .filter_map(Value::as_array)
-        .flatten()
-        .filter_map(|entry| entry.get("estimated_time_to_regain_access").and_then(Value::as_u64))
+    let minutes = super::pacing::business_usage(response)?
+        .iter()
+        .filter_map(|entry| entry.estimated_time_to_regain_access)
         .max()
         .filter(|m| *m > 0)?;
     Some(std::time::Duration::from_secs(minutes.saturating_mul(60)))
@@ -319,15 +284,17 @@ pub(crate) fn regain_estimate(response: &HttpResponse) -> Option<std::time::Dura
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
-    fn response(status: u16, body: &Value) -> (HttpResponse, Value) {
-        (HttpResponse { status, headers: vec![], body: body.to_string().into_bytes() }, body.clone())
+    fn response(status: u16, body: &Value) -> (HttpResponse, ErrorBody) {
+        let bytes = body.to_string().into_bytes();
+        let graph = answer::error_body(&bytes);
+        (HttpResponse { status, headers: vec![], body: bytes }, graph)
     }
 
     fn class_of(status: u16, body: Value) -> ErrorClass {
         let (r, b) = response(status, &body);
-        RequestError::from_response(&r, Some(&b), "/x").class
+        RequestError::from_response(&r, b, "/x").class
     }
 
     #[test]
@@ -348,7 +315,7 @@ mod tests {
         let body =
             json!({"error": {"message": "Error validating access token", "code": 190, "type": "OAuthException"}});
         let (r, b) = response(400, &body);
-        let err = RequestError::from_response(&r, Some(&b), "/me/accounts");
+        let err = RequestError::from_response(&r, b, "/me/accounts");
         assert_eq!(err.class, ErrorClass::Auth);
         let failure = err.to_failure();
         assert_eq!(failure.failure_type, FailureType::ConfigError);
@@ -372,12 +339,12 @@ mod tests {
     fn fatal_400_uses_the_cdk_wording_plus_the_graph_cause() {
         let body = json!({"error": {"message": "(#100) Invalid parameter", "code": 100, "fbtrace_id": "T1"}});
         let (r, b) = response(400, &body);
-        let f = RequestError::from_response(&r, Some(&b), "/1/insights").to_failure();
+        let f = RequestError::from_response(&r, b, "/1/insights").to_failure();
         assert_eq!(f.failure_type, FailureType::SystemError);
         assert!(f.message.starts_with("HTTP Status Code: 400. Error: Bad request."), "{}", f.message);
         assert!(f.message.contains("(#100) Invalid parameter"));
         let (r, b) = response(403, &json!({"error": {"message": "nope", "code": 200}}));
-        let f = RequestError::from_response(&r, Some(&b), "/x").to_failure();
+        let f = RequestError::from_response(&r, b, "/x").to_failure();
         assert_eq!(f.failure_type, FailureType::ConfigError);
         assert!(f.message.contains("Forbidden"));
     }
@@ -385,7 +352,7 @@ mod tests {
     #[test]
     fn exhausted_rate_limit_message_starts_with_the_reference_text() {
         let (r, b) = response(400, &json!({"error": {"message": "busy", "code": 80002}}));
-        let mut err = RequestError::from_response(&r, Some(&b), "/x");
+        let mut err = RequestError::from_response(&r, b, "/x");
         err.attempts = 6;
         let f = err.to_failure();
         assert!(f.message.starts_with("Rate limit exceeded for Instagram Graph API."));

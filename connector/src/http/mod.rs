@@ -8,15 +8,16 @@
 //! * [`limiter`] caps requests in flight at `num_workers`.
 //! * [`pacing`] keeps the calls in flight under Meta's reported quota usage.
 //! * [`error`] classifies a response by HTTP status **and** Graph error body.
-//! * [`shape`] checks that a successful answer has the shape its caller asked for.
+//! * [`answer`] reads an answer once, straight into the type its caller asked for, and says
+//!   what is wrong with one that does not fit.
 //! * [`client`] puts them together: send, classify, back off, retry.
 
+pub mod answer;
 pub mod batch;
 pub mod client;
 pub mod error;
 pub mod limiter;
 pub mod pacing;
-pub mod shape;
 #[cfg(test)]
 pub mod testing;
 

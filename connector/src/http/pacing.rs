@@ -18,8 +18,9 @@
 
 use super::{HttpResponse, Runtime};
 use crate::protocol::{LogLevel, Sink, StreamStatus};
-use serde_json::Value;
+use serde::Deserialize;
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
@@ -288,17 +289,36 @@ impl Drop for Admission {
     }
 }
 
+/// One usage figure set, as `X-App-Usage` holds one and `X-Business-Use-Case-Usage` one per
+/// business and use case (percentages; `docs/graph-api.md`, "Rate limits").
+#[derive(Deserialize)]
+pub struct Usage {
+    call_count: Option<f64>,
+    total_cputime: Option<f64>,
+    total_time: Option<f64>,
+    /// Minutes until a throttled quota frees up (0 when not throttled).
+    pub estimated_time_to_regain_access: Option<u64>,
+}
+
+impl Usage {
+    fn highest(&self) -> Option<f64> {
+        [self.call_count, self.total_cputime, self.total_time].into_iter().flatten().reduce(f64::max)
+    }
+}
+
+/// Every figure set of `X-Business-Use-Case-Usage`, if the answer has the header.
+pub fn business_usage(response: &HttpResponse) -> Option<Vec<Usage>> {
+    let header = response.header("x-business-use-case-usage")?;
+    let accounts: BTreeMap<String, Vec<Usage>> = serde_json::from_str(header).ok()?;
+    Some(accounts.into_values().flatten().collect())
+}
+
 /// The highest percentage in `X-App-Usage` and `X-Business-Use-Case-Usage`, if either is there.
 pub fn usage_percent(response: &HttpResponse) -> Option<f64> {
-    let figures = |value: &Value| -> Option<f64> {
-        ["call_count", "total_cputime", "total_time"].iter().filter_map(|k| value.get(*k)?.as_f64()).reduce(f64::max)
-    };
-    let app = response.header("x-app-usage").and_then(|h| serde_json::from_str::<Value>(h).ok());
-    let app = app.as_ref().and_then(figures);
-    let business = response.header("x-business-use-case-usage").and_then(|h| serde_json::from_str::<Value>(h).ok());
-    let business = business.as_ref().and_then(Value::as_object).and_then(|accounts| {
-        accounts.values().filter_map(Value::as_array).flatten().filter_map(figures).reduce(f64::max)
-    });
+    let app = response.header("x-app-usage").and_then(|h| serde_json::from_str::<Usage>(h).ok());
+    let app = app.as_ref().and_then(Usage::highest);
+    let business =
+        business_usage(response).and_then(|entries| entries.iter().filter_map(Usage::highest).reduce(f64::max));
     [app, business].into_iter().flatten().reduce(f64::max)
 }
 

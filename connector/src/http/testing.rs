@@ -1,6 +1,7 @@
 //! A scripted [`Runtime`] for native tests: answers requests from a closure, records every
 //! request and every requested sleep, and never waits: a sleep moves its clock on instead.
 
+use super::client::{GraphClient, RetryPolicy};
 use super::{HttpRequest, HttpResponse, Runtime, TransportError};
 use chrono::{DateTime, Utc};
 use futures::future::LocalBoxFuture;
@@ -29,6 +30,11 @@ impl ScriptedRuntime {
             sleeps: RefCell::new(Vec::new()),
         }
     }
+}
+
+/// A client of `runtime` with the default retry policy, at a `base_url` that is not the Graph API's.
+pub fn client<'a>(runtime: &'a ScriptedRuntime, sink: &'a dyn crate::protocol::Sink) -> GraphClient<'a> {
+    GraphClient::new("http://x/v23.0", "tok", 4, RetryPolicy::default(), runtime, sink)
 }
 
 /// A JSON response.

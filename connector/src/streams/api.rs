@@ -1,14 +1,16 @@
 //! `Api`: the Facebook Pages of the token's user that have an Instagram business account
-//! (reference §3). Also the parent of every other stream and the `check` probe.
+//! (`docs/source-instagram.md` §3). Also the parent of every other stream and the `check` probe.
 
 use super::{Reader, StreamDef};
-use crate::graph::{self, ACCOUNTS_FIELDS, ACCOUNTS_PATH, Account};
+use crate::graph::{self, ACCOUNTS_FIELDS, ACCOUNTS_PATH};
+use crate::http::answer::{Id, Object};
 use crate::http::client::GraphClient;
 use crate::http::error::{ErrorClass, RequestError};
-use crate::http::shape::Shape;
+use crate::model::Account;
 use crate::protocol::{Failure, LogLevel, Sink};
+use crate::record::{Node, RawRecord};
 use futures::StreamExt;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 pub const NAME: &str = "Api";
 
@@ -18,26 +20,58 @@ pub const STREAM: StreamDef =
 /// The record schema `discover` returns.
 pub const SCHEMA: &[u8] = crate::packed::packed!("src/streams/schemas/api.json");
 
+/// An item of `/me/accounts`: a Page, and the id of the Instagram account it links, checked as
+/// the answer is read (an id no Graph id looks like makes the answer broken, not the Page
+/// skipped). `linked`: `None` without a link (not an Api record), `Some(None)` for a link
+/// without an id (`null`, `{}`: skipped with a WARN).
+pub struct PageItem {
+    page: Node,
+    linked: Option<Option<Id>>,
+}
+
+impl<'de> Deserialize<'de> for PageItem {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Linked {
+            id: Option<Id>,
+        }
+        let page = Node::deserialize(deserializer)?;
+        let linked = page.record.get("instagram_business_account").map(|raw| {
+            let linked = serde_json::from_str::<Option<Object<Linked>>>(raw.get()).map_err(|error| {
+                let fault = error.to_string();
+                let fault = fault.rsplit_once(" at line ").map_or(fault.as_str(), |(words, _)| words);
+                serde::de::Error::custom(format!("has an `instagram_business_account` that {fault}"))
+            })?;
+            Ok(linked.and_then(|Object(linked)| linked.id))
+        });
+        Ok(PageItem { page, linked: linked.transpose()? })
+    }
+}
+
+/// The `account` an Api record carries.
+#[derive(Serialize)]
+struct Pair<'a> {
+    business_account_id: &'a str,
+    page_id: &'a str,
+}
+
 /// Turns one `/me/accounts` item into an `Api` record, or `None` for a page without a usable
 /// Instagram business account.
-pub fn transform(page: Value, sink: &dyn Sink) -> Option<(Value, Account)> {
-    let Value::Object(mut page) = page else {
+pub fn transform(item: PageItem, sink: &dyn Sink) -> Option<(RawRecord, Account)> {
+    let PageItem { page: Node { mut record, id }, linked } = item;
+    let Some(business_account_id) = linked?.map(|id| id.text()) else {
+        sink.log(LogLevel::Warn, "Api: skipping a page whose instagram_business_account.id is missing");
         return None;
     };
-    let ig = page.remove("instagram_business_account")?;
-    let page_id = graph::id_string(page.get("id"));
-    let business_account_id = graph::id_string(ig.get("id"));
-    let (Some(page_id), Some(business_account_id)) = (page_id, business_account_id) else {
-        sink.log(LogLevel::Warn, "Api: skipping a page whose id or instagram_business_account.id is missing");
-        return None;
-    };
-    page.insert("id".into(), Value::String(page_id.clone()));
-    page.insert("account".into(), json!({"business_account_id": business_account_id, "page_id": page_id}));
-    Some((Value::Object(page), Account { business_account_id, page_id: Some(page_id) }))
+    record.remove("instagram_business_account");
+    let page_id = id.text();
+    record.add("id", &page_id);
+    record.add("account", &Pair { business_account_id: &business_account_id, page_id: &page_id });
+    Some((record, Account { business_account_id, page_id: Some(page_id) }))
 }
 
 /// An account to sync, with the Api record of its Page (`None`: read by id, Page unknown).
-pub type SyncedAccount = (Option<Value>, Account);
+pub type SyncedAccount = (Option<RawRecord>, Account);
 
 /// The accounts to sync, with the Api records of their Pages. Without `selected` ids: every
 /// account linked to a Page of `/me/accounts`. With them: those accounts only, in that order. A
@@ -95,18 +129,18 @@ pub async fn read_all(client: &GraphClient<'_>, selected: &[String]) -> Result<V
 }
 
 /// Every page of `/me/accounts`, as Api records with their accounts.
-async fn list_pages(client: &GraphClient<'_>) -> Result<Vec<(Value, Account)>, RequestError> {
+async fn list_pages(client: &GraphClient<'_>) -> Result<Vec<(RawRecord, Account)>, RequestError> {
     let mut out = Vec::new();
-    let mut pages = std::pin::pin!(graph::pages(client, ACCOUNTS_PATH.into(), fields(), NAME));
+    let mut pages = std::pin::pin!(graph::pages(client, ACCOUNTS_PATH.into(), fields(), None, NAME));
     while let Some(page) = pages.next().await {
-        out.extend(page?.into_iter().filter_map(|p| transform(p, client.sink())));
+        out.extend(page?.into_iter().filter_map(|item: PageItem| transform(item, client.sink())));
     }
     Ok(out)
 }
 
 /// Proves the token can read one Instagram account.
-async fn read_by_id(client: &GraphClient<'_>, id: &str) -> Result<Value, RequestError> {
-    client.get(&format!("/{id}"), &[("fields", "id")], Shape::Node, NAME).await
+async fn read_by_id(client: &GraphClient<'_>, id: &str) -> Result<Node, RequestError> {
+    client.get(&format!("/{id}"), &[("fields", "id")], NAME).await
 }
 
 /// What `check` needs to prove the token works: the first page of `/me/accounts`, or with
@@ -115,7 +149,7 @@ pub async fn check(client: &GraphClient<'_>, selected: &[String]) -> Result<(), 
     if !selected.is_empty() {
         return read_all(client, selected).await.map(|_| ());
     }
-    let mut pages = std::pin::pin!(graph::pages::<Value>(client, ACCOUNTS_PATH.into(), fields(), NAME));
+    let mut pages = std::pin::pin!(graph::pages::<PageItem>(client, ACCOUNTS_PATH.into(), fields(), None, NAME));
     pages.next().await.transpose().map(|_| ()).map_err(|e| e.to_failure())
 }
 
@@ -127,6 +161,12 @@ fn fields() -> Vec<(&'static str, String)> {
 mod tests {
     use super::*;
     use crate::protocol::testing::RecordingSink;
+    use serde_json::{Value, json};
+
+    fn api(page: Value) -> Option<(Value, Account)> {
+        let item: PageItem = serde_json::from_value(page).expect("an item");
+        transform(item, &RecordingSink::default()).map(|(r, a)| (serde_json::to_value(r).expect("json"), a))
+    }
 
     #[test]
     fn keeps_only_pages_with_a_business_account() {
@@ -134,9 +174,8 @@ mod tests {
             "../../../tests/fixtures/samples/api_for_not_instagram_business_account.json"
         ))
         .expect("sample");
-        let sink = RecordingSink::default();
         let pages = sample["data"].as_array().cloned().unwrap_or_default();
-        let kept: Vec<_> = pages.into_iter().filter_map(|p| transform(p, &sink)).collect();
+        let kept: Vec<_> = pages.into_iter().filter_map(api).collect();
         assert_eq!(kept.len(), 13);
         let (record, account) = &kept[0];
         assert_eq!(
@@ -148,8 +187,17 @@ mod tests {
 
     #[test]
     fn numeric_ids_become_strings() {
-        let sink = RecordingSink::default();
-        let (record, _) = transform(json!({"id": 12, "instagram_business_account": {"id": 34}}), &sink).expect("kept");
+        let (record, _) = api(json!({"id": 12, "instagram_business_account": {"id": 34}})).expect("kept");
         assert_eq!(record, json!({"id": "12", "account": {"business_account_id": "34", "page_id": "12"}}));
+        assert!(api(json!({"id": 12, "instagram_business_account": null})).is_none());
+        assert!(api(json!({"id": 12, "instagram_business_account": {}})).is_none());
+        let broken = serde_json::from_value::<PageItem>(
+            json!({"id": 12, "instagram_business_account": {"id": "7".repeat(300)}}),
+        );
+        assert!(
+            broken
+                .err()
+                .is_some_and(|e| e.to_string().contains("has an `instagram_business_account` that has an `id` of 300"))
+        );
     }
 }

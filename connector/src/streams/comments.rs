@@ -8,81 +8,71 @@
 //! with one call that brings up to 50 comments and up to 50 replies of each (`replies.limit(50)`
 //! field expansion), through the Batch API 50 media per round trip. Longer threads are paged.
 
-use super::{FULL_REFRESH_AND_INCREMENTAL, PageReceiver, ReadContext, Reader, Reading, StreamDef, StreamOutput};
-use crate::graph::{self, COMMENT_FIELDS, COMMENTS_PAGE_SIZE, ObjectRef};
-use crate::graph::{Edge, EdgeItem};
+use super::{ChildRun, FULL_REFRESH_AND_INCREMENTAL, ReadContext, Reader, Reading, StreamDef, StreamOutput};
+use crate::graph::{self, COMMENT_FIELDS, COMMENTS_PAGE_SIZE, Edge};
+use crate::http::answer::{Id, Object, Raw};
 use crate::http::batch::MAX_BATCH;
 use crate::http::error::{ErrorClass, RequestError};
-use crate::http::shape::Shape;
-use crate::http::shape::{self, Id};
+use crate::model::{ObjectRef, Page};
 use crate::protocol::{Failure, LogLevel};
-use crate::transform;
-use crate::window::{self, MediaWindow};
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use crate::record::{raw_json, rfc3339};
+use crate::window;
+use futures::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 pub const NAME: &str = "comments";
 
 pub const STREAM: StreamDef = StreamDef {
     cursor: Some("timestamp"),
     sync_modes: FULL_REFRESH_AND_INCREMENTAL,
+    windowed: true,
     ..StreamDef::full_refresh(NAME, SCHEMA, &["id"], Reader::Child { parent: super::media::NAME, read: start })
 };
 
 /// The record schema `discover` returns.
 pub const SCHEMA: &[u8] = crate::packed::packed!("src/streams/schemas/comments.json");
 
-fn start<'a>(ctx: &'a ReadContext<'a>, refs: PageReceiver, out: &'a StreamOutput<'a>) -> Reading<'a> {
+fn start<'a>(run: ChildRun<'a>, out: &'a StreamOutput<'a>) -> Reading<'a> {
+    let ChildRun { ctx, pages, window } = run;
     async move {
-        let window = MediaWindow::new(NAME, out.sync_mode, ctx)?;
-        consume(ctx, window::filter(refs, &window), out).await?;
-        out.checkpoint(&window.state());
+        match &window {
+            Some(window) => consume(ctx, window::filter(pages, window), out).await?,
+            None => consume(ctx, pages, out).await?,
+        }
+        out.checkpoint(&window.map_or_else(crate::model::final_full_refresh_state, |window| window.state()));
         Ok(())
     }
     .boxed_local()
 }
 
 /// An IG Comment as Graph sends it: a top-level comment with its first replies expanded, or a
-/// reply. Read straight from the answer; the fields a record passes through stay JSON values.
-#[derive(Deserialize)]
+/// reply. The fields a record passes through stay raw JSON; they are the record's first fields.
+#[derive(Deserialize, Serialize)]
 pub struct Comment {
     id: Id,
-    text: Option<Value>,
-    timestamp: Option<Value>,
-    username: Option<Value>,
-    like_count: Option<Value>,
-    hidden: Option<Value>,
-    #[serde(default, deserialize_with = "shape::optional_object")]
-    from: Option<Author>,
-    parent_id: Option<Value>,
-    #[serde(default, deserialize_with = "shape::optional_object")]
+    text: Option<Raw>,
+    timestamp: Option<Raw>,
+    username: Option<Raw>,
+    like_count: Option<Raw>,
+    hidden: Option<Raw>,
+    #[serde(skip_serializing)]
+    from: Option<Object<Author>>,
+    #[serde(skip_serializing)]
+    parent_id: Option<Raw>,
+    #[serde(skip_serializing)]
     replies: Option<Edge<Comment>>,
 }
 
 #[derive(Deserialize)]
 struct Author {
-    id: Option<Value>,
-}
-
-impl EdgeItem for Comment {}
-
-/// A comment fetched by id (`GET /{comment-id}`).
-impl shape::Typed for Comment {
-    fn read(body: &[u8]) -> Option<Self> {
-        shape::object_from_slice(body)
-    }
-
-    fn fits(&self) -> bool {
-        true
-    }
+    id: Option<Raw>,
 }
 
 impl Comment {
     /// Listed without the fields asked for: Graph sometimes lists a reply with its `id` alone.
     /// Its cursor field is what a record cannot do without.
     fn is_bare(&self) -> bool {
-        self.timestamp.as_ref().is_none_or(Value::is_null)
+        self.timestamp.as_ref().is_none_or(|t| t.0.get() == "null")
     }
 }
 
@@ -107,32 +97,28 @@ impl Gathered {
 /// One comment or reply as a record: its own fields, flat, plus where it belongs.
 #[derive(Serialize)]
 pub struct CommentRecord {
-    id: Id,
-    text: Option<Value>,
-    timestamp: Option<Value>,
-    username: Option<Value>,
-    like_count: Option<Value>,
-    hidden: Option<Value>,
-    from_id: Option<Value>,
+    #[serde(flatten)]
+    comment: Comment,
+    from_id: Option<Raw>,
     media_id: String,
     business_account_id: String,
     parent_id: Option<String>,
 }
 
 /// The record of a comment, or of a reply to `parent_id`.
-pub fn transform(raw: Comment, media: &ObjectRef, parent_id: Option<&str>) -> CommentRecord {
-    let parent_id = parent_id.map(str::to_owned).or_else(|| graph::id_string(raw.parent_id.as_ref()));
+pub fn transform(mut comment: Comment, media: &ObjectRef, parent_id: Option<&str>) -> CommentRecord {
+    let given_parent = comment.parent_id.take().and_then(|Raw(raw)| Id::check(raw).ok()).map(|id| id.text());
+    if let Some(Raw(raw)) = &mut comment.timestamp
+        && let Some(rfc3339) = serde_json::from_str::<String>(raw.get()).ok().and_then(|t| rfc3339(&t))
+    {
+        *raw = raw_json(&rfc3339);
+    }
     CommentRecord {
-        id: raw.id,
-        text: raw.text,
-        timestamp: raw.timestamp.map(transform::rfc3339_value),
-        username: raw.username,
-        like_count: raw.like_count,
-        hidden: raw.hidden,
-        from_id: raw.from.and_then(|from| from.id),
+        from_id: comment.from.take().and_then(|Object(from)| from.id),
         media_id: media.id.clone(),
         business_account_id: media.account.business_account_id.clone(),
-        parent_id,
+        parent_id: parent_id.map(str::to_owned).or(given_parent),
+        comment,
     }
 }
 
@@ -163,7 +149,7 @@ fn skip_or_fail(error: RequestError, what: &str, ctx: &ReadContext<'_>) -> Resul
 /// Reads the comments of each page of media refs as it arrives.
 async fn consume(
     ctx: &ReadContext<'_>,
-    refs: impl futures::Stream<Item = super::Page>,
+    refs: impl futures::Stream<Item = Page>,
     out: &StreamOutput<'_>,
 ) -> Result<(), Failure> {
     let pages = refs.map(|page| async move {
@@ -172,11 +158,7 @@ async fn consume(
         let records: Vec<Vec<CommentRecord>> = futures::future::try_join_all(chunks).await?;
         Ok::<_, Failure>(records.into_iter().flatten().collect::<Vec<_>>())
     });
-    let mut pages = std::pin::pin!(pages.buffered(ctx.fan_out().max(1)));
-    while let Some(records) = pages.try_next().await? {
-        records.iter().for_each(|record| out.emit(record));
-    }
-    Ok(())
+    out.emit_batches(pages, ctx.fan_out()).await
 }
 
 fn comments_query() -> Vec<(&'static str, String)> {
@@ -191,7 +173,7 @@ async fn read_chunk(ctx: &ReadContext<'_>, chunk: &[ObjectRef]) -> Result<Vec<Co
     let items: Vec<(String, Vec<(&str, String)>)> =
         chunk.iter().map(|media| (format!("/{}/comments", media.id), comments_query())).collect();
     let batch = ctx.config.optimizations.batch_insights;
-    let outcomes = graph::get_many::<Edge<Comment>>(client, &items, batch, Shape::Records, NAME).await;
+    let outcomes = graph::get_many::<Edge<Comment>>(client, &items, batch, NAME).await;
     let mut gathered = Gathered::default();
     for (media, outcome) in chunk.iter().zip(outcomes) {
         match outcome {
@@ -212,11 +194,11 @@ async fn fetch_bare(ctx: &ReadContext<'_>, gathered: Gathered) -> Result<Vec<Com
     let items: Vec<(String, Vec<(&str, String)>)> =
         bare.iter().map(|(id, _, _)| (format!("/{id}"), vec![("fields", COMMENT_FIELDS.to_owned())])).collect();
     let batch = ctx.config.optimizations.batch_insights;
-    let outcomes = graph::get_many::<Comment>(ctx.client, &items, batch, Shape::Node, NAME).await;
+    let outcomes = graph::get_many::<Object<Comment>>(ctx.client, &items, batch, NAME).await;
     for ((id, media, parent), outcome) in bare.iter().zip(outcomes) {
         let what = format!("comment {id} of media {}", media.id);
         match outcome {
-            Ok(comment) if !comment.is_bare() => records.push(transform(comment, media, parent.as_deref())),
+            Ok(Object(comment)) if !comment.is_bare() => records.push(transform(comment, media, parent.as_deref())),
             Ok(_) => ctx.sink.log(
                 LogLevel::Warn,
                 &format!("comments: skipping {what}: Graph sends it without a timestamp even when asked by id"),
@@ -234,11 +216,11 @@ async fn read_thread(
     first: Edge<Comment>,
     out: &mut Gathered,
 ) -> Result<(), Failure> {
-    let after = first.next_cursor();
-    read_comments(ctx, media, first.data, out).await?;
+    let Edge { data, after } = first;
+    read_comments(ctx, media, data, out).await?;
     let Some(after) = after else { return Ok(()) };
     let path = format!("/{}/comments", media.id);
-    let mut pages = std::pin::pin!(graph::pages_from(ctx.client, path, comments_query(), Some(after), NAME));
+    let mut pages = std::pin::pin!(graph::pages(ctx.client, path, comments_query(), Some(after), NAME));
     while let Some(page) = pages.next().await {
         match page {
             Ok(page) => read_comments(ctx, media, page, out).await?,
@@ -273,12 +255,11 @@ async fn read_replies(
     replies: Edge<Comment>,
     out: &mut Gathered,
 ) -> Result<(), Failure> {
-    let after = replies.next_cursor();
-    replies.data.into_iter().for_each(|reply| out.add(reply, media, Some(&parent)));
+    let Edge { data, after } = replies;
+    data.into_iter().for_each(|reply| out.add(reply, media, Some(&parent)));
     let Some(after) = after else { return Ok(()) };
     let query = vec![("fields", COMMENT_FIELDS.to_owned())];
-    let mut pages =
-        std::pin::pin!(graph::pages_from(ctx.client, format!("/{parent}/replies"), query, Some(after), NAME));
+    let mut pages = std::pin::pin!(graph::pages(ctx.client, format!("/{parent}/replies"), query, Some(after), NAME));
     while let Some(page) = pages.next().await {
         match page {
             Ok(page) => page.into_iter().for_each(|reply| out.add(reply, media, Some(&parent))),
@@ -291,8 +272,8 @@ async fn read_replies(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::Account;
-    use serde_json::json;
+    use crate::model::Account;
+    use serde_json::{Value, json};
 
     #[test]
     fn a_reply_names_its_parent_and_the_record_is_flat() {
@@ -320,5 +301,6 @@ mod tests {
         assert_eq!(record(json!({"id": 7, "parent_id": 6}), None)["parent_id"], "6");
         let deleted_author = record(json!({"id": "c3", "from": null, "replies": null}), None);
         assert!(deleted_author["from_id"].is_null());
+        assert!(serde_json::from_value::<Comment>(json!({"id": "c4", "from": 5})).is_err(), "from must be an object");
     }
 }

@@ -1,25 +1,25 @@
-//! `media` (reference §5): every post of every account, with carousel slides expanded.
+//! `media` (`docs/source-instagram.md` §5): every post of every account, with carousel slides
+//! expanded.
 //! Also the parent of `media_insights`, read once per sync.
 
 use super::{FULL_REFRESH_AND_INCREMENTAL, ParentRun, Reader, Reading, StreamDef};
-use crate::graph::{self, Account, CHILD_FIELDS, MEDIA_FIELDS, ObjectRef};
+use crate::graph::{self, CHILD_FIELDS, MEDIA_FIELDS};
+use crate::http::answer::Id;
 use crate::http::client::GraphClient;
-use crate::http::shape;
-use crate::http::shape::Shape;
+use crate::model::{Account, ObjectRef};
 use crate::protocol::{Failure, LogLevel};
-use crate::transform;
-use crate::transform::{RawRecord, raw_json};
-use crate::window::{self, MediaWindow};
+use crate::record::{Node, RawRecord, raw_json};
+use crate::window;
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 
 pub const NAME: &str = "media";
 
 pub const STREAM: StreamDef = StreamDef {
     cursor: Some("timestamp"),
     sync_modes: FULL_REFRESH_AND_INCREMENTAL,
+    windowed: true,
     ..StreamDef::full_refresh(NAME, SCHEMA, &["id"], Reader::Parent(start))
 };
 
@@ -45,11 +45,12 @@ struct InsightsInfo<'a> {
 
 /// Transforms one media item as Graph sent it (steps 1–4 and 6 of §5.2; children are step 5,
 /// done by the caller). Fields pass through as raw JSON; only the ones §5.2 changes are read.
-pub fn transform(mut record: RawRecord, account: &Account) -> Option<(RawRecord, ObjectRef)> {
-    let media_id = graph::id_string(record.read::<Value>("id").as_ref())?;
-    let text = |key: &str| record.read::<Value>(key).and_then(|v| v.as_str().map(str::to_owned));
-    let (media_type, media_product_type) = (text("media_type"), text("media_product_type"));
-    let field = |key: &str| record.get(key).map_or(RawValue::NULL, |raw| &**raw);
+pub fn transform(media: Node, account: &Account) -> (RawRecord, ObjectRef) {
+    let Node { mut record, id } = media;
+    let media_id = id.text();
+    let (media_type, media_product_type) =
+        (record.read::<String>("media_type"), record.read::<String>("media_product_type"));
+    let field = |key: &str| record.get(key).unwrap_or(RawValue::NULL);
     let info = raw_json(&InsightsInfo {
         media_id: &media_id,
         media_type: field("media_type"),
@@ -59,25 +60,25 @@ pub fn transform(mut record: RawRecord, account: &Account) -> Option<(RawRecord,
         timestamp: field("timestamp"),
     });
     record.insert("media_insights_info", info);
-    record.insert("page_id", raw_json(&account.page_id));
-    record.rewrite("timestamp", transform::rfc3339_value);
-    record.insert("business_account_id", raw_json(&account.business_account_id));
+    record.add("page_id", &account.page_id);
+    record.timestamp_in_rfc3339();
+    record.add("business_account_id", &account.business_account_id);
     record.clean_urls();
     let media_ref = ObjectRef {
         id: media_id,
+        account: account.clone(),
         media_type,
         media_product_type,
-        account: account.clone(),
-        timestamp: record.read("timestamp"),
-        comments_count: record.read::<Value>("comments_count").and_then(|count| count.as_u64()),
+        timestamp: record.get("timestamp").map(ToOwned::to_owned),
+        comments_count: record.read::<u64>("comments_count"),
     };
-    Some((record, media_ref))
+    (record, media_ref)
 }
 
 /// Whether a media item carries its cursor (`timestamp`); one listed without it is skipped with
 /// a WARN, for itself and its children: no record goes out with a null cursor.
 fn has_cursor(media_ref: &ObjectRef, ctx: &super::ReadContext<'_>) -> bool {
-    let present = media_ref.timestamp.as_ref().is_some_and(|t| !t.is_null());
+    let present = media_ref.timestamp.as_ref().is_some_and(|t| t.get() != "null");
     if !present {
         let message = format!("media: skipping media {}: Graph lists it without a timestamp", media_ref.id);
         ctx.sink.log(LogLevel::Warn, &message);
@@ -86,14 +87,24 @@ fn has_cursor(media_ref: &ObjectRef, ctx: &super::ReadContext<'_>) -> bool {
 }
 
 /// `children` holds slides to fetch or clean: present, and neither `null` nor `{}`.
-fn has_children(record: &RawRecord) -> bool {
-    record.read::<Value>("children").is_some_and(|c| !c.is_null() && c != json!({}))
+fn has_children(children: &RawValue) -> bool {
+    children.get() != "null"
+        && !serde_json::from_str::<std::collections::BTreeMap<String, serde::de::IgnoredAny>>(children.get())
+            .is_ok_and(|map| map.is_empty())
 }
 
+/// The ids in `children.data`: `None` when there is no such list.
 fn child_ids(record: &RawRecord) -> Option<Vec<String>> {
-    let children = record.read::<Value>("children")?;
-    let list = children.get("data")?.as_array()?;
-    Some(list.iter().filter_map(|c| graph::id_string(c.get("id"))).collect())
+    #[derive(Deserialize)]
+    struct Child {
+        id: Id,
+    }
+    #[derive(Deserialize)]
+    struct Children {
+        data: Vec<Child>,
+    }
+    let children: Children = record.read("children")?;
+    Some(children.data.into_iter().map(|child| child.id.text()).collect())
 }
 
 /// Replaces `children.data[{id}]` with the slides, one GET each (the reference's way, and the
@@ -101,74 +112,58 @@ fn child_ids(record: &RawRecord) -> Option<Vec<String>> {
 async fn expand_children_one_by_one(client: &GraphClient<'_>, record: &mut RawRecord) {
     // `null` and `{}` have no `data` list, so no ids either.
     let Some(ids) = child_ids(record) else { return };
-    let parent = record.read::<String>("id").unwrap_or_default();
+    let parent = record.text("id").unwrap_or_default();
     let fetches = ids.iter().map(|child_id| async move {
         let path = format!("/{child_id}");
-        (child_id, client.get::<RawRecord>(&path, &[("fields", CHILD_FIELDS)], Shape::Node, NAME).await)
+        (child_id, client.get::<Node>(&path, &[("fields", CHILD_FIELDS)], NAME).await)
     });
     let results: Vec<_> = futures::stream::iter(fetches).buffered(ids.len().max(1)).collect().await;
     let mut children = Vec::with_capacity(results.len());
     for (child_id, result) in results {
         match result {
-            Ok(child) => children.push(transform_slide(child)),
+            Ok(child) => children.push(transform_slide(child.record)),
             Err(error) => client.sink().log(
                 LogLevel::Warn,
                 &format!("media: skipping carousel child {child_id} of media {parent}: {}", error.to_failure().message),
             ),
         }
     }
-    record.insert("children", raw_json(&children));
+    record.add("children", &children);
 }
 
-/// The slides of a `children{…}` expansion, each kept as raw JSON but its cleaned fields.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Slides {
-    #[serde(deserialize_with = "shape::list_of_objects")]
-    data: Vec<RawRecord>,
-}
-
-/// Replaces inline `children.data` (fetched by field expansion) with the cleaned slides.
+/// Replaces inline `children.data` (fetched by field expansion) with the slides: each object
+/// cleaned like a media record, anything else kept as it came; a `children` without a `data`
+/// list becomes `[]`.
 fn inline_children(record: &mut RawRecord) {
-    let Some(children) = record.get("children") else { return };
-    // The usual `{"data": [{…}, …]}`, slide fields passed through; anything else through `Value`.
-    let slides = match shape::object_from_slice::<Slides>(children.get().as_bytes()) {
-        Some(Slides { data }) => raw_json(&data.into_iter().map(transform_slide).collect::<Vec<_>>()),
-        None if !has_children(record) => return,
-        None => {
-            let slides = match record.read::<Value>("children").and_then(|mut c| c.get_mut("data").map(Value::take)) {
-                Some(Value::Array(slides)) => slides.into_iter().map(slide_of_any_shape).collect(),
-                _ => Vec::new(),
-            };
-            raw_json(&slides)
-        }
-    };
-    record.insert("children", slides);
+    #[derive(Deserialize)]
+    struct Slides {
+        data: Vec<Box<RawValue>>,
+    }
+    let Some(children) = record.get("children").filter(|children| has_children(children)) else { return };
+    let slides = serde_json::from_str::<Slides>(children.get()).map_or_else(|_| Vec::new(), |slides| slides.data);
+    let slides: Vec<Box<RawValue>> = slides
+        .into_iter()
+        .map(|slide| match serde_json::from_str::<RawRecord>(slide.get()) {
+            Ok(object) => raw_json(&transform_slide(object)),
+            Err(_) => slide,
+        })
+        .collect();
+    record.add("children", &slides);
 }
 
 /// One carousel slide, cleaned like a media record.
 fn transform_slide(mut slide: RawRecord) -> RawRecord {
     slide.clean_urls();
-    slide.rewrite("timestamp", transform::rfc3339_value);
+    slide.timestamp_in_rfc3339();
     slide
-}
-
-/// A slide of an odd expansion: an object is cleaned, anything else kept as it came.
-fn slide_of_any_shape(slide: Value) -> Value {
-    match serde_json::from_value::<RawRecord>(slide.clone()) {
-        Ok(record) => serde_json::to_value(transform_slide(record)).unwrap_or(slide),
-        Err(_) => slide,
-    }
 }
 
 /// Reads every account's media (accounts in parallel, pages in order), emitting records to `out`
 /// when `media` is synced and sending each page's refs to `refs` when `media_insights` is, so
 /// insights of a page are fetched while the next page is read. Slides are fetched only for `out`.
 async fn produce(run: ParentRun<'_>) -> Result<(), Failure> {
-    let ParentRun { ctx, accounts, out, refs, consumers } = run;
-    let (client, refs, expand_children) = (ctx.client, refs.as_ref(), ctx.config.optimizations.expand_children);
-    let own = out.map(|out| MediaWindow::new(NAME, out.sync_mode, ctx)).transpose()?;
-    let (own, consumers) = (own.as_ref(), &consumers);
+    let (client, out, own) = (run.ctx.client, run.out, run.window.as_deref().filter(|_| run.out.is_some()));
+    let expand_children = run.ctx.config.optimizations.expand_children;
     let (fields, fallback) = match (out.is_some(), expand_children) {
         (true, true) => {
             let expanded = MEDIA_FIELDS.replace(",children", &format!(",children{{{CHILD_FIELDS}}}"));
@@ -176,22 +171,23 @@ async fn produce(run: ParentRun<'_>) -> Result<(), Failure> {
         }
         _ => (MEDIA_FIELDS.to_owned(), None),
     };
-    super::for_each_account(accounts, refs, |account| {
+    let run = &run;
+    super::for_each_account(run.accounts, &run.pipes, |account| {
         let (fields, fallback) = (fields.clone(), fallback.clone());
         async move {
-            let paging_start = window::paging_start(ctx, consumers, account);
+            let paging_start = run.paging_start(account);
             let path = format!("/{}/media", account.business_account_id);
             let mut pages =
                 std::pin::pin!(graph::pages_with_fallback(client, path, vec![("fields", fields)], fallback, NAME));
             while let Some(page) = pages.try_next().await.map_err(|e| e.to_failure())? {
                 let inline = expand_children && !page.fallback;
-                let records: Vec<RawRecord> = page.records;
-                let transformed: Vec<_> = records
+                let transformed: Vec<_> = page
+                    .records
                     .into_iter()
-                    .filter_map(|raw| transform(raw, account))
-                    .filter(|(_, media_ref)| has_cursor(media_ref, ctx))
+                    .map(|media: Node| transform(media, account))
+                    .filter(|(_, media_ref)| has_cursor(media_ref, run.ctx))
                     .collect();
-                super::feed(refs, Ok(transformed.iter().map(|(_, media_ref)| media_ref.clone()).collect())).await;
+                run.pipes.feed(Ok(transformed.iter().map(|(_, media_ref)| media_ref.clone()).collect())).await;
                 // Newest first: once a page ends before the start every reader needs, stop.
                 let passed = transformed.last().and_then(|(_, last)| window::posted(last));
                 let done = matches!((paging_start, passed), (Some(start), Some(last)) if last < start);
@@ -227,6 +223,7 @@ async fn produce(run: ParentRun<'_>) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
     fn account() -> Account {
         Account { business_account_id: "41408147298757123".into(), page_id: Some("144706962067225".into()) }
@@ -245,7 +242,8 @@ mod tests {
         let sample: Value =
             serde_json::from_str(include_str!("../../../tests/fixtures/samples/media_for_children.json"))
                 .expect("json");
-        let (record, media_ref) = transform(raw(sample["data"][0].clone()), &account()).expect("record");
+        let node: Node = serde_json::from_value(sample["data"][0].clone()).expect("a node");
+        let (record, media_ref) = transform(node, &account());
         assert_eq!(child_ids(&record).map(|ids| ids.len()), Some(4));
         let record = json_of(&record);
         assert_eq!(record["timestamp"], "2021-03-03T22:48:39+00:00");
@@ -257,7 +255,7 @@ mod tests {
         );
         assert_eq!(record["page_id"], "144706962067225");
         assert_eq!(record["business_account_id"], "41408147298757123");
-        assert_eq!(media_ref.timestamp, Some(json!("2021-03-03T22:48:39+00:00")));
+        assert_eq!(media_ref.timestamp.map(|t| t.get().to_owned()), Some("\"2021-03-03T22:48:39+00:00\"".to_owned()));
         let keys: Vec<&str> = record.as_object().expect("object").keys().map(String::as_str).collect();
         assert_eq!(keys[0], "caption", "Graph's fields keep their order");
         assert_eq!(&keys[keys.len() - 3..], ["media_insights_info", "page_id", "business_account_id"]);
@@ -268,7 +266,7 @@ mod tests {
         let slide =
             json!({"id": "c1", "media_url": "https://x/a.jpg?_nc_rid=1&k=v", "timestamp": "2021-03-03T22:48:39+0000"});
         let clean = json!({"id": "c1", "media_url": "https://x/a.jpg?k=v", "timestamp": "2021-03-03T22:48:39+00:00"});
-        // The usual expansion, and the shapes that go through `Value`, as the reference treats them.
+        // The usual expansion, and odd shapes, as the reference treats them.
         for (children, expected) in [
             (json!({"data": [slide]}), json!([clean])),
             (json!({"data": [slide], "paging": {}}), json!([clean])),

@@ -1,32 +1,41 @@
-//! `media_insights` (reference §6): one insights request per media, metric list by type.
+//! `media_insights` (`docs/source-instagram.md` §6): one insights request per media, metric list
+//! by type.
 
-use super::{FULL_REFRESH_AND_INCREMENTAL, PageReceiver, ReadContext, Reader, Reading, StreamDef, StreamOutput};
-use crate::graph::{self, ObjectRef};
-use crate::http::batch::MAX_BATCH;
-use crate::http::client::GraphClient;
-use crate::protocol::Failure;
-use crate::transform::{self, Insights, Record};
-use crate::window::{self, MediaWindow};
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use super::{ChildRun, FULL_REFRESH_AND_INCREMENTAL, InsightsRequest, Reader, Reading, StreamDef, StreamOutput};
+use crate::graph::{self, Metrics};
+use crate::model::ObjectRef;
+use crate::record::{self, RawRecord};
+use crate::window;
+use futures::FutureExt;
 
 pub const NAME: &str = "media_insights";
 
 pub const STREAM: StreamDef = StreamDef {
     cursor: Some("timestamp"),
     sync_modes: FULL_REFRESH_AND_INCREMENTAL,
+    windowed: true,
     ..StreamDef::full_refresh(NAME, SCHEMA, &["id"], Reader::Child { parent: super::media::NAME, read: start })
 };
 
-fn start<'a>(ctx: &'a ReadContext<'a>, refs: PageReceiver, out: &'a StreamOutput<'a>) -> Reading<'a> {
-    let batch = ctx.config.optimizations.batch_insights;
+fn start<'a>(run: ChildRun<'a>, out: &'a StreamOutput<'a>) -> Reading<'a> {
+    let ChildRun { ctx, pages, window } = run;
     async move {
-        let window = MediaWindow::new(NAME, out.sync_mode, ctx)?;
-        consume(ctx.client, window::filter(refs, &window), batch, ctx.fan_out(), out).await?;
-        out.checkpoint(&window.state());
+        match &window {
+            Some(window) => super::emit_insights(ctx, window::filter(pages, window), &REQUEST, out).await?,
+            None => super::emit_insights(ctx, pages, &REQUEST, out).await?,
+        }
+        out.checkpoint(&window.map_or_else(crate::model::final_full_refresh_state, |window| window.state()));
         Ok(())
     }
     .boxed_local()
 }
+
+const REQUEST: InsightsRequest = InsightsRequest {
+    stream: NAME,
+    metrics: |media| metrics_for(media.media_type.as_deref(), media.media_product_type.as_deref()),
+    ignore: graph::ignore_insights_errors,
+    record: transform,
+};
 
 /// The record schema `discover` returns.
 pub const SCHEMA: &[u8] = crate::packed::packed!("src/streams/schemas/media_insights.json");
@@ -46,60 +55,19 @@ pub fn metrics_for(media_type: Option<&str>, media_product_type: Option<&str>) -
 }
 
 /// Flattened insights plus `id`, `page_id`, `business_account_id` and the parent's `timestamp`.
-pub fn transform(body: Insights, media: &ObjectRef) -> Record {
-    let mut record = transform::insights_record(body, &media.id, &media.account);
+pub fn transform(metrics: Metrics, media: &ObjectRef) -> RawRecord {
+    let mut record = record::insights_record(metrics.flatten(), media);
     if let Some(timestamp) = &media.timestamp {
         record.insert("timestamp", timestamp.clone());
     }
     record
 }
 
-/// Fetches the insights of each page of media refs as it arrives (`fan_out` pages at a time),
-/// through the Batch API when `batch` is on; records in media order.
-pub async fn consume(
-    client: &GraphClient<'_>,
-    refs: impl futures::Stream<Item = Result<Vec<ObjectRef>, Failure>>,
-    batch: bool,
-    fan_out: usize,
-    out: &StreamOutput<'_>,
-) -> Result<(), Failure> {
-    let pages = refs.map(|page| async move {
-        let page = page?;
-        let chunks = page.chunks(MAX_BATCH).map(|chunk| async move {
-            let items = chunk
-                .iter()
-                .map(|m| {
-                    let metric = metrics_for(m.media_type.as_deref(), m.media_product_type.as_deref());
-                    (format!("/{}/insights", m.id), vec![("metric", metric.to_owned())])
-                })
-                .collect();
-            let outcomes = graph::get_many_or_ignore(client, items, batch, NAME, graph::ignore_insights_errors).await;
-            chunk
-                .iter()
-                .zip(outcomes)
-                .filter_map(|(media, outcome)| match outcome {
-                    Ok(Some(body)) => Some(Ok(transform(body, media))),
-                    Ok(None) => None,
-                    Err(error) => Some(Err(error.to_failure())),
-                })
-                .collect::<Result<Vec<Record>, Failure>>()
-        });
-        let records: Vec<Vec<Record>> = futures::future::try_join_all(chunks).await?;
-        Ok::<_, Failure>(records.into_iter().flatten().collect::<Vec<_>>())
-    });
-    let mut pages = std::pin::pin!(pages.buffered(fan_out.max(1)));
-    while let Some(records) = pages.try_next().await? {
-        records.iter().for_each(|record| out.emit(record));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::Account;
-    use crate::http::shape::Answer;
-    use serde_json::{Value, json};
+    use crate::model::Account;
+    use serde_json::json;
 
     #[test]
     fn metric_rules_apply_in_reference_order() {
@@ -127,7 +95,7 @@ mod tests {
             media_type: Some("VIDEO".into()),
             media_product_type: Some("REELS".into()),
             account: Account { business_account_id: "178414".into(), page_id: Some("1447".into()) },
-            timestamp: Some(json!("2023-06-12T19:20:02+00:00")),
+            timestamp: Some(record::raw_json(&"2023-06-12T19:20:02+00:00")),
         };
         let body = json!({"data": [
             {"name": "comments", "period": "lifetime", "values": [{"value": 7}], "title": "t", "id": "1789/insights/comments/lifetime"},
@@ -135,11 +103,14 @@ mod tests {
         ]});
         let expected = json!({"comments": 7, "ig_reels_avg_watch_time": 12549, "id": "1789", "page_id": "1447",
                               "business_account_id": "178414", "timestamp": "2023-06-12T19:20:02+00:00"});
-        let typed = <Insights as Answer>::parse(body.to_string().as_bytes()).expect("read typed");
-        for answer in [typed, Insights::Json(body)] {
-            let record = serde_json::to_value(transform(answer, &media)).expect("json");
-            assert_eq!(record.to_string(), expected.to_string(), "same fields in the same order");
-        }
+        let metrics: Metrics = serde_json::from_value(body).expect("insights");
+        let record = serde_json::to_value(transform(metrics, &media)).expect("json");
+        assert_eq!(record.to_string(), expected.to_string(), "same fields in the same order");
+        // No metric: the body as it came, `data` included.
+        let empty: Metrics = serde_json::from_value(json!({"data": [], "x": 1})).expect("insights");
+        let record = serde_json::to_value(transform(empty, &media)).expect("json");
+        assert_eq!(record["data"], json!([]));
+        assert_eq!(record["x"], 1);
     }
 
     #[test]
@@ -147,12 +118,10 @@ mod tests {
         use crate::http::HttpResponse;
         use crate::http::error::RequestError;
         let error_for = |name: &str| {
-            let body: Value = serde_json::from_str(
-                &std::fs::read_to_string(format!("../tests/fixtures/samples/{name}")).expect("sample"),
-            )
-            .expect("json");
-            let response = HttpResponse { status: 400, headers: vec![], body: body.to_string().into_bytes() };
-            RequestError::from_response(&response, Some(&body), "/x/insights")
+            let body = std::fs::read(format!("../tests/fixtures/samples/{name}")).expect("sample");
+            let graph = crate::http::answer::error_body(&body);
+            let response = HttpResponse { status: 400, headers: vec![], body };
+            RequestError::from_response(&response, graph, "/x/insights")
         };
         let before = graph::ignore_insights_errors(&error_for("media_insights_for_error_posted_before_business.json"));
         assert_eq!(before.as_deref(), Some("Insights error for business_account_id: Invalid parameter"));
@@ -161,11 +130,10 @@ mod tests {
         let code10 =
             graph::ignore_insights_errors(&error_for("media_insights_for_error_with_wrong_permissions_code_10.json"));
         assert!(code10.is_some_and(|m| m.starts_with("Check provided permissions for: (#10)")));
-        let other_10 = RequestError::from_response(
-            &HttpResponse { status: 400, headers: vec![], body: vec![] },
-            Some(&json!({"error": {"code": 10, "message": "(#10) Not enough viewers for the media to show insights"}})),
-            "/x",
-        );
+        let body = json!({"error": {"code": 10, "message": "(#10) Not enough viewers for the media to show insights"}});
+        let graph = crate::http::answer::error_body(body.to_string().as_bytes());
+        let other_10 =
+            RequestError::from_response(&HttpResponse { status: 400, headers: vec![], body: vec![] }, graph, "/x");
         assert_eq!(graph::ignore_insights_errors(&other_10), None, "another code-10 text is not ignored");
     }
 }

@@ -1,7 +1,8 @@
 //! The stream registry: one module per stream, each declaring a [`StreamDef`] (name, schema,
 //! keys, cursor, sync modes, parent and entry point), and [`REGISTRY`], the one list of them.
 //! `discover`, the catalog rules, the parent→child wiring in [`crate::source`], the demo and the
-//! tests all read this list, so adding a stream is one file plus one line here.
+//! tests all read this list, so adding a stream is one file plus one line here. Also what every
+//! stream uses while it reads: its [`StreamOutput`], and the pipes between parents and children.
 
 pub mod api;
 pub mod comments;
@@ -13,19 +14,23 @@ pub mod user_insights;
 pub mod user_lifetime_insights;
 pub mod users;
 
-use crate::catalog::SyncMode;
 use crate::config::Config;
-use crate::graph::{Account, ObjectRef};
+use crate::graph::{self, IgnoreRule, Metrics};
+use crate::http::batch::MAX_BATCH;
 use crate::http::client::GraphClient;
+use crate::model::{Account, ObjectRef, Page, SyncMode};
 use crate::protocol::{Failure, Sink, StreamStatus};
+use crate::record::RawRecord;
 use crate::state::InputState;
+use crate::window::MediaWindow;
 use chrono::{DateTime, Utc};
 use futures::future::LocalBoxFuture;
 use futures::{SinkExt, StreamExt, TryStreamExt};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
-/// Every stream, in `discover` order (reference §10.3).
+/// Every stream, in `discover` order (`docs/source-instagram.md` §10.3).
 pub const REGISTRY: [&StreamDef; 9] = [
     &media::STREAM,
     &media_insights::STREAM,
@@ -66,6 +71,9 @@ pub struct StreamDef {
     pub sync_modes: &'static [SyncMode],
     /// Whether an interrupted read can resume (Airbyte's `is_resumable`).
     pub resumable: bool,
+    /// Whether it reads the media edge through a [`MediaWindow`], which the wiring makes once
+    /// and hands to the stream and to its parent.
+    pub windowed: bool,
     pub reader: Reader,
 }
 
@@ -77,7 +85,16 @@ impl StreamDef {
         primary_key: &'static [&'static str],
         reader: Reader,
     ) -> StreamDef {
-        StreamDef { name, schema, primary_key, cursor: None, sync_modes: FULL_REFRESH, resumable: false, reader }
+        StreamDef {
+            name,
+            schema,
+            primary_key,
+            cursor: None,
+            sync_modes: FULL_REFRESH,
+            resumable: false,
+            windowed: false,
+            reader,
+        }
     }
 
     /// Incremental support, derived from the declared sync modes.
@@ -114,10 +131,28 @@ pub struct ParentRun<'a> {
     pub accounts: &'a [Account],
     /// `None` when only its children are synced.
     pub out: Option<&'a StreamOutput<'a>>,
-    /// Its children's pipes, when a child is synced.
-    pub refs: Option<PageSender>,
-    /// The synced streams that read this edge (itself included when synced), with their modes.
-    pub consumers: Vec<(&'static str, SyncMode)>,
+    /// Its own window over the media edge, when it reads through one and is synced.
+    pub window: Option<Rc<MediaWindow>>,
+    /// Its synced children's pipes.
+    pub pipes: Pipes,
+}
+
+impl ParentRun<'_> {
+    /// How far back `account`'s edge must be paged for every reader of it: the earliest start of
+    /// its own window and its children's; `None` (all of it) when any of them reads it all.
+    pub fn paging_start(&self, account: &Account) -> Option<DateTime<Utc>> {
+        let windows =
+            self.out.map(|_| self.window.clone()).into_iter().chain(self.pipes.0.iter().map(|p| p.window.clone()));
+        let starts = windows.map(|window| window?.start(account));
+        starts.collect::<Option<Vec<_>>>()?.into_iter().min()
+    }
+}
+
+/// What a child stream reads: its parent's pages, and its window over them, if it has one.
+pub struct ChildRun<'a> {
+    pub ctx: &'a ReadContext<'a>,
+    pub pages: PageReceiver,
+    pub window: Option<Rc<MediaWindow>>,
 }
 
 /// How `read` starts a stream.
@@ -130,15 +165,7 @@ pub enum Reader {
     /// only feeds them (its child is synced, it is not).
     Parent(for<'a> fn(ParentRun<'a>) -> Reading<'a>),
     /// Reads the pages its parent feeds it.
-    Child {
-        parent: &'static str,
-        read: for<'a> fn(&'a ReadContext<'a>, PageReceiver, &'a StreamOutput<'a>) -> Reading<'a>,
-    },
-}
-
-/// The state a full-refresh stream ends with (the CDK's FinalStateCursor).
-pub fn final_full_refresh_state() -> Value {
-    json!({"__ab_no_cursor_state_message": true})
+    Child { parent: &'static str, read: for<'a> fn(ChildRun<'a>, &'a StreamOutput<'a>) -> Reading<'a> },
 }
 
 /// Emits the records and states of one stream, with the bookkeeping every stream needs:
@@ -185,43 +212,98 @@ impl<'a> StreamOutput<'a> {
     pub fn emitted(&self) -> u64 {
         self.emitted.get()
     }
+
+    /// Emits the records of `batches`, run `fan_out` at a time and emitted in their order, until
+    /// one fails.
+    pub async fn emit_batches<R: serde::Serialize>(
+        &self,
+        batches: impl futures::Stream<Item = impl Future<Output = Result<Vec<R>, Failure>>>,
+        fan_out: usize,
+    ) -> Result<(), Failure> {
+        let mut batches = std::pin::pin!(batches.buffered(fan_out.max(1)));
+        while let Some(records) = batches.try_next().await? {
+            records.iter().for_each(|record| self.emit(record));
+        }
+        Ok(())
+    }
+}
+
+/// How a child stream asks for the insights of its parent's objects (media or stories).
+pub struct InsightsRequest {
+    pub stream: &'static str,
+    /// The metrics to ask for an object.
+    pub metrics: fn(&ObjectRef) -> &'static str,
+    /// The errors that mean "no insights for this object".
+    pub ignore: IgnoreRule,
+    pub record: fn(Metrics, &ObjectRef) -> RawRecord,
+}
+
+/// Fetches the insights of each page of `objects` as it arrives, [`MAX_BATCH`] per Batch API
+/// call when batching is on, and emits one record per object that has insights, in object order.
+pub async fn emit_insights(
+    ctx: &ReadContext<'_>,
+    objects: impl futures::Stream<Item = Page>,
+    request: &InsightsRequest,
+    out: &StreamOutput<'_>,
+) -> Result<(), Failure> {
+    let batch = ctx.config.optimizations.batch_insights;
+    let pages = objects.map(|page| async move {
+        let page = page?;
+        let chunks = page.chunks(MAX_BATCH).map(|chunk| async move {
+            let metric = |object: &ObjectRef| vec![("metric", (request.metrics)(object).to_owned())];
+            let items = chunk.iter().map(|object| (format!("/{}/insights", object.id), metric(object))).collect();
+            let outcomes = graph::get_many_or_ignore(ctx.client, items, batch, request.stream, request.ignore).await;
+            let records = chunk.iter().zip(outcomes).map(|(object, outcome)| match outcome {
+                Ok(body) => Ok(body.map(|body| (request.record)(body, object))),
+                Err(error) => Err(error.to_failure()),
+            });
+            records.filter_map(Result::transpose).collect::<Result<Vec<RawRecord>, Failure>>()
+        });
+        Ok(futures::future::try_join_all(chunks).await?.concat())
+    });
+    out.emit_batches(pages, ctx.fan_out()).await
 }
 
 /// Pages a parent→child pipe holds before the parent waits (backpressure: a slow child slows
 /// its parent instead of letting pages pile up in memory).
 pub const PIPE_PAGES: usize = 4;
 
-/// One page of a parent's objects, or the failure that ended the parent.
-pub type Page = Result<Vec<ObjectRef>, Failure>;
 /// The sending ends of a parent's pipes, one per synced child.
-#[derive(Clone, Default)]
-pub struct PageSender(Vec<futures::channel::mpsc::Sender<Page>>);
+#[derive(Default)]
+pub struct Pipes(Vec<Pipe>);
+
+/// A pipe to one child, with the child's window over the media edge (`None`: it reads every
+/// page), which its parent asks for how far back to page.
+pub struct Pipe {
+    sender: futures::channel::mpsc::Sender<Page>,
+    window: Option<Rc<MediaWindow>>,
+}
+
 /// The receiving end of a parent→child pipe.
 pub type PageReceiver = futures::channel::mpsc::Receiver<Page>;
 
-impl PageSender {
-    /// Opens one more bounded pipe from this parent, for a child.
-    pub fn open(&mut self) -> PageReceiver {
+impl Pipes {
+    /// Opens one more bounded pipe from this parent, for a child reading through `window`.
+    pub fn open(&mut self, window: Option<Rc<MediaWindow>>) -> PageReceiver {
         let (sender, receiver) = futures::channel::mpsc::channel(PIPE_PAGES);
-        self.0.push(sender);
+        self.0.push(Pipe { sender, window });
         receiver
     }
-}
 
-/// Sends a page to each synced child still listening (a child that failed has stopped
-/// listening, and its parent carries on for its own records and its other children).
-pub async fn feed(refs: Option<&PageSender>, page: Page) {
-    let Some(refs) = refs else { return };
-    for sender in &refs.0 {
-        let _ = sender.clone().send(page.clone()).await;
+    /// Sends a page to each child still listening (a child that failed has stopped listening,
+    /// and its parent carries on for its own records and its other children).
+    pub async fn feed(&self, page: Page) {
+        for pipe in &self.0 {
+            let _ = pipe.sender.clone().send(page.clone()).await;
+        }
     }
 }
 
-/// Runs `read_account` for every account at once; if any fails, the child fed through `refs`
-/// learns the failure too (the one way a pipe reports failures).
+/// Runs `read_account` for every account at once; if any fails, the children fed through
+/// `pipes` learn the failure too (the one way a pipe reports failures).
 pub async fn for_each_account<'a, F, Fut>(
     accounts: &'a [Account],
-    refs: Option<&PageSender>,
+    pipes: &Pipes,
     read_account: F,
 ) -> Result<(), Failure>
 where
@@ -231,7 +313,7 @@ where
     let readers = futures::stream::iter(accounts.iter().map(read_account));
     let result = readers.buffer_unordered(accounts.len().max(1)).try_collect::<Vec<()>>().await;
     if let Err(failure) = &result {
-        feed(refs, Err(failure.clone())).await;
+        pipes.feed(Err(failure.clone())).await;
     }
     result.map(|_| ())
 }

@@ -1,18 +1,17 @@
-//! `user_insights` (reference §8.2): the only incremental stream. Per account, one-day windows
+//! `user_insights` (`docs/source-instagram.md` §8.2): daily account insights. Per account, windows
 //! from the cursor (minus a one-day lookback) or the start date up to now + 1 day; four metric
-//! groups per window merged into one record per day.
+//! groups per window merged into one record per day. Incremental on `date`.
 
 use super::{FULL_REFRESH_AND_INCREMENTAL, ReadContext, Reader, Reading, StreamDef, StreamOutput};
-use crate::catalog::SyncMode;
-use crate::graph::{self, Account};
+use crate::graph::{self, Metrics};
 use crate::http::client::GraphClient;
 use crate::http::error::RequestError;
+use crate::model::{Account, SyncMode};
 use crate::protocol::{Failure, LogLevel};
+use crate::record::RawRecord;
 use crate::state::{PartitionCursors, format_cursor, parse_cursor};
-use crate::transform;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use serde_json::{Map, Value};
 
 pub const NAME: &str = "user_insights";
 
@@ -23,7 +22,8 @@ pub const STREAM: StreamDef = StreamDef {
     ..StreamDef::full_refresh(NAME, SCHEMA, &["business_account_id", "date"], Reader::PerAccount(start))
 };
 
-/// Plans the read from the state (a full refresh ignores it, reference §13), then reads.
+/// Plans the read from the state (a full refresh ignores it, `docs/source-instagram.md` §13), then
+/// reads.
 fn start<'a>(ctx: &'a ReadContext<'a>, accounts: &'a [Account], out: &'a StreamOutput<'a>) -> Reading<'a> {
     async move {
         let incoming = match out.sync_mode {
@@ -108,26 +108,23 @@ impl Plan {
 /// The records of one group's response: `{date, metric[_suffix]: values[j].value}`. A one-day
 /// window reads only `values[0]` (the reference); a range reads one record per value (one per
 /// day). Empty for an empty response.
-pub fn extract(body: &Value, period: &str, every_value: bool) -> Vec<Map<String, Value>> {
-    let Some(items) = body.get("data").and_then(Value::as_array) else { return Vec::new() };
-    let Some(first) = items.first() else { return Vec::new() };
+pub fn extract(metrics: &Metrics, period: &str, every_value: bool) -> Vec<RawRecord> {
+    let Some(first) = metrics.metrics.first() else { return Vec::new() };
     let suffix = match period {
         "week" => "_week",
         "days_28" => "_days_28",
         _ => "",
     };
-    let count =
-        if every_value { first.get("values").and_then(Value::as_array).map_or(1, |v| v.len().max(1)) } else { 1 };
+    let count = if every_value { first.values.len().max(1) } else { 1 };
     (0..count)
         .map(|index| {
-            let mut record = Map::new();
-            if let Some(date) = first.pointer(&format!("/values/{index}/end_time")) {
-                record.insert("date".into(), date.clone());
+            let mut record = RawRecord::default();
+            if let Some(date) = first.values.get(index).and_then(|value| value.end_time.as_deref()) {
+                record.add("date", &date);
             }
-            for item in items {
-                let Some(name) = item.get("name").and_then(Value::as_str) else { continue };
-                let value = item.pointer(&format!("/values/{index}/value")).cloned().unwrap_or(Value::Null);
-                record.insert(format!("{name}{suffix}"), value);
+            for metric in &metrics.metrics {
+                let Some(name) = &metric.name else { continue };
+                record.insert(format!("{name}{suffix}"), metric.value(index));
             }
             record
         })
@@ -135,11 +132,12 @@ pub fn extract(body: &Value, period: &str, every_value: bool) -> Vec<Map<String,
 }
 
 /// Merges the groups' records by their raw `date`; later groups update earlier keys.
-pub fn merge(records: Vec<Map<String, Value>>) -> Vec<Map<String, Value>> {
-    let mut merged: Vec<Map<String, Value>> = Vec::new();
+pub fn merge(records: Vec<RawRecord>) -> Vec<RawRecord> {
+    let mut merged: Vec<RawRecord> = Vec::new();
     for record in records {
-        match merged.iter_mut().find(|m| m.get("date") == record.get("date")) {
-            Some(existing) => existing.extend(record),
+        let date = record.get("date").map(|date| date.get().to_owned());
+        match merged.iter_mut().find(|m| m.get("date").map(|d| d.get()) == date.as_deref()) {
+            Some(existing) => record.into_fields().for_each(|(name, value)| existing.insert(name, value)),
             None => merged.push(record),
         }
     }
@@ -161,18 +159,17 @@ async fn read_window(
     (since, until): (DateTime<Utc>, DateTime<Utc>),
     latest_allowed: DateTime<Utc>,
     every_value: bool,
-) -> Result<Vec<(Value, DateTime<Utc>)>, RequestError> {
+) -> Result<Vec<(RawRecord, DateTime<Utc>)>, RequestError> {
     let (since, until) = (format_cursor(since), format_cursor(until));
     let path = format!("/{}/insights", account.business_account_id);
-    let groups = GROUPS.iter().map(|(period, metric)| {
-        let query = [("period", *period), ("metric", *metric), ("since", since.as_str()), ("until", until.as_str())];
-        let path = path.as_str();
-        async move { graph::get_or_ignore(client, path, &query, NAME, ignore).await.map(|b| (b, *period)) }
+    let items = GROUPS.iter().map(|(period, metric)| {
+        let query = [("period", *period), ("metric", *metric), ("since", &since), ("until", &until)];
+        (path.clone(), query.into_iter().map(|(key, value)| (key, value.to_owned())).collect())
     });
-    let responses = futures::future::try_join_all(groups).await?;
+    let responses = graph::get_many_or_ignore::<Metrics>(client, items.collect(), false, NAME, ignore).await;
     let mut extracted = Vec::new();
-    for (body, period) in responses {
-        let Some(body) = body else { continue };
+    for (body, (period, _)) in responses.into_iter().zip(GROUPS) {
+        let Some(body) = body? else { continue };
         let records = extract(&body, period, every_value);
         if records.is_empty() {
             client.sink().log(
@@ -184,7 +181,7 @@ async fn read_window(
     }
     let mut records = Vec::new();
     for mut record in merge(extracted) {
-        let Some(date) = record.get("date").and_then(Value::as_str).and_then(parse_cursor) else {
+        let Some(date) = record.text("date").as_deref().and_then(parse_cursor) else {
             client.sink().log(
                 LogLevel::Warn,
                 &format!("{NAME}: dropped a record without a usable date for account {}", account.business_account_id),
@@ -194,10 +191,10 @@ async fn read_window(
         if date > latest_allowed {
             continue;
         }
-        record.insert("page_id".into(), serde_json::json!(account.page_id));
-        record.insert("business_account_id".into(), Value::String(account.business_account_id.clone()));
-        transform::rfc3339_field(&mut record, "date");
-        records.push((Value::Object(record), date));
+        record.add("page_id", &account.page_id);
+        record.add("business_account_id", &account.business_account_id);
+        record.in_rfc3339("date");
+        records.push((record, date));
     }
     Ok(records)
 }
@@ -261,8 +258,10 @@ pub async fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::testing::{ScriptedRuntime, client, respond};
+    use crate::protocol::testing::{Message, RecordingSink};
     use crate::streams::StreamOutput;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn at(text: &str) -> DateTime<Utc> {
         parse_cursor(text).expect("date")
@@ -322,29 +321,36 @@ mod tests {
 
     #[test]
     fn groups_are_extracted_with_suffixes_and_merged_by_date() {
-        let day: Value =
-            serde_json::from_str(include_str!("../../../tests/fixtures/samples/user_insights.json")).expect("json");
-        let lifetime: Value =
+        let metrics = |value: Value| serde_json::from_value::<Metrics>(value).expect("insights");
+        let json_of = |record: &RawRecord| serde_json::to_value(record).expect("json");
+        let day = metrics(
+            serde_json::from_str(include_str!("../../../tests/fixtures/samples/user_insights.json")).expect("json"),
+        );
+        let lifetime = metrics(
             serde_json::from_str(include_str!("../../../tests/fixtures/samples/user_insights_for_lifetime.json"))
-                .expect("json");
-        let week = json!({"data": [{"name": "reach", "period": "week", "values": [{"value": 3, "end_time": "2024-01-15T07:00:00+0000"}]}]});
+                .expect("json"),
+        );
+        let week = metrics(
+            json!({"data": [{"name": "reach", "period": "week", "values": [{"value": 3, "end_time": "2024-01-15T07:00:00+0000"}]}]}),
+        );
         let records =
             [extract(&day, "day", false), extract(&week, "week", false), extract(&lifetime, "lifetime", false)]
                 .concat();
         let merged = merge(records);
         assert_eq!(merged.len(), 1);
-        let record = &merged[0];
-        let keys: Vec<&str> = record.keys().map(String::as_str).collect();
+        let record = json_of(&merged[0]);
+        let keys: Vec<&str> = record.as_object().expect("object").keys().map(String::as_str).collect();
         assert_eq!(keys, ["date", "follower_count", "reach", "reach_week", "online_followers"]);
         assert_eq!(record["date"], "2024-01-15T07:00:00+0000");
         assert_eq!(record["online_followers"]["23"], 2400);
-        assert!(extract(&json!({"data": []}), "day", false).is_empty());
-        let range = json!({"data": [{"name": "reach", "values": [
-            {"value": 1, "end_time": "2024-01-14T07:00:00+0000"}, {"value": 2, "end_time": "2024-01-15T07:00:00+0000"}]}]});
+        assert!(extract(&metrics(json!({"data": []})), "day", false).is_empty());
+        let range = metrics(json!({"data": [{"name": "reach", "values": [
+            {"value": 1, "end_time": "2024-01-14T07:00:00+0000"}, {"value": 2, "end_time": "2024-01-15T07:00:00+0000"}]}]}));
         let days = extract(&range, "days_28", true);
         assert_eq!(days.len(), 2);
+        let last = json_of(&days[1]);
         assert_eq!(
-            (days[1]["date"].as_str(), days[1]["reach_days_28"].as_i64()),
+            (last["date"].as_str(), last["reach_days_28"].as_i64()),
             (Some("2024-01-15T07:00:00+0000"), Some(2))
         );
         assert_eq!(extract(&range, "days_28", false).len(), 1, "a one-day window reads values[0] only");
@@ -352,9 +358,6 @@ mod tests {
 
     #[test]
     fn many_accounts_checkpoint_every_thousand_records_and_never_repeat_a_state() {
-        use crate::http::client::{GraphClient, RetryPolicy};
-        use crate::http::testing::{ScriptedRuntime, respond};
-        use crate::protocol::testing::{Message, RecordingSink};
         let now = at("2024-01-15T12:00:00Z");
         let runtime = ScriptedRuntime::new(now, |request| {
             let url = url::Url::parse(&request.url).expect("url");
@@ -368,7 +371,7 @@ mod tests {
             respond(200, json!({ "data": names }))
         });
         let sink = RecordingSink::default();
-        let client = GraphClient::new("http://x/v23.0", "t", 8, RetryPolicy::default(), &runtime, &sink);
+        let client = client(&runtime, &sink);
         let accounts: Vec<Account> = (0..40)
             .map(|i| Account { business_account_id: format!("acct{i:02}"), page_id: Some(format!("page{i}")) })
             .collect();
@@ -395,9 +398,6 @@ mod tests {
 
     #[test]
     fn records_dated_after_tomorrow_and_empty_responses_are_dropped() {
-        use crate::http::client::{GraphClient, RetryPolicy};
-        use crate::http::testing::{ScriptedRuntime, respond};
-        use crate::protocol::testing::RecordingSink;
         let runtime = ScriptedRuntime::new(at("2024-01-15T12:00:00Z"), |request| {
             // The first group answers two days ahead (beyond now + 1 day), the others nothing.
             if request.url.contains("period=day&") {
@@ -410,7 +410,7 @@ mod tests {
             }
         });
         let sink = RecordingSink::default();
-        let client = GraphClient::new("http://x/v23.0", "t", 4, RetryPolicy::default(), &runtime, &sink);
+        let client = client(&runtime, &sink);
         let account = Account { business_account_id: "a".into(), page_id: Some("p".into()) };
         let window = (at("2024-01-15T12:00:00Z"), at("2024-01-16T12:00:00Z"));
         let records =
@@ -423,11 +423,9 @@ mod tests {
             "empty groups are logged"
         );
         // 2024-01-15T20:00 passes at now 2024-01-15T12:00 (the reference's own example).
-        let record = extract(
-            &json!({"data": [{"name": "reach", "values": [{"value": 1, "end_time": "2024-01-15T20:00:00+0000"}]}]}),
-            "day",
-            false,
-        );
+        let body =
+            json!({"data": [{"name": "reach", "values": [{"value": 1, "end_time": "2024-01-15T20:00:00+0000"}]}]});
+        let record = extract(&serde_json::from_value(body).expect("insights"), "day", false);
         assert_eq!(record.len(), 1);
     }
 
@@ -435,9 +433,6 @@ mod tests {
     /// record is kept, its `date` in RFC 3339.
     #[test]
     fn an_end_time_written_with_a_space_is_read() {
-        use crate::http::client::{GraphClient, RetryPolicy};
-        use crate::http::testing::{ScriptedRuntime, respond};
-        use crate::protocol::testing::RecordingSink;
         let runtime = ScriptedRuntime::new(at("2025-07-02T12:00:00Z"), |_| {
             respond(
                 200,
@@ -445,14 +440,14 @@ mod tests {
             )
         });
         let sink = RecordingSink::default();
-        let client = GraphClient::new("http://x/v23.0", "t", 4, RetryPolicy::default(), &runtime, &sink);
+        let client = client(&runtime, &sink);
         let account = Account { business_account_id: "a".into(), page_id: Some("p".into()) };
         let window = (at("2025-07-01T00:00:00Z"), at("2025-07-02T00:00:00Z"));
         let records =
             futures::executor::block_on(read_window(&client, &account, window, at("2025-07-03T12:00:00Z"), false))
                 .expect("window");
         assert_eq!(records.len(), 1, "{:?}", sink.logs());
-        assert_eq!(records[0].0["date"], "2025-07-01T07:00:00+00:00");
+        assert_eq!(records[0].0.text("date").as_deref(), Some("2025-07-01T07:00:00+00:00"));
         assert_eq!(records[0].1, at("2025-07-01T07:00:00Z"));
         assert!(sink.logs().iter().all(|(level, _)| *level != crate::protocol::LogLevel::Warn));
     }
@@ -461,11 +456,9 @@ mod tests {
     fn since_param_errors_are_skipped_windows() {
         use crate::http::HttpResponse;
         let body = json!({"error": {"message": "(#100) since param is not valid. Metrics data is available for the last 2 years", "type": "OAuthException", "code": 100, "fbtrace_id": "ABC123"}});
-        let error = RequestError::from_response(
-            &HttpResponse { status: 400, headers: vec![], body: vec![] },
-            Some(&body),
-            "/x",
-        );
+        let graph = crate::http::answer::error_body(body.to_string().as_bytes());
+        let error =
+            RequestError::from_response(&HttpResponse { status: 400, headers: vec![], body: vec![] }, graph, "/x");
         assert!(ignore(&error).is_some_and(|m| m.contains("Skipping time window with future 'since' date")));
     }
 }

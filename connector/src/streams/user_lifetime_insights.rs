@@ -1,12 +1,16 @@
-//! `user_lifetime_insights` (reference §8.1): follower demographics per account and breakdown.
+//! `user_lifetime_insights` (`docs/source-instagram.md` §8.1): follower demographics per account
+//! and breakdown.
 
 use super::{ReadContext, Reader, Reading, StreamDef, StreamOutput};
-use crate::graph::Account;
+use crate::graph::Edge;
+use crate::http::answer::Raw;
 use crate::http::client::GraphClient;
-use crate::http::shape::Shape;
+use crate::model::Account;
 use crate::protocol::Failure;
-use futures::{FutureExt, StreamExt, TryStreamExt};
-use serde_json::{Map, Value};
+use crate::record::{Entry, RawRecord};
+use futures::FutureExt;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 pub const NAME: &str = "user_lifetime_insights";
 
@@ -19,44 +23,60 @@ fn start<'a>(ctx: &'a ReadContext<'a>, accounts: &'a [Account], out: &'a StreamO
 
 /// The record schema `discover` returns.
 pub const SCHEMA: &[u8] = crate::packed::packed!("src/streams/schemas/user_lifetime_insights.json");
+
 pub const BREAKDOWNS: [&str; 3] = ["city", "country", "age,gender"];
+
+/// `total_value.breakdowns[0].results` of a demographics entry (one of another shape counts as
+/// no results).
+#[derive(Deserialize)]
+struct TotalValue {
+    breakdowns: Vec<Breakdown>,
+}
+
+#[derive(Deserialize)]
+struct Breakdown {
+    results: Vec<Count>,
+}
+
+#[derive(Deserialize)]
+struct Count {
+    #[serde(default)]
+    dimension_values: Vec<Raw>,
+    value: Option<Raw>,
+}
 
 /// `{breakdown, business_account_id, page_id, metric, value}` with `value` keyed by **all**
 /// dimension values joined with `,` (`"18-24,F"`); the reference 4.2.27 kept only the first
-/// dimension and lost the gender split.
-pub fn transform(item: Value, breakdown: &str, account: &Account) -> Value {
-    let Value::Object(mut item) = item else { return item };
-    let mut record = Map::new();
-    record.insert("breakdown".into(), Value::String(breakdown.to_owned()));
-    record.insert("business_account_id".into(), Value::String(account.business_account_id.clone()));
-    record.insert("page_id".into(), serde_json::json!(account.page_id));
-    record.insert("metric".into(), item.get("name").cloned().unwrap_or(Value::Null));
+/// dimension and lost the gender split. The entry's other fields follow, as Graph sent them.
+pub fn transform(entry: Entry, breakdown: &str, account: &Account) -> RawRecord {
+    let Entry(mut item) = entry;
+    let mut record = RawRecord::default();
+    record.add("breakdown", &breakdown);
+    record.add("business_account_id", &account.business_account_id);
+    record.add("page_id", &account.page_id);
+    record.insert("metric", item.remove("name").unwrap_or_else(|| RawValue::NULL.to_owned()));
     let results = item
-        .get("total_value")
-        .and_then(|t| t.pointer("/breakdowns/0/results"))
-        .and_then(Value::as_array)
-        .cloned()
+        .read::<TotalValue>("total_value")
+        .and_then(|total| total.breakdowns.into_iter().next())
+        .map(|breakdown| breakdown.results)
         .unwrap_or_default();
-    let value: Map<String, Value> = results
-        .iter()
-        .map(|result| {
-            let key = result
-                .get("dimension_values")
-                .and_then(Value::as_array)
-                .map(|dims| {
-                    dims.iter().map(|d| d.as_str().map_or_else(|| d.to_string(), str::to_owned)).collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
-                .join(",");
-            (key, result.get("value").cloned().unwrap_or(Value::Null))
-        })
-        .collect();
-    record.insert("value".into(), Value::Object(value));
-    for key in ["name", "period", "title", "description", "id", "total_value", "value"] {
+    let mut value = RawRecord::default();
+    for count in results {
+        let dimensions = count.dimension_values;
+        let key: Vec<String> = dimensions
+            .iter()
+            .map(|Raw(d)| serde_json::from_str::<String>(d.get()).unwrap_or_else(|_| d.get().to_owned()))
+            .collect();
+        value.insert(key.join(","), count.value.map_or_else(|| RawValue::NULL.to_owned(), |Raw(value)| value));
+    }
+    record.add("value", &value);
+    for key in ["period", "title", "description", "id", "total_value", "value"] {
         item.remove(key);
     }
-    record.extend(item);
-    Value::Object(record)
+    for (name, field) in item.into_fields() {
+        record.insert(name, field);
+    }
+    record
 }
 
 pub async fn read(
@@ -75,23 +95,21 @@ pub async fn read(
             ("breakdown", breakdown),
             ("metric_type", "total_value"),
         ];
-        let body: Value = client.get(&path, &query, Shape::Metrics, NAME).await.map_err(|e| e.to_failure())?;
-        let items = body.get("data").and_then(Value::as_array).cloned().unwrap_or_default();
-        Ok::<_, Failure>(items.into_iter().map(|item| transform(item, breakdown, account)).collect::<Vec<_>>())
+        let body: Edge<Entry> = client.get(&path, &query, NAME).await.map_err(|e| e.to_failure())?;
+        Ok::<_, Failure>(body.data.into_iter().map(|entry| transform(entry, breakdown, account)).collect::<Vec<_>>())
     });
-    let mut records = futures::stream::iter(requests).buffered(fan_out.max(1));
-    while let Some(batch) = records.try_next().await? {
-        for record in batch {
-            out.emit(&record);
-        }
-    }
-    Ok(())
+    out.emit_batches(futures::stream::iter(requests), fan_out).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    fn record(item: Value, breakdown: &str) -> Value {
+        let entry: Entry = serde_json::from_value(item).expect("an entry");
+        serde_json::to_value(transform(entry, breakdown, &account())).expect("json")
+    }
 
     fn account() -> Account {
         Account { business_account_id: "b1".into(), page_id: Some("p1".into()) }
@@ -103,9 +121,8 @@ mod tests {
             "../../../tests/fixtures/samples/user_lifetime_insights_for_age_gender.json"
         ))
         .expect("json");
-        let record = transform(sample["data"][0].clone(), "age,gender", &account());
         assert_eq!(
-            record,
+            record(sample["data"][0].clone(), "age,gender"),
             json!({"breakdown": "age,gender", "business_account_id": "b1", "page_id": "p1", "metric": "follower_demographics",
                    "value": {"18-24,F": 10, "18-24,M": 7, "18-24,U": 1, "25-34,F": 25, "25-34,M": 19, "25-34,U": 2}})
         );
@@ -116,7 +133,7 @@ mod tests {
         let sample: Value =
             serde_json::from_str(include_str!("../../../tests/fixtures/samples/user_lifetime_insights.json"))
                 .expect("json");
-        let record = transform(sample["data"][0].clone(), "city", &account());
+        let record = record(sample["data"][0].clone(), "city");
         assert!(record["value"].get("London, England").is_some(), "{record}");
         assert!(record.get("total_value").is_none() && record.get("name").is_none());
     }

@@ -1,13 +1,12 @@
-//! `users`: the profile of each Instagram business account (reference §4).
+//! `users`: the profile of each Instagram business account (`docs/source-instagram.md` §4).
 
 use super::{ReadContext, Reader, Reading, StreamDef, StreamOutput};
-use crate::graph::{Account, USER_FIELDS};
+use crate::graph::USER_FIELDS;
 use crate::http::client::GraphClient;
-use crate::http::shape::Shape;
+use crate::model::Account;
 use crate::protocol::Failure;
-use crate::transform;
-use futures::{FutureExt, StreamExt, TryStreamExt};
-use serde_json::Value;
+use crate::record::{Node, RawRecord};
+use futures::FutureExt;
 
 pub const NAME: &str = "users";
 
@@ -21,26 +20,20 @@ fn start<'a>(ctx: &'a ReadContext<'a>, accounts: &'a [Account], out: &'a StreamO
 pub const SCHEMA: &[u8] = crate::packed::packed!("src/streams/schemas/users.json");
 
 /// Adds `page_id` (no `business_account_id`: the reference does not) and cleans URLs.
-pub fn transform(body: Value, account: &Account) -> Value {
-    let Value::Object(mut record) = body else {
-        return body;
-    };
-    record.insert("page_id".into(), serde_json::json!(account.page_id));
-    transform::clean_urls(&mut record);
-    Value::Object(record)
+pub fn transform(profile: Node, account: &Account) -> RawRecord {
+    let mut record = profile.record;
+    record.add("page_id", &account.page_id);
+    record.clean_urls();
+    record
 }
 
 pub async fn read(client: &GraphClient<'_>, accounts: &[Account], out: &StreamOutput<'_>) -> Result<(), Failure> {
     let requests = accounts.iter().map(|account| async move {
         let path = format!("/{}", account.business_account_id);
-        client.get(&path, &[("fields", USER_FIELDS)], Shape::Node, NAME).await.map(|body| transform(body, account))
+        let profile = client.get(&path, &[("fields", USER_FIELDS)], NAME).await.map_err(|e| e.to_failure())?;
+        Ok(vec![transform(profile, account)])
     });
-    // `buffered` keeps account order while the request layer runs them concurrently.
-    let mut records = futures::stream::iter(requests).buffered(accounts.len().max(1));
-    while let Some(record) = records.try_next().await.map_err(|e| e.to_failure())? {
-        out.emit(&record);
-    }
-    Ok(())
+    out.emit_batches(futures::stream::iter(requests), accounts.len()).await
 }
 
 #[cfg(test)]
@@ -53,8 +46,9 @@ mod tests {
         let account = Account { business_account_id: "17841400000000000".into(), page_id: Some("111".into()) };
         let body =
             json!({"id": "17841400000000000", "ig_id": 3, "profile_picture_url": "https://x/p.jpg?stp=a&ccb=7-5&oh=0"});
+        let node: Node = serde_json::from_value(body).expect("a node");
         assert_eq!(
-            transform(body, &account),
+            serde_json::to_value(transform(node, &account)).expect("json"),
             json!({"id": "17841400000000000", "ig_id": 3, "profile_picture_url": "https://x/p.jpg?stp=a&oh=0", "page_id": "111"})
         );
     }

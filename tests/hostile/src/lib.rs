@@ -10,21 +10,15 @@ mod component {
     use bindings::airbyte::source::sink;
     use bindings::airbyte::source::types::{Failure, FailureType, LogLevel};
     use bindings::exports::airbyte::source::source::Guest;
-    use wasi::http::outgoing_handler;
-    use wasi::http::types::{Fields, OutgoingRequest, Scheme};
+    use bindings::wasi::http::outgoing_handler;
+    use bindings::wasi::http::types::{Fields, OutgoingRequest, Scheme};
 
     mod bindings {
         wit_bindgen::generate!({
             path: "../../wit",
             world: "source-connector",
-            with: {
-                "wasi:http/types@0.2.12": wasi::http::types,
-                "wasi:http/outgoing-handler@0.2.12": wasi::http::outgoing_handler,
-                "wasi:io/poll@0.2.12": wasi::io::poll,
-                "wasi:io/error@0.2.12": wasi::io::error,
-                "wasi:io/streams@0.2.12": wasi::io::streams,
-                "wasi:clocks/monotonic-clock@0.2.12": wasi::clocks::monotonic_clock,
-            },
+            // Its own WASI bindings (the connector's come from the `wasi` crate).
+            generate_all,
         });
     }
 
@@ -79,7 +73,7 @@ mod component {
             }
             "sleep" => {
                 // Blocked in the host, running no wasm: only a host-side timer can stop this.
-                wasi::clocks::monotonic_clock::subscribe_duration(3_600_000_000_000).block();
+                bindings::wasi::clocks::monotonic_clock::subscribe_duration(3_600_000_000_000).block();
                 Ok(())
             }
             "forbidden-host" => {
@@ -102,7 +96,7 @@ mod component {
                     (0..count).filter_map(|_| outgoing_handler::handle(get(url), None).ok()).collect();
                 pending.iter().for_each(|p| p.subscribe().block());
                 sink::log(LogLevel::Info, &format!("hoard: holding {} answers unread", pending.len()));
-                wasi::clocks::monotonic_clock::subscribe_duration(3_600_000_000_000).block();
+                bindings::wasi::clocks::monotonic_clock::subscribe_duration(3_600_000_000_000).block();
                 Ok(())
             }
             "snoop" => {

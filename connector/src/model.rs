@@ -1,0 +1,47 @@
+//! The vocabulary every part of a sync shares: how a stream is read, the accounts it reads, the
+//! objects a parent hands its children, and the state a full refresh ends with.
+//!
+//! Why its own module: the catalog, the state, the incremental windows and the streams all speak
+//! these words; kept here, each of them depends on this module and none on another of them.
+
+use crate::protocol::Failure;
+use serde_json::Value;
+
+/// How a configured stream is read (Airbyte's `sync_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    FullRefresh,
+    Incremental,
+}
+
+/// The state a full-refresh stream ends with (the CDK's FinalStateCursor). An incremental
+/// stream that finds it reads it as "no cursor yet" (see `docs/airbyte.md`, "State").
+pub fn final_full_refresh_state() -> Value {
+    serde_json::json!({"__ab_no_cursor_state_message": true})
+}
+
+/// An Instagram business account, and the Facebook Page it is linked to: every stream but `Api`
+/// reads per account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub business_account_id: String,
+    /// `None` when the token cannot list the account's Page (accounts picked by id).
+    pub page_id: Option<String>,
+}
+
+/// An object read from a parent edge (a media item or a story), as its children need it.
+#[derive(Clone, Debug)]
+pub struct ObjectRef {
+    pub id: String,
+    pub account: Account,
+    pub media_type: Option<String>,
+    pub media_product_type: Option<String>,
+    /// As in the parent record, RFC 3339 (media only).
+    pub timestamp: Option<Box<serde_json::value::RawValue>>,
+    /// The media's `comments_count` (replies included), when the parent edge gave it.
+    pub comments_count: Option<u64>,
+}
+
+/// One page of a parent's objects, or the failure that ended the parent.
+pub type Page = Result<Vec<ObjectRef>, Failure>;
