@@ -33,7 +33,7 @@ host: wasm-target
 
 # Builds, starts the sandbox, runs check and a read of every supported stream, prints a summary.
 run: build
-	scripts/demo.sh
+	tests/demo.sh
 
 # Python venvs with pinned packages (official Airbyte protocol models; PyAirbyte), made once
 # under target/ and remade only when their requirements file changes.
@@ -57,7 +57,7 @@ test: build python-venvs
 # The Airbyte source image (podman, FROM scratch; installs podman with apt-get when missing),
 # and its smoke test: spec, check and a read inside the container against the sandbox.
 image: build
-	scripts/image.sh
+	host/image/build.sh
 
 test-image: image python-venvs
 	cd tests/python && ../../$(PY_VENVS)/protocol/bin/python -m pytest -p no:cacheprovider -q -s test_image.py
@@ -96,7 +96,7 @@ bench: build
 
 # Where a Benchmark L sync spends its CPU, guest functions named (needs perf).
 profile: build
-	scripts/profile.sh
+	tests/bench/profile.sh
 
 lint: wasm-target
 	$(CARGO) fmt --all -- --check

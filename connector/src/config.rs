@@ -61,15 +61,9 @@ impl Default for Optimizations {
 /// Secrets stay out of any debug output.
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("access_token", &"****")
-            .field("start_date", &self.start_date)
-            .field("num_workers", &self.num_workers)
-            .field("base_url", &self.base_url)
-            .field("optimizations", &self.optimizations)
-            .field("account_ids", &self.account_ids)
-            .field("insights_lookback_days", &self.insights_lookback_days)
-            .finish_non_exhaustive()
+        let Config { base_url, start_date, num_workers, account_ids, .. } = self;
+        let settings = (base_url, start_date, num_workers, account_ids, &self.optimizations);
+        f.debug_tuple("Config").field(&settings).finish_non_exhaustive()
     }
 }
 
@@ -96,7 +90,7 @@ struct UserConfig {
 }
 
 /// `Some(value)` for a key that is present, even when it is null.
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+pub fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
 }
 

@@ -1,6 +1,7 @@
 //! Graph API paths, field lists, the shapes of its answers, and cursor pagination
 //! (`docs/graph-api.md`).
 
+use crate::config::present;
 use crate::http::answer::{FromMembers, Id, ListOf, Object, Raw, from_object};
 use crate::http::client::GraphClient;
 use crate::http::error::RequestError;
@@ -102,7 +103,7 @@ struct EdgeFields<T> {
 struct Paging {
     /// Meta omits `next` on the last page (a `null` still counts as there).
     #[serde(default, deserialize_with = "present")]
-    next: bool,
+    next: Option<de::IgnoredAny>,
     cursors: Cursors,
 }
 
@@ -111,15 +112,12 @@ struct Cursors {
     after: String,
 }
 
-fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
-    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
-}
-
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Edge<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let Object(EdgeFields { data: ListOf(data), paging }) = Object::deserialize(deserializer)?;
         let paging = paging.and_then(|raw| serde_json::from_str::<Paging>(raw.get()).ok());
-        let after = paging.filter(|paging| paging.next).map(|paging| paging.cursors.after).filter(|a| !a.is_empty());
+        let after =
+            paging.filter(|paging| paging.next.is_some()).map(|paging| paging.cursors.after).filter(|a| !a.is_empty());
         Ok(Edge { data, after })
     }
 }
@@ -139,7 +137,7 @@ pub struct Metric {
     #[serde(default)]
     pub values: Vec<MetricValue>,
     /// Checked where present, like every id (`null` too).
-    #[serde(default, deserialize_with = "present_id")]
+    #[serde(default, deserialize_with = "present")]
     pub id: Option<Id>,
 }
 
@@ -151,10 +149,6 @@ pub struct MetricValue {
     pub end_time: Option<String>,
 }
 
-fn present_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Id>, D::Error> {
-    Id::deserialize(deserializer).map(Some)
-}
-
 impl Metric {
     /// `values[index].value`, or `null` when there is none.
     pub fn value(&self, index: usize) -> Box<RawValue> {
@@ -164,7 +158,7 @@ impl Metric {
 }
 
 impl Metrics {
-    /// The flattened record (§9.3): `{name: values[0].value}` per metric, after the body's other
+    /// The flattened record (`docs/source-instagram.md` §9.3): `{name: values[0].value}` per metric, after the body's other
     /// members; with no metric, the body as it came.
     pub fn flatten(self) -> RawRecord {
         let mut record = self.rest;

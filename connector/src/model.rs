@@ -23,7 +23,7 @@ pub fn final_full_refresh_state() -> Value {
 
 /// An Instagram business account, and the Facebook Page it is linked to: every stream but `Api`
 /// reads per account.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Account {
     pub business_account_id: String,
     /// `None` when the token cannot list the account's Page (accounts picked by id).
@@ -31,7 +31,7 @@ pub struct Account {
 }
 
 /// An object read from a parent edge (a media item or a story), as its children need it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ObjectRef {
     pub id: String,
     pub account: Account,

@@ -70,19 +70,14 @@ impl RawRecord {
         }
     }
 
-    /// URL cleaning (§9.1): `_nc_rid` from `media_url`, `ccb` from `profile_picture_url`.
+    /// URL cleaning (`docs/source-instagram.md` §9.1): `_nc_rid` from `media_url`, `ccb` from `profile_picture_url`.
     pub fn clean_urls(&mut self) {
         for (field, param) in CLEANED_URLS {
             self.rewrite_text(field, |url| (!url.is_empty()).then(|| strip_query_param(url, param)));
         }
     }
 
-    /// `timestamp` in RFC 3339 (§9.2); a value that is not a timestamp is left as it came.
-    pub fn timestamp_in_rfc3339(&mut self) {
-        self.in_rfc3339("timestamp");
-    }
-
-    /// Field `name` in RFC 3339 (§9.2); a value that is not a timestamp is left as it came.
+    /// Field `name` in RFC 3339 (`docs/source-instagram.md` §9.2); a value that is not a timestamp is left as it came.
     pub fn in_rfc3339(&mut self, name: &str) {
         self.rewrite_text(name, rfc3339);
     }
@@ -204,7 +199,7 @@ pub fn parse_timestamp(text: &str) -> Option<DateTime<chrono::FixedOffset>> {
         .ok()
 }
 
-/// `2024-01-01T00:00:00+0000` → `2024-01-01T00:00:00+00:00` (§9.2), from any form
+/// `2024-01-01T00:00:00+0000` → `2024-01-01T00:00:00+00:00` (`docs/source-instagram.md` §9.2), from any form
 /// [`parse_timestamp`] reads. `None` when unparseable.
 pub fn rfc3339(timestamp: &str) -> Option<String> {
     // Graph's own form (`…+0000`, every timestamp it sends) only gains the colon: a string
@@ -279,7 +274,7 @@ mod tests {
         )
         .expect("an object");
         record.add("c", &"added");
-        record.timestamp_in_rfc3339();
+        record.in_rfc3339("timestamp");
         assert_eq!(
             serde_json::to_string(&record).expect("json"),
             r#"{"b":"again","a":{"x": [1]},"timestamp":"2024-01-01T00:00:00+00:00","c":"added"}"#

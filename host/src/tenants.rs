@@ -230,7 +230,9 @@ async fn run_one(
     let output = resolve(base_dir, &job.output);
     let messages = |()| std::fs::File::options().create(true).append(true).open(output.join("messages.jsonl"));
     let log: SharedSink = match std::fs::create_dir_all(&output).and_then(messages) {
-        Ok(file) => Arc::new(Mutex::new(AirbyteWriter::new(BufWriter::with_capacity(4096, file)))),
+        Ok(file) => {
+            Arc::new(Mutex::new(AirbyteWriter::new(BufWriter::with_capacity(crate::output_dir::OUTPUT_BUFFER, file))))
+        }
         Err(e) => return report(Outcome::Stopped(format!("cannot create {}: {e}", output.display())), BTreeMap::new()),
     };
     // A missing state file is a first sync.

@@ -68,7 +68,7 @@ fn discover_lists_the_reference_streams_and_comments_with_keys_and_cursors() {
         };
         assert_eq!(stream["default_cursor_field"], cursor, "{name}");
     }
-    // Schemas: the reference catalog's, with the updates of reference §6 and §8.2.
+    // Schemas: the reference catalog's, with the updates of `docs/source-instagram.md` §6 and §8.2.
     let reference = sample("discovered_catalog.json");
     // `comments` is this connector's own stream (the reference has none).
     for stream in streams.iter().filter(|s| s["name"] != "comments") {

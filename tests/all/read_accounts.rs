@@ -1,4 +1,4 @@
-//! `read` of `Api` and `users` (reference §3, §4) against the sandbox.
+//! `read` of `Api` and `users` (`docs/source-instagram.md` §3, §4) against the sandbox.
 
 use e2e_tests::{Scratch, config_for, read, sample};
 use graph_sandbox::model::{Model, ModelSpec};

@@ -7,8 +7,15 @@ use std::path::Path;
 
 /// The code that must not spell out a stream name: everything that ships or drives every stream.
 /// Unit tests, the e2e tests and the bench, which pick particular streams on purpose, are left out.
-const SCANNED: [&str; 6] =
-    ["connector/src", "host/src", "stdout-sink/src", "scripts", "tests/lib.rs", "tests/python/conftest.py"];
+const SCANNED: [&str; 7] = [
+    "connector/src",
+    "host/src",
+    "host/stdout-sink/src",
+    "host/image",
+    "tests/demo.sh",
+    "tests/lib.rs",
+    "tests/python/conftest.py",
+];
 
 fn production_lines(path: &Path) -> Vec<(usize, String)> {
     let text = std::fs::read_to_string(path).unwrap_or_default();

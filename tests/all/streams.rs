@@ -1,5 +1,5 @@
-//! All eight streams against the sandbox, checked item by item against the reference (§3–§9,
-//! checklist §14).
+//! Every stream against the sandbox, checked item by item against the reference
+//! (`docs/source-instagram.md` §3–§9, checklist §14).
 
 use e2e_tests::{Output, Scratch, catalog_all, config_for, read_catalog};
 use graph_sandbox::model::{InsightsBehaviour, Model, ModelSpec};

@@ -13,11 +13,11 @@ import pytest
 from airbyte_checks import protocol_error
 from conftest import ROOT, Run, configured_catalog
 
-METADATA = (ROOT / "image" / "metadata.yaml").read_text()
+METADATA = (ROOT / "host" / "image" / "metadata.yaml").read_text()
 REPOSITORY = re.search(r"^  dockerRepository: (\S+)$", METADATA, re.M).group(1)
 TAG = re.search(r"^  dockerImageTag: (\S+)$", METADATA, re.M).group(1)
 IMAGE = f"{REPOSITORY}:{TAG}"
-ENV = {**os.environ, "CONTAINERS_CONF": str(ROOT / "image" / "containers.conf")}
+ENV = {**os.environ, "CONTAINERS_CONF": str(ROOT / "host" / "image" / "containers.conf")}
 
 
 def podman(*args: str) -> subprocess.CompletedProcess:

@@ -18,11 +18,10 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
-/// A successful answer: the caller's type, or the Graph error Graph sometimes sends with a 2xx
-/// status (`{"error": {…}}`), read in one pass (a body broken before its `error` member is a
-/// broken answer: what follows the broken part is not read). A body is handed to the type as it is: the
-/// types of object answers refuse lists themselves (they are read through [`Object`]), and the
-/// Batch API's list of answers reads one.
+/// A 2xx answer: the caller's type, or the Graph error Graph sometimes sends with a 2xx status
+/// (`{"error": {…}}`), in one pass: the top-level `error` member is set aside while the type reads
+/// the rest. Not `#[serde(untagged)]`, which buffers the body into serde's private `Content` first
+/// (copying every field, and refusing `RawValue`). Object types refuse lists themselves.
 pub enum Answered<T> {
     Error(GraphError),
     Value(T),

@@ -160,13 +160,7 @@ impl<'a> GraphClient<'a> {
 
     /// The absolute URL for a Graph path (`/me/accounts`) and query.
     pub fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
-        let mut url = format!("{}{}", self.base_url, path);
-        if !query.is_empty() {
-            let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(query).finish();
-            url.push('?');
-            url.push_str(&encoded);
-        }
-        url
+        format!("{}/{}", self.base_url, batch::relative_url(path, query))
     }
 
     /// GET a Graph path; on success the answer read as a `T` (see [`super::answer`]). `stream`

@@ -42,6 +42,7 @@ pub struct Pacer {
     state: Rc<RefCell<State>>,
 }
 
+#[derive(Default)]
 struct State {
     /// The last usage Graph reported (percent, the highest of all its figures).
     usage: Option<f64>,
@@ -89,20 +90,7 @@ pub struct Admission {
 
 impl Pacer {
     pub fn new(enabled: bool) -> Pacer {
-        let state = State {
-            usage: None,
-            usage_from: 0,
-            admitted: 0,
-            per_call: 0.0,
-            in_flight: 0,
-            answered: 0,
-            probe_wait: MIN_PROBE_WAIT,
-            regain_in: None,
-            probing_from: None,
-            holding_since: None,
-            gave_up: false,
-            waiters: Vec::new(),
-        };
+        let state = State { probe_wait: MIN_PROBE_WAIT, ..State::default() };
         let defaults = super::client::Budgets::default();
         Pacer {
             enabled,

@@ -278,14 +278,7 @@ mod tests {
     #[test]
     fn a_reply_names_its_parent_and_the_record_is_flat() {
         let account = Account { business_account_id: "b".into(), page_id: None };
-        let media = ObjectRef {
-            id: "m".into(),
-            account,
-            media_type: None,
-            media_product_type: None,
-            timestamp: None,
-            comments_count: Some(2),
-        };
+        let media = ObjectRef { id: "m".into(), account, comments_count: Some(2), ..ObjectRef::default() };
         let record = |raw: Value, parent: Option<&str>| {
             let raw: Comment = serde_json::from_value(raw).expect("a comment");
             serde_json::to_value(transform(raw, &media, parent)).expect("json")

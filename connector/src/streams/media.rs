@@ -43,7 +43,7 @@ struct InsightsInfo<'a> {
     timestamp: &'a RawValue,
 }
 
-/// Transforms one media item as Graph sent it (steps 1–4 and 6 of §5.2; children are step 5,
+/// Transforms one media item as Graph sent it (steps 1–4 and 6 of `docs/source-instagram.md` §5.2; children are step 5,
 /// done by the caller). Fields pass through as raw JSON; only the ones §5.2 changes are read.
 pub fn transform(media: Node, account: &Account) -> (RawRecord, ObjectRef) {
     let Node { mut record, id } = media;
@@ -61,7 +61,7 @@ pub fn transform(media: Node, account: &Account) -> (RawRecord, ObjectRef) {
     });
     record.insert("media_insights_info", info);
     record.add("page_id", &account.page_id);
-    record.timestamp_in_rfc3339();
+    record.in_rfc3339("timestamp");
     record.add("business_account_id", &account.business_account_id);
     record.clean_urls();
     let media_ref = ObjectRef {
@@ -154,7 +154,7 @@ fn inline_children(record: &mut RawRecord) {
 /// One carousel slide, cleaned like a media record.
 fn transform_slide(mut slide: RawRecord) -> RawRecord {
     slide.clean_urls();
-    slide.timestamp_in_rfc3339();
+    slide.in_rfc3339("timestamp");
     slide
 }
 

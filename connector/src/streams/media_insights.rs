@@ -90,12 +90,12 @@ mod tests {
     #[test]
     fn record_is_flat_with_string_ids() {
         let media = ObjectRef {
-            comments_count: None,
             id: "1789".into(),
             media_type: Some("VIDEO".into()),
             media_product_type: Some("REELS".into()),
             account: Account { business_account_id: "178414".into(), page_id: Some("1447".into()) },
             timestamp: Some(record::raw_json(&"2023-06-12T19:20:02+00:00")),
+            ..ObjectRef::default()
         };
         let body = json!({"data": [
             {"name": "comments", "period": "lifetime", "values": [{"value": 7}], "title": "t", "id": "1789/insights/comments/lifetime"},

@@ -39,16 +39,9 @@ pub fn transform(story: Node, account: &Account) -> (RawRecord, ObjectRef) {
     record.add("story_insights_info", &info);
     record.add("page_id", &account.page_id);
     record.add("business_account_id", &account.business_account_id);
-    record.timestamp_in_rfc3339();
+    record.in_rfc3339("timestamp");
     record.clean_urls();
-    let story = ObjectRef {
-        id: story_id,
-        account: account.clone(),
-        media_type: None,
-        media_product_type: None,
-        timestamp: None,
-        comments_count: None,
-    };
+    let story = ObjectRef { id: story_id, account: account.clone(), ..ObjectRef::default() };
     (record, story)
 }
 

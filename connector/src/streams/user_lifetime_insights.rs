@@ -49,12 +49,12 @@ struct Count {
 /// dimension values joined with `,` (`"18-24,F"`); the reference 4.2.27 kept only the first
 /// dimension and lost the gender split. The entry's other fields follow, as Graph sent them.
 pub fn transform(entry: Entry, breakdown: &str, account: &Account) -> RawRecord {
-    let Entry(mut item) = entry;
+    let Entry(item) = entry;
     let mut record = RawRecord::default();
     record.add("breakdown", &breakdown);
     record.add("business_account_id", &account.business_account_id);
     record.add("page_id", &account.page_id);
-    record.insert("metric", item.remove("name").unwrap_or_else(|| RawValue::NULL.to_owned()));
+    record.insert("metric", item.get("name").map_or_else(|| RawValue::NULL.to_owned(), ToOwned::to_owned));
     let results = item
         .read::<TotalValue>("total_value")
         .and_then(|total| total.breakdowns.into_iter().next())
@@ -62,20 +62,14 @@ pub fn transform(entry: Entry, breakdown: &str, account: &Account) -> RawRecord 
         .unwrap_or_default();
     let mut value = RawRecord::default();
     for count in results {
-        let dimensions = count.dimension_values;
-        let key: Vec<String> = dimensions
-            .iter()
-            .map(|Raw(d)| serde_json::from_str::<String>(d.get()).unwrap_or_else(|_| d.get().to_owned()))
-            .collect();
+        let text = |Raw(d): &Raw| serde_json::from_str::<String>(d.get()).unwrap_or_else(|_| d.get().to_owned());
+        let key: Vec<String> = count.dimension_values.iter().map(text).collect();
         value.insert(key.join(","), count.value.map_or_else(|| RawValue::NULL.to_owned(), |Raw(value)| value));
     }
     record.add("value", &value);
-    for key in ["period", "title", "description", "id", "total_value", "value"] {
-        item.remove(key);
-    }
-    for (name, field) in item.into_fields() {
-        record.insert(name, field);
-    }
+    let dropped = ["name", "period", "title", "description", "id", "total_value", "value"];
+    let rest = item.into_fields().filter(|(name, _)| !dropped.contains(&name.as_ref()));
+    rest.for_each(|(name, field)| record.insert(name, field));
     record
 }
 

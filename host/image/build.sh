@@ -4,12 +4,12 @@
 # rootfs under target/image (host, component, the shared libraries `ldd` lists, a precompiled
 # component), builds, and prints the image's name and size.
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export CONTAINERS_CONF="$root/image/containers.conf"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export CONTAINERS_CONF="$root/host/image/containers.conf"
 host="$root/target/release/source-instagram-host"
 component="$root/target/guests/wasm32-wasip2/release/instagram_connector.wasm"
-repository="$(sed -n 's/^  dockerRepository: //p' "$root/image/metadata.yaml")"
-tag="$(sed -n 's/^  dockerImageTag: //p' "$root/image/metadata.yaml")"
+repository="$(sed -n 's/^  dockerRepository: //p' "$root/host/image/metadata.yaml")"
+tag="$(sed -n 's/^  dockerImageTag: //p' "$root/host/image/metadata.yaml")"
 
 if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
   [[ $(id -u) == 0 ]] || { echo "image: podman and runc are needed (apt-get install podman runc)" >&2; exit 1; }
@@ -29,7 +29,7 @@ ldd "$host" | grep -o '/[^ ]*' | while read -r lib; do
 done
 # A precompiled component in the image's cache: `spec` starts in milliseconds, not a second.
 "$host" "$component" --cache-dir "$stage/rootfs/cache" spec >/dev/null
-cp "$root/image/Containerfile" "$stage/"
+cp "$root/host/image/Containerfile" "$stage/"
 
 podman build --quiet --tag "$repository:$tag" "$stage" >/dev/null
 size="$(podman image inspect "$repository:$tag" --format '{{.Size}}')"

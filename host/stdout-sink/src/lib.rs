@@ -15,7 +15,7 @@ mod component {
     use std::time::{SystemTime, UNIX_EPOCH};
 
     mod bindings {
-        wit_bindgen::generate!({ path: "../wit", world: "stdout-sink" });
+        wit_bindgen::generate!({ path: "../../wit", world: "stdout-sink" });
     }
 
     struct StdoutSink;

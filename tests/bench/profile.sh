@@ -4,7 +4,7 @@
 # sandbox, records the host with `perf` (wasmtime writes a perf map for the compiled guest when
 # SOURCE_INSTAGRAM_PERF_MAP is set) and prints the hottest functions and the share per library.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 command -v perf >/dev/null || { echo "perf is not installed (apt-get install linux-perf)"; exit 1; }
 cargo build --release --locked -p instagram-connector --target wasm32-wasip2 --target-dir target/profile \
   --config 'profile.release.package.instagram-connector.strip=false' --quiet
