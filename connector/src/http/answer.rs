@@ -7,7 +7,7 @@
 //! otherwise read as "no records" and end a sync with exit 0. The caller's type is the shape it
 //! expects ([`Answered`] adds that a 2xx body may also be a Graph error), so whatever does not
 //! fit is refused as it is read. The words come from the failing part: the body is read once
-//! more with `serde_path_to_error`, and [`describe`] says where it failed and what was there,
+//! more with `serde_path_to_error`, and `describe` says where it failed and what was there,
 //! never quoting the body (it may echo a token).
 
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
