@@ -238,6 +238,13 @@ pub fn config_for(sandbox: &Sandbox) -> Value {
     json!({"access_token": sandbox.token(), "base_url": sandbox.base_url(), "num_workers": 4})
 }
 
+/// A `start_date` `days` before today's UTC midnight: a short first sync for tests about something
+/// else than history (a first sync of `user_daily_totals` otherwise asks for two years of days).
+pub fn start_days_ago(days: i64) -> Value {
+    let midnight = chrono::Utc::now().date_naive() - chrono::Duration::days(days);
+    json!(format!("{midnight}T00:00:00Z"))
+}
+
 /// A configured catalog syncing `streams` in full refresh.
 pub fn catalog_of(streams: &[&str]) -> Value {
     json!({"streams": streams.iter().map(|name| json!({
@@ -256,6 +263,12 @@ pub fn read(scratch: &Scratch, config: &Value, streams: &[&str]) -> Output {
 
 pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
+}
+
+/// The sandbox path of a Graph API path (`/me/accounts` → `/v23.0/me/accounts`), under the one
+/// API version the connector uses by default.
+pub fn graph_path(path: &str) -> String {
+    format!("/{}{path}", instagram_connector::model::API_VERSION)
 }
 
 /// A reference sample from `tests/fixtures/samples`.

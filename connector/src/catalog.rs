@@ -1,17 +1,34 @@
 //! The catalog `discover` returns, and the configured catalog `read` receives.
 
+use crate::metrics::Chosen;
 use crate::model::SyncMode;
 use crate::protocol::Failure;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-/// The discovered catalog, compact JSON, built from the stream registry.
-pub fn discovered() -> Result<String, Failure> {
+/// The discovered catalog, compact JSON, built from the stream registry; the metric fields of
+/// insights streams follow the user's metric lists.
+pub fn discovered(chosen: &Chosen) -> Result<String, Failure> {
     let mut streams = Vec::new();
     for def in crate::streams::REGISTRY {
         let schema = crate::packed::unpack(def.schema, &format!("schema of `{}`", def.name))?;
-        let schema: Value = serde_json::from_str(&schema)
+        let mut schema: Value = serde_json::from_str(&schema)
             .map_err(|e| Failure::system(format!("The built-in schema of `{}` is not valid JSON: {e}", def.name)))?;
+        if let (Some((known, chosen)), Some(properties)) =
+            (def.metric_fields.and_then(|fields| fields(chosen)), schema["properties"].as_object_mut())
+        {
+            properties.retain(|name, _| !known.contains(name) || chosen.contains(name));
+            for name in chosen {
+                if properties.contains_key(&name) {
+                    continue;
+                }
+                let property = match name.contains("_by_") {
+                    true => json!({"type": ["null", "object"], "additionalProperties": {"type": ["null", "integer"]}}),
+                    false => json!({"type": ["null", "number"]}),
+                };
+                properties.insert(name, property);
+            }
+        }
         let mut stream = json!({"name": def.name, "json_schema": schema, "supported_sync_modes": def.sync_modes});
         if let Some(cursor) = def.cursor {
             stream["source_defined_cursor"] = json!(true);
@@ -85,7 +102,7 @@ mod tests {
 
     #[test]
     fn discovered_catalog_lists_all_streams_in_reference_order() {
-        let catalog: Value = serde_json::from_str(&discovered().expect("catalog")).expect("json");
+        let catalog: Value = serde_json::from_str(&discovered(&Chosen::default()).expect("catalog")).expect("json");
         let names: Vec<&str> =
             catalog["streams"].as_array().expect("streams").iter().filter_map(|s| s["name"].as_str()).collect();
         assert_eq!(names, crate::streams::NAMES);

@@ -3,12 +3,14 @@
 //! Validation mirrors the spec (`resources/spec.json`): a config that the spec rejects is a
 //! `config_error`, never a crash later in a stream.
 
+use crate::http::answer::present;
+use crate::metrics::{self, Chosen};
+use crate::model::{API_VERSION, GRAPH_ORIGIN};
 use crate::protocol::{Failure, without_bom};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 use std::fmt;
 
-pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com/v23.0";
 pub const DEFAULT_NUM_WORKERS: usize = 15;
 pub const MIN_NUM_WORKERS: usize = 2;
 pub const MAX_NUM_WORKERS: usize = 40;
@@ -20,6 +22,8 @@ pub const DEFAULT_LOOKBACK_DAYS: u32 = 30;
 pub const MAX_LOOKBACK_DAYS: u32 = 730;
 /// More ids than any business manages; a longer list is a pasted mistake.
 pub const MAX_ACCOUNT_IDS: usize = 1000;
+pub const DEFAULT_LAG_DAYS: u32 = 2;
+pub const MAX_LAG_DAYS: u32 = 30;
 
 #[derive(Clone)]
 pub struct Config {
@@ -29,7 +33,7 @@ pub struct Config {
     pub client_secret: Option<String>,
     pub start_date: Option<DateTime<Utc>>,
     pub num_workers: usize,
-    /// Without a trailing slash, e.g. `https://graph.facebook.com/v23.0`.
+    /// With the API version, without a trailing slash: `https://graph.facebook.com/v23.0`.
     pub base_url: String,
     /// Call reduction switches (all default on; off is the reference's request pattern).
     pub optimizations: Optimizations,
@@ -37,6 +41,11 @@ pub struct Config {
     pub account_ids: Vec<String>,
     /// Incremental media reads re-read media posted this many days before the cursor.
     pub insights_lookback_days: u32,
+    /// The user's insights metric lists (each `None`: the default).
+    pub metrics: Chosen,
+    /// Incremental `user_daily_totals` syncs re-read this many days before the cursor (Meta's
+    /// figures can lag up to 48 hours).
+    pub daily_totals_lag_days: u32,
 }
 
 /// Ways to get the same records with fewer calls and round trips.
@@ -87,11 +96,21 @@ struct UserConfig {
     pace_requests: Option<bool>,
     account_ids: Option<Vec<String>>,
     insights_lookback_days: Option<serde_json::Number>,
+    api_version: Option<String>,
+    media_insights_metrics: Option<ProductTypes>,
+    story_insights_metrics: Option<Vec<String>>,
+    daily_totals_metrics: Option<Vec<String>>,
+    daily_totals_lag_days: Option<serde_json::Number>,
 }
 
-/// `Some(value)` for a key that is present, even when it is null.
-pub fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
+/// `media_insights_metrics`: a list per media product type.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProductTypes {
+    #[serde(rename = "FEED")]
+    feed: Option<Vec<String>>,
+    #[serde(rename = "REELS")]
+    reels: Option<Vec<String>>,
 }
 
 /// What a field must be, for the message when its type is wrong. serde's own wording would quote
@@ -99,11 +118,14 @@ pub fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> R
 fn expected(field: &str) -> String {
     match field {
         "num_workers" => format!("a whole number from {MIN_NUM_WORKERS} to {MAX_NUM_WORKERS}"),
-        "base_url" => format!("a non-empty http(s) URL; remove it to use {DEFAULT_BASE_URL}"),
+        "base_url" => format!("a non-empty http(s) URL; remove it to use {GRAPH_ORIGIN}"),
         "expand_carousel_children" | "batch_insights_requests" | "user_insights_date_ranges" | "pace_requests" => {
             "true or false".to_owned()
         }
         "insights_lookback_days" => format!("a whole number of days from 0 to {MAX_LOOKBACK_DAYS}"),
+        "daily_totals_lag_days" => format!("a whole number of days from 0 to {MAX_LAG_DAYS}"),
+        "media_insights_metrics" => "an object with a list of metrics for FEED and/or REELS".to_owned(),
+        field if field.ends_with("_metrics") || field.contains("_metrics.") => "a list of metric names".to_owned(),
         field if field.starts_with("account_ids") => "a list of Instagram account ids, as strings".to_owned(),
         _ => "a string".to_owned(),
     }
@@ -161,7 +183,7 @@ impl Config {
         };
 
         let base_url = match user.base_url {
-            None => DEFAULT_BASE_URL.to_owned(),
+            None => GRAPH_ORIGIN.to_owned(),
             Some(Some(url)) if !url.trim().is_empty() => url,
             Some(_) => {
                 return Err(Failure::config(format!("Config field `base_url` must be {}.", expected("base_url"))));
@@ -223,7 +245,26 @@ impl Config {
             }
         };
 
+        let daily_totals_lag_days = match user.daily_totals_lag_days {
+            None => DEFAULT_LAG_DAYS,
+            Some(n) => n.as_u64().filter(|n| *n <= u64::from(MAX_LAG_DAYS)).map(|n| n as u32).ok_or_else(|| {
+                Failure::config(format!(
+                    "Config field `daily_totals_lag_days` is {n}; it must be {}.",
+                    expected("daily_totals_lag_days")
+                ))
+            })?,
+        };
+        let (feed, reels) = user.media_insights_metrics.map_or((None, None), |types| (types.feed, types.reels));
+        let metrics = Chosen {
+            feed: chosen("media_insights_metrics.FEED", feed, metrics::FEED_METRICS)?,
+            reels: chosen("media_insights_metrics.REELS", reels, metrics::REELS_METRICS)?,
+            story: chosen("story_insights_metrics", user.story_insights_metrics, metrics::STORY_METRICS)?,
+            totals: chosen("daily_totals_metrics", user.daily_totals_metrics, metrics::TOTALS_METRICS)?,
+        };
+
         Ok(Config {
+            metrics,
+            daily_totals_lag_days,
             account_ids: account_ids(user.account_ids.unwrap_or_default())?,
             insights_lookback_days,
             optimizations,
@@ -232,7 +273,7 @@ impl Config {
             client_secret: user.client_secret,
             start_date,
             num_workers,
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            base_url: versioned(&parsed, user.api_version)?,
         })
     }
 
@@ -254,6 +295,59 @@ impl Config {
         secrets.extend(self.client_secret.clone());
         secrets
     }
+}
+
+/// `base_url` with the API version its requests go to: a URL ending in a version (`/v23.0`) is
+/// kept as written; any other gets `api_version` (default [`API_VERSION`]) appended. Naming two
+/// different versions is a `config_error`.
+fn versioned(base_url: &url::Url, api_version: Option<String>) -> Result<String, Failure> {
+    let is_version = |text: &str| {
+        let digits = |part: &str| !part.is_empty() && part.len() <= 3 && part.bytes().all(|b| b.is_ascii_digit());
+        text.strip_prefix('v')
+            .and_then(|v| v.split_once('.'))
+            .is_some_and(|(major, minor)| digits(major) && digits(minor))
+    };
+    if let Some(version) = api_version.as_deref().filter(|version| !is_version(version)) {
+        let shown: String = version.chars().take(20).collect();
+        return Err(Failure::config(format!(
+            "Config field `api_version` is `{shown}`; it must look like {API_VERSION} (a `v`, the major and minor version)."
+        )));
+    }
+    let written = base_url.as_str().trim_end_matches('/');
+    match written.rsplit_once('/').map(|(_, last)| last).filter(|last| is_version(last)) {
+        Some(in_url) if api_version.as_deref().is_some_and(|version| version != in_url) => {
+            Err(Failure::config(format!(
+                "Config field `base_url` names the API version {in_url} and `api_version` names {}; remove one of them.",
+                api_version.unwrap_or_default()
+            )))
+        }
+        Some(_) => Ok(written.to_owned()),
+        None => Ok(format!("{written}/{}", api_version.as_deref().unwrap_or(API_VERSION))),
+    }
+}
+
+/// A metric list of the user's: every name one Graph serves there (`known`), repeats dropped.
+fn chosen(field: &str, names: Option<Vec<String>>, known: &[&str]) -> Result<Option<Vec<String>>, Failure> {
+    let Some(names) = names else { return Ok(None) };
+    let known_list = known.join(", ");
+    if names.is_empty() {
+        return Err(Failure::config(format!(
+            "Config field `{field}` is empty; leave it out for the default metrics, or name some of: {known_list}."
+        )));
+    }
+    let mut unique: Vec<String> = Vec::with_capacity(names.len());
+    for name in names {
+        if !known.contains(&name.as_str()) {
+            let shown: String = name.chars().take(40).collect();
+            return Err(Failure::config(format!(
+                "Config field `{field}` names `{shown}`, which is not a metric Graph serves there; the known ones are: {known_list}."
+            )));
+        }
+        if !unique.contains(&name) {
+            unique.push(name);
+        }
+    }
+    Ok(Some(unique))
 }
 
 /// Each id is digits (Graph ids are decimal); repeats are dropped, order kept.
@@ -296,7 +390,7 @@ mod tests {
     fn defaults_apply() {
         let c = Config::parse(r#"{"access_token":"tok-123"}"#).expect("valid");
         assert_eq!(c.num_workers, 15);
-        assert_eq!(c.base_url, DEFAULT_BASE_URL);
+        assert_eq!(c.base_url, format!("{GRAPH_ORIGIN}/{API_VERSION}"));
         assert!(c.start_date.is_none());
         assert_eq!(c.optimizations, Optimizations::default());
         assert_eq!((c.account_ids.len(), c.insights_lookback_days), (0, 30));
@@ -310,6 +404,38 @@ mod tests {
             Optimizations { expand_children: false, batch_insights: false, insights_ranges: true, pace_requests: true }
         );
         assert!(Config::parse(r#"{"access_token":"t","batch_insights_requests":"yes"}"#).is_err());
+    }
+
+    /// A `base_url` ending in a version is kept; any other gets `api_version`; the spec's default
+    /// is the one constant.
+    #[test]
+    fn the_api_version_is_appended_unless_base_url_names_one() {
+        let base_url = |config: &str| Config::parse(config).map(|c| c.base_url).map_err(|f| f.message);
+        for (config, expected) in [
+            (r#"{"access_token":"t"}"#, format!("https://graph.facebook.com/{API_VERSION}")),
+            (r#"{"access_token":"t","api_version":"v24.0"}"#, "https://graph.facebook.com/v24.0".into()),
+            (r#"{"access_token":"t","base_url":"http://127.0.0.1:8/"}"#, format!("http://127.0.0.1:8/{API_VERSION}")),
+            (
+                r#"{"access_token":"t","base_url":"http://h:8/graph","api_version":"v9.1"}"#,
+                "http://h:8/graph/v9.1".into(),
+            ),
+            (r#"{"access_token":"t","base_url":"http://h:8/v22.0/"}"#, "http://h:8/v22.0".into()),
+            (r#"{"access_token":"t","base_url":"http://h:8/v22.0","api_version":"v22.0"}"#, "http://h:8/v22.0".into()),
+        ] {
+            assert_eq!(base_url(config), Ok(expected), "{config}");
+        }
+        for (config, needle) in [
+            (r#"{"access_token":"t","base_url":"http://h:8/v22.0","api_version":"v24.0"}"#, "remove one"),
+            (r#"{"access_token":"t","api_version":"23.0"}"#, "must look like"),
+            (r#"{"access_token":"t","api_version":"v23"}"#, "must look like"),
+            (r#"{"access_token":"t","api_version":"v23.0/../x"}"#, "must look like"),
+            (r#"{"access_token":"t","api_version":5}"#, "`api_version` must be"),
+        ] {
+            assert!(base_url(config).is_err_and(|m| m.contains(needle)), "{config}: {:?}", base_url(config));
+        }
+        let spec: Value = serde_json::from_str(&crate::source::spec().expect("spec")).expect("json");
+        assert_eq!(spec["connectionSpecification"]["properties"]["api_version"]["default"], API_VERSION);
+        assert_eq!(spec["connectionSpecification"]["properties"]["base_url"]["default"], GRAPH_ORIGIN);
     }
 
     #[test]
@@ -389,7 +515,7 @@ mod tests {
         for (key, property) in properties {
             let wrong_type = match property["type"].as_str() {
                 Some("string") => serde_json::json!(5),
-                Some("integer" | "boolean" | "array") => serde_json::json!("x"),
+                Some("integer" | "boolean" | "array" | "object") => serde_json::json!("x"),
                 other => panic!("{key}: type {other:?} is not covered"),
             };
             let refused = with(key, wrong_type).expect_err(key);
@@ -407,6 +533,19 @@ mod tests {
                     "{key}"
                 );
             }
+            if let Some(known) = property.pointer("/items/enum") {
+                assert!(with(key, serde_json::json!(["x1"])).is_err_and(|f| f.message.contains("known ones")), "{key}");
+                assert!(with(key, serde_json::json!([])).is_err(), "{key}: at least one");
+                assert!(with(key, serde_json::json!([known[0]])).is_ok(), "{key}: a known name is accepted");
+            }
+            if let Some(types) = property["properties"].as_object() {
+                for (product_type, list) in types {
+                    let first = &list["items"]["enum"][0];
+                    assert!(with(key, serde_json::json!({product_type: [first]})).is_ok(), "{key}.{product_type}");
+                    assert!(with(key, serde_json::json!({product_type: ["x1"]})).is_err(), "{key}.{product_type}");
+                }
+                assert!(with(key, serde_json::json!({"STORY": ["reach"]})).is_err(), "{key}: unknown product types");
+            }
             if property.pointer("/items/pattern").is_some() {
                 assert!(with(key, serde_json::json!(["x1"])).is_err(), "{key}: the item pattern is enforced");
                 assert!(with(key, property["examples"][0].clone()).is_ok(), "{key}: the example is accepted");
@@ -419,7 +558,8 @@ mod tests {
         }
         let defaults = Config::parse(r#"{"access_token":"tok"}"#).expect("defaults");
         assert_eq!(defaults.num_workers as u64, properties["num_workers"]["default"].as_u64().expect("default"));
-        assert_eq!(defaults.base_url, properties["base_url"]["default"].as_str().expect("default"));
+        let default_url = |key: &str| properties[key]["default"].as_str().expect("default").to_owned();
+        assert_eq!(defaults.base_url, format!("{}/{}", default_url("base_url"), default_url("api_version")));
     }
 
     #[test]

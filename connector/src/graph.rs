@@ -1,8 +1,7 @@
 //! Graph API paths, field lists, the shapes of its answers, and cursor pagination
 //! (`docs/graph-api.md`).
 
-use crate::config::present;
-use crate::http::answer::{FromMembers, Id, ListOf, Object, Raw, from_object};
+use crate::http::answer::{FromMembers, Id, ListOf, Object, Raw, from_object, present};
 use crate::http::client::GraphClient;
 use crate::http::error::RequestError;
 use crate::record::RawRecord;
@@ -26,7 +25,6 @@ pub const STORY_FIELDS: &str = "caption,id,ig_id,like_count,media_type,media_pro
 /// An IG Comment's fields, and the top-level comments query with their replies expanded.
 pub const COMMENT_FIELDS: &str = "id,text,timestamp,username,like_count,hidden,from,parent_id";
 pub const COMMENTS_PAGE_SIZE: &str = "50";
-pub const STORY_METRICS: &str = "reach,replies,follows,profile_visits,shares,total_interactions,views";
 
 /// The exact message Graph sends when an app lacks a permission (`docs/source-instagram.md` §6.2).
 pub const NO_PERMISSION_MESSAGE: &str = "(#10) Application does not have permission for this action";
@@ -46,24 +44,29 @@ pub fn ignore_insights_errors(error: &RequestError) -> Option<String> {
     permission.then(|| format!("Check provided permissions for: {}", error.message()))
 }
 
-/// GETs insights `items` (path and query) singly or through the Batch API; outcomes in the
-/// order of `items`, `Ok(None)` for an error `ignore` skips (logged at INFO).
-pub async fn get_many_or_ignore<T: DeserializeOwned>(
+/// Account insights (`user_insights`, `user_daily_totals`): the insights rules, plus 4.2.28's skip
+/// of windows whose `since` Graph refuses (more than 2 years back, or in the future).
+pub fn ignore_account_insights_errors(error: &RequestError) -> Option<String> {
+    if error.code() == Some(100) && error.message().contains("since param is not valid") {
+        return Some(format!("Skipping time window with future 'since' date: {}", error.message()));
+    }
+    ignore_insights_errors(error)
+}
+
+/// An outcome with the errors `ignore` skips turned into `Ok(None)` (logged at INFO).
+pub fn skip_ignored<T>(
+    outcome: Result<Option<T>, RequestError>,
     client: &GraphClient<'_>,
-    items: Vec<(String, Vec<(&str, String)>)>,
-    batch: bool,
     stream: &str,
     ignore: IgnoreRule,
-) -> Vec<Result<Option<T>, RequestError>> {
-    let outcomes = get_many(client, &items, batch, stream).await;
-    let skip = |error: RequestError| match ignore(&error) {
+) -> Result<Option<T>, RequestError> {
+    outcome.or_else(|error| match ignore(&error) {
         Some(message) => {
             client.sink().log(crate::protocol::LogLevel::Info, &format!("{stream}: {message}"));
             Ok(None)
         }
         None => Err(error),
-    };
-    outcomes.into_iter().map(|outcome| outcome.map(Some).or_else(skip)).collect()
+    })
 }
 
 /// GETs `items` (path and query) singly or through the Batch API; outcomes in their order.
@@ -194,6 +197,43 @@ impl<'de> FromMembers<'de> for Metrics {
 impl<'de> Deserialize<'de> for Metrics {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         from_object(deserializer)
+    }
+}
+
+/// A `total_value` of an insights answer (demographics, daily totals): the total and its
+/// breakdowns.
+#[derive(Default, Deserialize)]
+pub struct TotalValue {
+    #[serde(default)]
+    pub value: Option<Raw>,
+    #[serde(default)]
+    breakdowns: Vec<Breakdown>,
+}
+
+#[derive(Deserialize)]
+struct Breakdown {
+    results: Vec<Count>,
+}
+
+#[derive(Deserialize)]
+struct Count {
+    #[serde(default)]
+    dimension_values: Vec<Raw>,
+    value: Option<Raw>,
+}
+
+impl TotalValue {
+    /// The first breakdown as `{dimension values joined with ",": value}` (`"18-24,F": 10`;
+    /// `docs/source-instagram.md` §9.4); empty without one.
+    pub fn first_breakdown(self) -> RawRecord {
+        let mut counts = RawRecord::default();
+        let results = self.breakdowns.into_iter().next().map(|breakdown| breakdown.results).unwrap_or_default();
+        for count in results {
+            let text = |Raw(d): &Raw| serde_json::from_str::<String>(d.get()).unwrap_or_else(|_| d.get().to_owned());
+            let key: Vec<String> = count.dimension_values.iter().map(text).collect();
+            counts.insert(key.join(","), count.value.map_or_else(|| RawValue::NULL.to_owned(), |Raw(value)| value));
+        }
+        counts
     }
 }
 

@@ -8,6 +8,7 @@ pub mod command_line;
 pub mod config;
 pub mod graph;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod packed;
 pub mod protocol;

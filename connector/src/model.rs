@@ -7,6 +7,18 @@
 use crate::protocol::Failure;
 use serde_json::Value;
 
+/// The Graph API version every request path starts with, unless the config names another
+/// (`api_version`, or a `base_url` ending in one). The one place it is written.
+pub const API_VERSION: &str = "v23.0";
+
+/// The Graph API's own origin: the default `base_url`, before the version.
+pub const GRAPH_ORIGIN: &str = "https://graph.facebook.com";
+
+/// Whether `base_url` is the Graph API's own (any version).
+pub fn is_graph_api(base_url: &str) -> bool {
+    base_url.strip_prefix(GRAPH_ORIGIN).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// How a configured stream is read (Airbyte's `sync_mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -34,8 +34,7 @@ pub async fn check(config: &str, runtime: &dyn Runtime, sink: &dyn Sink) -> Resu
 }
 
 pub fn discover(config: &str) -> Result<String, Failure> {
-    Config::parse(config)?;
-    catalog::discovered()
+    catalog::discovered(&Config::parse(config)?.metrics)
 }
 
 /// Syncs the configured streams within the operator's `budgets`; see the WIT `read` for the
@@ -61,7 +60,8 @@ pub async fn read(
     let state = InputState::parse(state)?;
     let sink = RedactingSink::new(sink, config.secrets());
     let client = &client_for(&config, RetryPolicy::within(budgets.retry), budgets, runtime, &sink);
-    let ctx = &ReadContext { client, config: &config, state: &state, now: runtime.now(), sink: &sink };
+    let healer = crate::metrics::Healer::default();
+    let ctx = &ReadContext { client, config: &config, state: &state, now: runtime.now(), sink: &sink, healer: &healer };
 
     let accounts: Accounts<'_> =
         api::read_all(client, &config.account_ids).map(|r| r.map(Rc::new)).boxed_local().shared();

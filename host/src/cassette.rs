@@ -7,7 +7,8 @@
 //! form parameters, and every secret the config holds, wherever it appears (Graph's `paging.next`
 //! links echo the token), become `REDACTED`.
 //!
-//! Replay matches a request by method, path, query and body. `since`/`until` follow the clock, so
+//! Replay matches each Graph request, alone or inside a Batch API call (batches are split into
+//! their items both ways), by method, path, query and body. `since`/`until` follow the clock, so
 //! they are left out of the match; among recorded answers that match otherwise, the one whose
 //! `since` is nearest the request's is used (a sync's windows are days apart, a replay's clock
 //! shift is not), and equal requests are answered in recorded order.
@@ -148,9 +149,49 @@ impl Recorder {
     }
 }
 
-/// Answers requests from a cassette.
+/// Answers requests from a cassette, one Graph request at a time: a GET recorded alone or inside
+/// a Batch API call answers the same GET alone or inside a batch on replay, because which
+/// requests share a batch depends on timing (which answer arrived first), not on the sync.
 pub struct Replayer {
-    answers: Mutex<HashMap<String, Vec<Exchange>>>,
+    answers: Mutex<HashMap<String, Vec<Answer>>>,
+}
+
+/// One recorded answer to one request.
+struct Answer {
+    /// The request's URL or batch `relative_url` (for its `since`).
+    url: String,
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+/// A batch item's answer as the Batch API writes it.
+#[derive(Deserialize)]
+struct BatchAnswer {
+    code: u16,
+    #[serde(default)]
+    headers: Vec<BatchHeader>,
+    #[serde(default)]
+    body: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BatchHeader {
+    name: String,
+    value: String,
+}
+
+#[derive(Deserialize)]
+struct BatchRequest {
+    #[serde(default)]
+    method: Option<String>,
+    relative_url: String,
+}
+
+/// The requests of a Batch API form body (`batch=[{method, relative_url}, …]`), if it is one.
+fn batch_requests(body: &str) -> Option<Vec<BatchRequest>> {
+    let (_, batch) = url::form_urlencoded::parse(body.as_bytes()).find(|(k, _)| k == "batch")?;
+    serde_json::from_str(&batch).ok()
 }
 
 impl Replayer {
@@ -160,44 +201,109 @@ impl Replayer {
             std::fs::read_to_string(path).map_err(|e| format!("cannot read the cassette {}: {e}", path.display()))?;
         let file: CassetteFile =
             serde_json::from_str(&text).map_err(|e| format!("the cassette {} is not valid: {e}", path.display()))?;
-        let mut answers: HashMap<String, Vec<Exchange>> = HashMap::new();
+        let mut answers: HashMap<String, Vec<Answer>> = HashMap::new();
         for exchange in file.exchanges {
-            answers
-                .entry(match_key(&exchange.method, &exchange.url, &exchange.request_body))
-                .or_default()
-                .push(exchange);
+            let batch = batch_requests(&exchange.request_body).zip(
+                serde_json::from_str::<Vec<Option<BatchAnswer>>>(&exchange.response_body)
+                    .ok()
+                    .filter(|_| exchange.status == 200),
+            );
+            match batch {
+                Some((requests, items)) => {
+                    for (request, item) in requests.into_iter().zip(items) {
+                        let Some(item) = item else { continue };
+                        let method = request.method.unwrap_or_else(|| "GET".to_owned());
+                        answers.entry(match_key(&method, &request.relative_url, "")).or_default().push(Answer {
+                            url: request.relative_url,
+                            status: item.code,
+                            headers: item.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+                            body: item.body,
+                        });
+                    }
+                }
+                None => {
+                    let key = match_key(&exchange.method, &exchange.url, &exchange.request_body);
+                    answers.entry(key).or_default().push(Answer {
+                        url: exchange.url,
+                        status: exchange.status,
+                        headers: exchange.response_headers,
+                        body: exchange.response_body,
+                    });
+                }
+            }
         }
         Ok(Replayer { answers: Mutex::new(answers) })
     }
 
-    /// The recorded answer to `request`; a request the cassette has no answer for is refused.
+    /// The recorded answer to `request`; a request the cassette has no answer for (or a batch
+    /// with an item it has none for) is refused.
     pub async fn answer(
         &self,
         request: http::Request<WasiBody>,
     ) -> wasmtime_wasi_http::Result<http::Response<WasiBody>> {
         let (parts, body) = request.into_parts();
-        let body = body.collect().await?.to_bytes();
+        let body = redact_query(&String::from_utf8_lossy(&body.collect().await?.to_bytes()));
         let url = redact_query(&parts.uri.to_string());
-        let key = match_key(parts.method.as_str(), &url, &redact_query(&String::from_utf8_lossy(&body)));
-        let exchange = {
-            let mut answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
-            let candidates = answers.get_mut(&key).filter(|c| !c.is_empty()).ok_or(HttpError::DestinationNotFound)?;
-            let wanted = since(&url);
-            let distance = |e: &Exchange| match (wanted, since(&e.url)) {
+        let Some(requests) = batch_requests(&body) else {
+            let answer = self.take(&[(match_key(parts.method.as_str(), &url, &body), url)])?.remove(0);
+            let mut response = http::Response::builder().status(answer.status);
+            // The body is whole and may have changed length in redaction: framing headers go.
+            let framing = |name: &str| {
+                name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding")
+            };
+            for (name, value) in answer.headers.iter().filter(|(name, _)| !framing(name)) {
+                response = response.header(name, value);
+            }
+            return response.body(full(Bytes::from(answer.body))).map_err(|_| HttpError::HttpProtocolError);
+        };
+        let wanted: Vec<(String, String)> = requests
+            .into_iter()
+            .map(|r| (match_key(r.method.as_deref().unwrap_or("GET"), &r.relative_url, ""), r.relative_url))
+            .collect();
+        let items: Vec<serde_json::Value> = self
+            .take(&wanted)?
+            .into_iter()
+            .map(|answer| {
+                let headers: Vec<BatchHeader> =
+                    answer.headers.into_iter().map(|(name, value)| BatchHeader { name, value }).collect();
+                serde_json::json!({"code": answer.status, "headers": headers, "body": answer.body})
+            })
+            .collect();
+        let body = serde_json::to_string(&items).map_err(|_| HttpError::HttpProtocolError)?;
+        http::Response::builder()
+            .status(200)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(full(Bytes::from(body)))
+            .map_err(|_| HttpError::HttpProtocolError)
+    }
+
+    /// Takes one recorded answer per `(key, url)`, each the one whose `since` is nearest the
+    /// url's (equal requests in recorded order); all or none.
+    fn take(&self, wanted: &[(String, String)]) -> Result<Vec<Answer>, HttpError> {
+        let mut answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut chosen: Vec<(String, usize)> = Vec::new();
+        for (key, url) in wanted {
+            let candidates = answers.get(key).ok_or(HttpError::DestinationNotFound)?;
+            let taken = |i: &usize| chosen.iter().any(|(k, j)| k == key && j == i);
+            let distance = |answer: &Answer| match (since(url), since(&answer.url)) {
                 (Some(a), Some(b)) => (a - b).abs(),
                 _ => 0,
             };
-            let nearest = (0..candidates.len()).min_by_key(|&i| distance(&candidates[i])).unwrap_or(0);
-            candidates.remove(nearest)
-        };
-        let mut response = http::Response::builder().status(exchange.status);
-        // The body is whole and may have changed length in redaction: framing headers go.
-        let framing =
-            |name: &str| name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding");
-        for (name, value) in exchange.response_headers.iter().filter(|(name, _)| !framing(name)) {
-            response = response.header(name, value);
+            let nearest = (0..candidates.len())
+                .filter(|i| !taken(i))
+                .min_by_key(|&i| distance(&candidates[i]))
+                .ok_or(HttpError::DestinationNotFound)?;
+            chosen.push((key.clone(), nearest));
         }
-        response.body(full(Bytes::from(exchange.response_body))).map_err(|_| HttpError::HttpProtocolError)
+        // Removed from the highest index down, so the indexes chosen stay valid.
+        let mut order: Vec<usize> = (0..chosen.len()).collect();
+        order.sort_by_key(|&n| std::cmp::Reverse(chosen[n].1));
+        let mut taken: Vec<Option<Answer>> = (0..chosen.len()).map(|_| None).collect();
+        for n in order {
+            let (key, index) = &chosen[n];
+            taken[n] = answers.get_mut(key).map(|candidates| candidates.remove(*index));
+        }
+        taken.into_iter().map(|answer| answer.ok_or(HttpError::DestinationNotFound)).collect()
     }
 }
 
@@ -232,10 +338,20 @@ fn since(url: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(&value).map(|t| t.timestamp()).ok().or_else(|| value.parse().ok())
 }
 
-/// Method, path, query without the clock parameters, and body.
+/// `v23.0` and the like.
+fn is_version(segment: &str) -> bool {
+    segment.strip_prefix('v').and_then(|v| v.split_once('.')).is_some_and(|(major, minor)| {
+        !major.is_empty() && !minor.is_empty() && (major.to_owned() + minor).bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// Method, path (without the API version), query without the clock parameters, and body.
 fn match_key(method: &str, url: &str, body: &str) -> String {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let path = path.split_once("://").map_or(path, |(_, rest)| rest.split_once('/').map_or("/", |(_, p)| p));
+    // A batch item's relative URL names no version (the batch call's URL does).
+    let path = path.trim_start_matches('/');
+    let path = path.split_once('/').filter(|(version, _)| is_version(version)).map_or(path, |(_, rest)| rest);
     let mut pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .filter(|(k, _)| !CLOCK_PARAMETERS.contains(&k.as_ref()))
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -293,5 +409,58 @@ mod tests {
         let early = replayer.answer(ask("1000007")).await.expect("answered").into_body().collect().await.expect("body");
         assert_eq!(early.to_bytes(), "early");
         assert!(replayer.answer(ask("1000007")).await.is_err(), "each answer is used once");
+    }
+
+    #[tokio::test]
+    async fn requests_recorded_in_a_batch_are_answered_alone_and_the_reverse() {
+        let form = |urls: &[&str]| {
+            let batch: Vec<_> = urls.iter().map(|u| serde_json::json!({"method": "GET", "relative_url": u})).collect();
+            url::form_urlencoded::Serializer::new(String::new()).append_pair("batch", &batch_json(&batch)).finish()
+        };
+        let recorded = |method: &str, url: &str, request_body: String, response_body: &str| Exchange {
+            method: method.into(),
+            url: url.into(),
+            request_headers: vec![],
+            request_body,
+            status: 200,
+            response_headers: vec![],
+            response_body: response_body.into(),
+        };
+        let item = |body: &str| serde_json::json!({"code": 200, "headers": [], "body": body});
+        let exchanges = vec![
+            recorded(
+                "POST",
+                "http://h/v23.0/",
+                form(&["1/insights?metric=a", "2/insights?metric=a"]),
+                &batch_json(&[item("one"), item("two")]),
+            ),
+            recorded("GET", "http://h/v23.0/3/insights?metric=a", String::new(), "three"),
+        ];
+        let path = std::env::temp_dir().join(format!("cassette-batch-{}.json", std::process::id()));
+        std::fs::write(&path, serde_json::to_string(&CassetteFile { version: 1, exchanges }).expect("json"))
+            .expect("write");
+        let replayer = Replayer::load(&path).expect("load");
+        let _ = std::fs::remove_file(&path);
+        let body = |response: http::Response<WasiBody>| async {
+            response.into_body().collect().await.expect("body").to_bytes()
+        };
+        let alone = http::Request::get("http://h/v23.0/2/insights?metric=a").body(full(Bytes::new())).expect("request");
+        assert_eq!(body(replayer.answer(alone).await.expect("answered")).await, "two");
+        let batch = |urls: &[&str]| {
+            http::Request::post("http://h/v23.0/").body(full(Bytes::from(form(urls)))).expect("request")
+        };
+        assert!(
+            replayer.answer(batch(&["3/insights?metric=a", "9/insights?metric=a"])).await.is_err(),
+            "an unknown item"
+        );
+        let answered =
+            body(replayer.answer(batch(&["3/insights?metric=a", "1/insights?metric=a"])).await.expect("answered"))
+                .await;
+        let items: Vec<serde_json::Value> = serde_json::from_slice(&answered).expect("array");
+        assert_eq!((items[0]["body"].as_str(), items[1]["body"].as_str()), (Some("three"), Some("one")));
+    }
+
+    fn batch_json(items: &[serde_json::Value]) -> String {
+        serde_json::to_string(items).expect("json")
     }
 }

@@ -20,8 +20,8 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-/// The Graph API, when the config names no `base_url`.
-pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com/v23.0";
+/// The Graph API's origin, allowed when the config names no `base_url`.
+pub const GRAPH_API_ORIGIN: &str = "https://graph.facebook.com";
 
 /// Scheme, host and port: the unit of the allow-list.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -94,7 +94,7 @@ impl Origin {
     pub fn of_config(config: &str) -> Option<Origin> {
         let config: serde_json::Value = serde_json::from_str(config).ok()?;
         match config.get("base_url") {
-            None => Origin::from_url(DEFAULT_BASE_URL),
+            None => Origin::from_url(GRAPH_API_ORIGIN),
             Some(serde_json::Value::String(s)) => Origin::from_url(s),
             Some(_) => None,
         }

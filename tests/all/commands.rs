@@ -1,6 +1,6 @@
 //! `spec`, `discover`, `check` and bad input, through the CLI.
 
-use e2e_tests::{Scratch, path_str, run_cli, sample};
+use e2e_tests::{Scratch, graph_path, path_str, run_cli, sample};
 use graph_sandbox::model::{Model, ModelSpec};
 use graph_sandbox::{Sandbox, SandboxOptions};
 use serde_json::{Value, json};
@@ -33,11 +33,12 @@ fn spec_prints_one_spec_message_matching_the_reference() {
         (workers["minimum"].as_u64(), workers["maximum"].as_u64(), workers["default"].as_u64()),
         (Some(2), Some(40), Some(15))
     );
-    assert_eq!(connection["properties"]["base_url"]["default"], "https://graph.facebook.com/v23.0");
+    assert_eq!(connection["properties"]["base_url"]["default"], "https://graph.facebook.com");
+    assert_eq!(connection["properties"]["api_version"]["default"], instagram_connector::model::API_VERSION);
 }
 
 #[test]
-fn discover_lists_the_reference_streams_and_comments_with_keys_and_cursors() {
+fn discover_lists_the_reference_streams_comments_and_daily_totals_with_keys_and_cursors() {
     let scratch = Scratch::new("discover");
     let config = scratch.write("config.json", r#"{"access_token":"t"}"#);
     let out = run_cli(&["discover", "--config", path_str(&config)]);
@@ -45,7 +46,7 @@ fn discover_lists_the_reference_streams_and_comments_with_keys_and_cursors() {
     let catalog = &out.of_type("CATALOG")[0]["catalog"];
     let streams = catalog["streams"].as_array().expect("streams");
     let both: &[&str] = &["full_refresh", "incremental"];
-    let expected: [(&str, Value, &[&str]); 9] = [
+    let expected: [(&str, Value, &[&str]); 10] = [
         ("media", json!([["id"]]), both),
         ("media_insights", json!([["id"]]), both),
         ("users", json!([["id"]]), &["full_refresh"]),
@@ -55,6 +56,7 @@ fn discover_lists_the_reference_streams_and_comments_with_keys_and_cursors() {
         ("Api", json!([["id"]]), &["full_refresh"]),
         ("user_insights", json!([["business_account_id"], ["date"]]), both),
         ("comments", json!([["id"]]), both),
+        ("user_daily_totals", json!([["business_account_id"], ["date"]]), both),
     ];
     assert_eq!(streams.len(), expected.len());
     for (stream, (name, primary_key, modes)) in streams.iter().zip(expected) {
@@ -62,7 +64,7 @@ fn discover_lists_the_reference_streams_and_comments_with_keys_and_cursors() {
         assert_eq!(stream["source_defined_primary_key"], primary_key, "{name}");
         assert_eq!(stream["supported_sync_modes"], json!(modes), "{name}");
         let cursor = match name {
-            "user_insights" => json!(["date"]),
+            "user_insights" | "user_daily_totals" => json!(["date"]),
             "media" | "media_insights" | "comments" => json!(["timestamp"]),
             _ => Value::Null,
         };
@@ -70,8 +72,8 @@ fn discover_lists_the_reference_streams_and_comments_with_keys_and_cursors() {
     }
     // Schemas: the reference catalog's, with the updates of `docs/source-instagram.md` §6 and §8.2.
     let reference = sample("discovered_catalog.json");
-    // `comments` is this connector's own stream (the reference has none).
-    for stream in streams.iter().filter(|s| s["name"] != "comments") {
+    // `comments` and `user_daily_totals` are this connector's own streams (the reference has none).
+    for stream in streams.iter().filter(|s| s["name"] != "comments" && s["name"] != "user_daily_totals") {
         let name = stream["name"].as_str().expect("name");
         let theirs =
             reference["streams"].as_array().expect("streams").iter().find(|s| s["name"] == name).expect("stream");
@@ -80,7 +82,11 @@ fn discover_lists_the_reference_streams_and_comments_with_keys_and_cursors() {
         ours.sort();
         want.sort();
         let (added, removed): (Vec<&str>, Vec<&str>) = match name {
-            "media_insights" => (vec!["timestamp"], vec!["video_views"]),
+            // December 2025's media metrics (`docs/graph-api.md`, "Insights").
+            "media_insights" => (
+                vec!["timestamp", "reposts", "reels_skip_rate", "crossposted_views", "facebook_views"],
+                vec!["video_views"],
+            ),
             "user_insights" => (
                 vec![],
                 vec![
@@ -108,7 +114,7 @@ fn check_succeeds_against_the_sandbox() {
     let out = run_cli(&["check", "--config", path_str(&config)]);
     assert_eq!(out.code, 0);
     assert_eq!(out.of_type("CONNECTION_STATUS")[0]["connectionStatus"], json!({"status": "SUCCEEDED"}));
-    let accounts_calls = sandbox.requests().iter().filter(|r| r.path == "/v23.0/me/accounts").count();
+    let accounts_calls = sandbox.requests().iter().filter(|r| r.path == graph_path("/me/accounts")).count();
     assert_eq!(accounts_calls, 1, "check reads the first page of Api only");
 }
 

@@ -10,6 +10,7 @@ mod commands;
 mod comments_and_days;
 mod concurrency;
 mod corpus;
+mod daily_totals;
 mod durability;
 mod egress;
 mod failure_classes;

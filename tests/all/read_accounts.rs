@@ -1,6 +1,6 @@
 //! `read` of `Api` and `users` (`docs/source-instagram.md` §3, §4) against the sandbox.
 
-use e2e_tests::{Scratch, config_for, read, sample};
+use e2e_tests::{Scratch, config_for, graph_path, read, sample};
 use graph_sandbox::model::{Model, ModelSpec};
 use graph_sandbox::{Sandbox, SandboxOptions};
 use serde_json::{Value, json};
@@ -52,7 +52,7 @@ fn api_and_users_yield_exactly_the_reference_records() {
         assert_eq!(request.status, 200);
     }
     // Accounts are read once and shared by users.
-    assert_eq!(sandbox.requests().iter().filter(|r| r.path == "/v23.0/me/accounts").count(), 1);
+    assert_eq!(sandbox.requests().iter().filter(|r| r.path == graph_path("/me/accounts")).count(), 1);
 }
 
 #[test]
@@ -87,7 +87,7 @@ fn reference_accounts_sample_is_paged_and_filtered_to_13_accounts() {
         records[0],
         json!({"id": "118981261308043", "account": {"business_account_id": "17841462785487205", "page_id": "118981261308043"}})
     );
-    let requests: Vec<_> = sandbox.requests().into_iter().filter(|r| r.path == "/v23.0/me/accounts").collect();
+    let requests: Vec<_> = sandbox.requests().into_iter().filter(|r| r.path == graph_path("/me/accounts")).collect();
     assert_eq!(requests.len(), 5, "24 pages at 5 per page, no extra request after the last page");
     assert_eq!(requests[0].query.get("after"), None);
     assert_eq!(requests[0].query.get("limit").map(String::as_str), Some("100"));

@@ -33,6 +33,8 @@ fn files(path: &Path, found: &mut Vec<std::path::PathBuf>) {
         }
     } else if path.extension().is_some_and(|e| e == "rs" || e == "py" || e == "sh")
         && !path.ends_with("parser_properties.rs")
+        // Graph's metric names, one of which (`comments`) spells a stream's name.
+        && !path.ends_with("connector/src/metrics.rs")
     {
         found.push(path.to_path_buf());
     }

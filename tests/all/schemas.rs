@@ -8,7 +8,10 @@ use e2e_tests::{Scratch, catalog_all, config_for, read_catalog, run_cli};
 use graph_sandbox::model::{Model, ModelSpec};
 use graph_sandbox::{Sandbox, SandboxOptions};
 use instagram_connector::graph;
-use instagram_connector::streams::{comments, media, media_insights, stories, story_insights, user_insights, users};
+use instagram_connector::metrics::{self, Chosen};
+use instagram_connector::streams::{
+    comments, media, media_insights, stories, story_insights, user_daily_totals, user_insights, users,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Fields a record carries that its schema does not declare, as the reference emits them
@@ -44,7 +47,7 @@ fn names(list: &str) -> impl Iterator<Item = String> + '_ {
 fn what_is_asked_for_is_declared() {
     let schemas = schema_properties();
     let metric_lists = [("VIDEO", "REELS"), ("VIDEO", "FEED"), ("VIDEO", "AD"), ("CAROUSEL_ALBUM", "FEED"), ("", "")]
-        .map(|(kind, product)| media_insights::metrics_for(Some(kind), Some(product)));
+        .map(|(kind, product)| metrics::default_media_metrics(Some(kind), Some(product)));
     let user_metrics = user_insights::GROUPS.iter().flat_map(|(period, metrics)| {
         let suffix = match *period {
             "week" => "_week",
@@ -58,9 +61,14 @@ fn what_is_asked_for_is_declared() {
         (stories::NAME, names(graph::STORY_FIELDS).collect()),
         (users::NAME, names(graph::USER_FIELDS).collect()),
         (media_insights::NAME, metric_lists.iter().flat_map(|list| names(list)).collect()),
-        (story_insights::NAME, names(graph::STORY_METRICS).collect()),
+        (story_insights::NAME, names(metrics::DEFAULT_STORY_METRICS).collect()),
     ];
-    for (stream, fields) in asked.into_iter().chain([(user_insights::NAME, user_metrics.collect())]) {
+    let every_total =
+        Chosen { totals: Some(metrics::TOTALS_METRICS.iter().map(|m| m.to_string()).collect()), ..Chosen::default() };
+    let totals: Vec<String> =
+        metrics::totals_fields(&every_total).map(|(_, chosen)| chosen).unwrap_or_default().into_iter().collect();
+    let more = [(user_insights::NAME, user_metrics.collect()), (user_daily_totals::NAME, totals)];
+    for (stream, fields) in asked.into_iter().chain(more) {
         for field in fields {
             assert!(schemas[stream].contains(&field), "{stream} asks Graph for `{field}`, which its schema lacks");
         }

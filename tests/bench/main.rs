@@ -165,7 +165,7 @@ fn read_every_stream(
 ) -> (Measured, std::path::PathBuf) {
     let config_path = scratch.write("config.json", &config.to_string());
     let catalog_path = scratch.write("catalog.json", &e2e_tests::catalog_all().to_string());
-    let origin = sandbox.base_url.trim_end_matches("/v23.0").to_owned();
+    let origin = sandbox.base_url.rsplit_once("/v").map_or(sandbox.base_url.as_str(), |(origin, _)| origin).to_owned();
     let output = scratch.path().join("messages.jsonl");
     let mut args = vec![
         "--cache-dir",

@@ -27,7 +27,7 @@ for line in sys.stdin:
         print(json.dumps({"streams": [{"stream": s, "destination_sync_mode": "append",
             "sync_mode": "incremental" if "incremental" in s["supported_sync_modes"] else "full_refresh"} for s in streams]}))
 ' >"$work/catalog.json"
-run=("$host" "$component" --cache-dir "$work/cache" --allow-host "${base%/v23.0}" read --config "$work/config.json" --catalog "$work/catalog.json")
+run=("$host" "$component" --cache-dir "$work/cache" --allow-host "${base%/v*}" read --config "$work/config.json" --catalog "$work/catalog.json")
 "${run[@]}" >/dev/null  # compiles into the cache, so the recorded run does not
 SOURCE_INSTAGRAM_PERF_MAP=1 perf record -q -F 4999 -g -o "$work/perf.data" "${run[@]}" >/dev/null 2>&1
 set +o pipefail  # `head` closes the pipe early

@@ -90,10 +90,18 @@ def test_read_into_duckdb_matches_the_cli_then_resumes_from_state(source, cli_re
     accounts = [k for k, v in cursors.items() if isinstance(v, dict)]
     assert len(accounts) == 2, cursors
 
+    # The daily totals' breakdowns land as JSON a query can open.
+    totals = cache["user_daily_totals"].to_pandas()
+    split = totals["views_by_media_product_type"].iloc[0]
+    split = json.loads(split) if isinstance(split, str) else split
+    assert set(split) == {"AD", "FEED", "REEL", "STORY"}, split
+
     second = source.read(cache=cache)
-    # user_insights resumed from the cached state: only each account's cursor day came again.
-    full_refresh = sum(count for stream, count in first_counts.items() if stream != "user_insights")
-    assert second.processed_records == full_refresh + len(accounts)
+    # user_insights resumed from the cached state: only each account's cursor day came again;
+    # user_daily_totals: the cursor day and the two lag days before it.
+    dated = ("user_insights", "user_daily_totals")
+    full_refresh = sum(count for stream, count in first_counts.items() if stream not in dated)
+    assert second.processed_records == full_refresh + len(accounts) + 3 * len(accounts)
     # Full-refresh tables are replaced or merged on their key, and user_insights merged: never doubled.
     for stream in ALL_STREAMS:
         assert len(cache[stream].to_pandas()) == first_counts[stream], stream

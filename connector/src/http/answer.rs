@@ -52,6 +52,12 @@ fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned + Default>(deserialize
     Ok(T::deserialize(value).unwrap_or_default())
 }
 
+/// `Some(value)` for a member that is present, even when it is null (`#[serde(default,
+/// deserialize_with = "present")]`).
+pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
 /// Reads a 2xx body as `T`; `Err` says what is wrong with it, in words fit for a user.
 pub fn read<T: DeserializeOwned>(body: &[u8]) -> Result<Answered<T>, String> {
     serde_json::from_slice(body).map_err(|_| explain::<T>(body))

@@ -264,7 +264,7 @@ impl<'a> GraphClient<'a> {
     /// (refused, unresolvable, or an address the host does not allow); otherwise as classified.
     fn blame(&self, mut error: RequestError) -> RequestError {
         let no_answer = error.status.is_none() && matches!(error.class, ErrorClass::Transient | ErrorClass::Fatal);
-        if no_answer && !self.answered.get() && self.base_url != crate::config::DEFAULT_BASE_URL {
+        if no_answer && !self.answered.get() && !crate::model::is_graph_api(&self.base_url) {
             error.class = ErrorClass::Misdirected;
         }
         error
@@ -429,6 +429,8 @@ mod tests {
     use crate::protocol::testing::{Message, RecordingSink};
     use serde_json::{Value, json};
 
+    const GRAPH_API: &str = "https://graph.facebook.com/v23.0";
+
     fn scripted(answer: impl Fn(&HttpRequest) -> Result<HttpResponse, TransportError> + 'static) -> ScriptedRuntime {
         ScriptedRuntime::new(chrono::Utc::now(), answer)
     }
@@ -468,7 +470,7 @@ mod tests {
                 let runtime = scripted(move |_| answer());
                 let sink = RecordingSink::default();
                 let policy = RetryPolicy::within(Duration::from_secs(budget));
-                let client = GraphClient::new(crate::config::DEFAULT_BASE_URL, "tok", 4, policy, &runtime, &sink);
+                let client = GraphClient::new(GRAPH_API, "tok", 4, policy, &runtime, &sink);
                 let error = get(&client, "/me", "users").expect_err(name);
                 let waited: Duration = runtime.sleeps.borrow().iter().sum();
                 assert!(waited <= Duration::from_secs(budget), "{name}, budget {budget}: waited {waited:?}");
@@ -510,8 +512,8 @@ mod tests {
             ("http://127.0.0.1:9/v23.0", refused, ConfigError),
             ("http://127.0.0.1:9/v23.0", denied, ConfigError),
             ("http://127.0.0.1:9/v23.0", redirect, ConfigError),
-            (crate::config::DEFAULT_BASE_URL, refused, TransientError),
-            (crate::config::DEFAULT_BASE_URL, redirect, ConfigError),
+            (GRAPH_API, refused, TransientError),
+            (GRAPH_API, redirect, ConfigError),
         ];
         for (base_url, answer, expected) in cases {
             let runtime = scripted(move |_| answer());

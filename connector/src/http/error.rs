@@ -177,7 +177,7 @@ impl RequestError {
                 FailureType::ConfigError,
                 format!(
                     "`base_url` does not lead to a Graph API: {cause}. Set `base_url` to a Graph API address, or remove it to use {}.",
-                    crate::config::DEFAULT_BASE_URL
+                    crate::model::GRAPH_ORIGIN
                 ),
             ),
             ErrorClass::BadAnswer => (

@@ -3,6 +3,7 @@
 
 use super::{ChildRun, FULL_REFRESH_AND_INCREMENTAL, InsightsRequest, Reader, Reading, StreamDef, StreamOutput};
 use crate::graph::{self, Metrics};
+use crate::metrics::Scope;
 use crate::model::ObjectRef;
 use crate::record::{self, RawRecord};
 use crate::window;
@@ -14,6 +15,7 @@ pub const STREAM: StreamDef = StreamDef {
     cursor: Some("timestamp"),
     sync_modes: FULL_REFRESH_AND_INCREMENTAL,
     windowed: true,
+    metric_fields: Some(crate::metrics::media_fields),
     ..StreamDef::full_refresh(NAME, SCHEMA, &["id"], Reader::Child { parent: super::media::NAME, read: start })
 };
 
@@ -32,27 +34,14 @@ fn start<'a>(run: ChildRun<'a>, out: &'a StreamOutput<'a>) -> Reading<'a> {
 
 const REQUEST: InsightsRequest = InsightsRequest {
     stream: NAME,
-    metrics: |media| metrics_for(media.media_type.as_deref(), media.media_product_type.as_deref()),
+    scope: |media| Scope::Media(media.media_product_type.clone().unwrap_or_default()),
+    metrics: |media, chosen| chosen.media(media.media_type.as_deref(), media.media_product_type.as_deref()),
     ignore: graph::ignore_insights_errors,
     record: transform,
 };
 
 /// The record schema `discover` returns.
 pub const SCHEMA: &[u8] = crate::packed::packed!("src/streams/schemas/media_insights.json");
-
-/// First matching rule wins (4.2.28 lists, in this order: REELS, VIDEO+FEED, VIDEO,
-/// CAROUSEL_ALBUM, anything else).
-pub fn metrics_for(media_type: Option<&str>, media_product_type: Option<&str>) -> &'static str {
-    match (media_type, media_product_type) {
-        (_, Some("REELS")) => {
-            "comments,ig_reels_avg_watch_time,ig_reels_video_view_total_time,likes,reach,saved,shares,views"
-        }
-        (Some("VIDEO"), Some("FEED")) => "reach,saved,views",
-        (Some("VIDEO"), _) => "reach,saved,likes,comments,shares,follows,profile_visits",
-        (Some("CAROUSEL_ALBUM"), _) => "reach,saved,shares,follows,profile_visits",
-        _ => "reach,saved,likes,comments,shares,follows,profile_visits",
-    }
-}
 
 /// Flattened insights plus `id`, `page_id`, `business_account_id` and the parent's `timestamp`.
 pub fn transform(metrics: Metrics, media: &ObjectRef) -> RawRecord {
@@ -69,22 +58,26 @@ mod tests {
     use crate::model::Account;
     use serde_json::json;
 
+    /// The reference's lists in its rule order, each followed by December 2025's metrics where
+    /// Meta lists them.
     #[test]
     fn metric_rules_apply_in_reference_order() {
-        let reels = metrics_for(Some("VIDEO"), Some("REELS"));
+        let rules = |kind, product| crate::metrics::default_media_metrics(kind, product);
+        let reels = rules(Some("VIDEO"), Some("REELS"));
         assert_eq!(
             reels,
-            "comments,ig_reels_avg_watch_time,ig_reels_video_view_total_time,likes,reach,saved,shares,views"
+            "comments,ig_reels_avg_watch_time,ig_reels_video_view_total_time,likes,reach,saved,shares,views,reposts,reels_skip_rate,crossposted_views,facebook_views"
         );
-        assert_eq!(metrics_for(Some("CAROUSEL_ALBUM"), Some("REELS")), reels, "REELS wins over the media type");
-        assert_eq!(metrics_for(Some("VIDEO"), Some("FEED")), "reach,saved,views");
-        assert_eq!(metrics_for(Some("VIDEO"), Some("AD")), "reach,saved,likes,comments,shares,follows,profile_visits");
-        assert_eq!(metrics_for(Some("CAROUSEL_ALBUM"), Some("FEED")), "reach,saved,shares,follows,profile_visits");
-        assert_eq!(
-            metrics_for(Some("IMAGE"), Some("FEED")),
-            "reach,saved,likes,comments,shares,follows,profile_visits"
-        );
-        assert_eq!(metrics_for(None, None), "reach,saved,likes,comments,shares,follows,profile_visits");
+        assert_eq!(rules(Some("CAROUSEL_ALBUM"), Some("REELS")), reels, "REELS wins over the media type");
+        for (kind, product, reference) in [
+            (Some("VIDEO"), Some("FEED"), "reach,saved,views"),
+            (Some("VIDEO"), Some("AD"), "reach,saved,likes,comments,shares,follows,profile_visits"),
+            (Some("CAROUSEL_ALBUM"), Some("FEED"), "reach,saved,shares,follows,profile_visits"),
+            (Some("IMAGE"), Some("FEED"), "reach,saved,likes,comments,shares,follows,profile_visits"),
+            (None, None, "reach,saved,likes,comments,shares,follows,profile_visits"),
+        ] {
+            assert_eq!(rules(kind, product), format!("{reference},reposts"), "{kind:?} {product:?}");
+        }
     }
 
     #[test]

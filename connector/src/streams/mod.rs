@@ -10,18 +10,20 @@ pub mod media;
 pub mod media_insights;
 pub mod stories;
 pub mod story_insights;
+pub mod user_daily_totals;
 pub mod user_insights;
 pub mod user_lifetime_insights;
 pub mod users;
 
 use crate::config::Config;
-use crate::graph::{self, IgnoreRule, Metrics};
+use crate::graph::{IgnoreRule, Metrics};
 use crate::http::batch::MAX_BATCH;
 use crate::http::client::GraphClient;
+use crate::metrics::{Chosen, Healer, InsightsItem, Scope, get_insights};
 use crate::model::{Account, ObjectRef, Page, SyncMode};
 use crate::protocol::{Failure, Sink, StreamStatus};
 use crate::record::RawRecord;
-use crate::state::InputState;
+use crate::state::{InputState, PartitionCursors};
 use crate::window::MediaWindow;
 use chrono::{DateTime, Utc};
 use futures::future::LocalBoxFuture;
@@ -31,7 +33,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 /// Every stream, in `discover` order (`docs/source-instagram.md` §10.3).
-pub const REGISTRY: [&StreamDef; 9] = [
+pub const REGISTRY: [&StreamDef; 10] = [
     &media::STREAM,
     &media_insights::STREAM,
     &users::STREAM,
@@ -41,6 +43,7 @@ pub const REGISTRY: [&StreamDef; 9] = [
     &api::STREAM,
     &user_insights::STREAM,
     &comments::STREAM,
+    &user_daily_totals::STREAM,
 ];
 
 /// The stream names, in registry order.
@@ -74,6 +77,8 @@ pub struct StreamDef {
     /// Whether it reads the media edge through a [`MediaWindow`], which the wiring makes once
     /// and hands to the stream and to its parent.
     pub windowed: bool,
+    /// For an insights stream, its metric fields under the user's choices (its schema follows).
+    pub metric_fields: Option<crate::metrics::MetricFields>,
     pub reader: Reader,
 }
 
@@ -93,6 +98,7 @@ impl StreamDef {
             sync_modes: FULL_REFRESH,
             resumable: false,
             windowed: false,
+            metric_fields: None,
             reader,
         }
     }
@@ -113,6 +119,8 @@ pub struct ReadContext<'a> {
     pub state: &'a InputState,
     pub now: DateTime<Utc>,
     pub sink: &'a dyn Sink,
+    /// The sync's metric lists, healed as Graph refuses metrics.
+    pub healer: &'a Healer,
 }
 
 impl ReadContext<'_> {
@@ -231,8 +239,10 @@ impl<'a> StreamOutput<'a> {
 /// How a child stream asks for the insights of its parent's objects (media or stories).
 pub struct InsightsRequest {
     pub stream: &'static str,
-    /// The metrics to ask for an object.
-    pub metrics: fn(&ObjectRef) -> &'static str,
+    /// The scope of an object's metric list (`crate::metrics`).
+    pub scope: fn(&ObjectRef) -> Scope,
+    /// The metrics to ask for an object, under the user's choices.
+    pub metrics: fn(&ObjectRef, &Chosen) -> Vec<String>,
     /// The errors that mean "no insights for this object".
     pub ignore: IgnoreRule,
     pub record: fn(Metrics, &ObjectRef) -> RawRecord,
@@ -250,9 +260,16 @@ pub async fn emit_insights(
     let pages = objects.map(|page| async move {
         let page = page?;
         let chunks = page.chunks(MAX_BATCH).map(|chunk| async move {
-            let metric = |object: &ObjectRef| vec![("metric", (request.metrics)(object).to_owned())];
-            let items = chunk.iter().map(|object| (format!("/{}/insights", object.id), metric(object))).collect();
-            let outcomes = graph::get_many_or_ignore(ctx.client, items, batch, request.stream, request.ignore).await;
+            let items: Vec<InsightsItem> = chunk
+                .iter()
+                .map(|object| InsightsItem {
+                    path: format!("/{}/insights", object.id),
+                    scope: (request.scope)(object),
+                    metrics: (request.metrics)(object, &ctx.config.metrics),
+                    query: Vec::new(),
+                })
+                .collect();
+            let outcomes = get_insights(ctx.client, ctx.healer, &items, batch, request.stream, request.ignore).await;
             let records = chunk.iter().zip(outcomes).map(|(object, outcome)| match outcome {
                 Ok(body) => Ok(body.map(|body| (request.record)(body, object))),
                 Err(error) => Err(error.to_failure()),
@@ -262,6 +279,63 @@ pub async fn emit_insights(
         Ok(futures::future::try_join_all(chunks).await?.concat())
     });
     out.emit_batches(pages, ctx.fan_out()).await
+}
+
+/// Emit a state at least this often in a stream read in dated windows.
+pub const CHECKPOINT_EVERY: u64 = 1_000;
+
+/// Records of one dated window, each with its date.
+pub type Dated = Vec<(RawRecord, DateTime<Utc>)>;
+
+/// Reads the dated windows of each account in turn (`fan_out` at a time, in order), emits the
+/// records dated at or after the account's `emit_from` (all when `None`), moves its cursor, and
+/// checkpoints after every account and at least every [`CHECKPOINT_EVERY`] records. On a failure
+/// the state reached so far is checkpointed before the error is returned. `lookback_window` in the
+/// state is the time since `started` (the CDK's bookkeeping).
+pub async fn read_dated<'a, W, Fut>(
+    ctx: &ReadContext<'_>,
+    accounts: &'a [Account],
+    mut cursors: PartitionCursors,
+    started: DateTime<Utc>,
+    windows: impl Fn(&Account) -> (Vec<W>, Option<DateTime<Utc>>),
+    read_window: impl Fn(&'a Account, W) -> Fut,
+    out: &StreamOutput<'_>,
+) -> Result<(), Failure>
+where
+    Fut: Future<Output = Result<Dated, crate::http::error::RequestError>>,
+{
+    let state = |cursors: &PartitionCursors| {
+        cursors.to_state((ctx.client.runtime().now() - started).num_seconds().max(0) as u64)
+    };
+    let mut since_checkpoint = 0u64;
+    for account in accounts {
+        let (account_windows, emit_from) = windows(account);
+        let reads = account_windows.into_iter().map(|window| read_window(account, window));
+        let mut results = std::pin::pin!(futures::stream::iter(reads).buffered(ctx.config.num_workers.max(1)));
+        loop {
+            let records = match results.try_next().await {
+                Ok(Some(records)) => records,
+                Ok(None) => break,
+                Err(error) => {
+                    out.checkpoint(&state(&cursors));
+                    return Err(error.to_failure());
+                }
+            };
+            for (record, date) in records.into_iter().filter(|(_, date)| emit_from.is_none_or(|from| *date >= from)) {
+                out.emit(&record);
+                cursors.advance(&account.business_account_id, date);
+                since_checkpoint += 1;
+            }
+            if since_checkpoint >= CHECKPOINT_EVERY {
+                out.checkpoint(&state(&cursors));
+                since_checkpoint = 0;
+            }
+        }
+        out.checkpoint(&state(&cursors));
+        since_checkpoint = 0;
+    }
+    out.checkpoint(&state(&cursors));
+    Ok(())
 }
 
 /// Pages a parent→child pipe holds before the parent waits (backpressure: a slow child slows
@@ -316,4 +390,13 @@ where
         pipes.feed(Err(failure.clone())).await;
     }
     result.map(|_| ())
+}
+
+/// Runs `f` with a read context around `client` (a default config, no state), for unit tests.
+#[cfg(test)]
+pub fn with_context<R>(client: &GraphClient<'_>, now: DateTime<Utc>, f: impl FnOnce(&ReadContext<'_>) -> R) -> R {
+    let config = Config::parse(r#"{"access_token":"t","num_workers":8}"#).expect("a config");
+    let state = InputState::parse(None).expect("no state");
+    let healer = Healer::default();
+    f(&ReadContext { client, config: &config, state: &state, now, sink: client.sink(), healer: &healer })
 }

@@ -1,23 +1,31 @@
 //! `story_insights` (`docs/source-instagram.md` §7.2): one insights request per live story.
 
 use super::{ChildRun, InsightsRequest, Reader, Reading, StreamDef, StreamOutput};
-use crate::graph::{Metrics, STORY_METRICS};
+use crate::graph::Metrics;
 use crate::http::error::RequestError;
+use crate::metrics::Scope;
 use crate::model::ObjectRef;
 use crate::record::{self, RawRecord};
 use futures::FutureExt;
 
 pub const NAME: &str = "story_insights";
 
-pub const STREAM: StreamDef =
-    StreamDef::full_refresh(NAME, SCHEMA, &[], Reader::Child { parent: super::stories::NAME, read: start });
+pub const STREAM: StreamDef = StreamDef {
+    metric_fields: Some(crate::metrics::story_fields),
+    ..StreamDef::full_refresh(NAME, SCHEMA, &[], Reader::Child { parent: super::stories::NAME, read: start })
+};
 
 fn start<'a>(run: ChildRun<'a>, out: &'a StreamOutput<'a>) -> Reading<'a> {
     super::emit_insights(run.ctx, run.pages, &REQUEST, out).boxed_local()
 }
 
-const REQUEST: InsightsRequest =
-    InsightsRequest { stream: NAME, metrics: |_| STORY_METRICS, ignore: ignore_code_10, record: transform };
+const REQUEST: InsightsRequest = InsightsRequest {
+    stream: NAME,
+    scope: |_| Scope::Story,
+    metrics: |_, chosen| chosen.story(),
+    ignore: ignore_code_10,
+    record: transform,
+};
 
 /// The record schema `discover` returns.
 pub const SCHEMA: &[u8] = crate::packed::packed!("src/streams/schemas/story_insights.json");

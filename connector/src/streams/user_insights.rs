@@ -4,14 +4,14 @@
 
 use super::{FULL_REFRESH_AND_INCREMENTAL, ReadContext, Reader, Reading, StreamDef, StreamOutput};
 use crate::graph::{self, Metrics};
-use crate::http::client::GraphClient;
 use crate::http::error::RequestError;
+use crate::metrics::{InsightsItem, Scope, get_insights};
 use crate::model::{Account, SyncMode};
 use crate::protocol::{Failure, LogLevel};
 use crate::record::RawRecord;
 use crate::state::{PartitionCursors, format_cursor, parse_cursor};
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use futures::{FutureExt, StreamExt, TryStreamExt};
+use futures::FutureExt;
 
 pub const NAME: &str = "user_insights";
 
@@ -34,7 +34,7 @@ fn start<'a>(ctx: &'a ReadContext<'a>, accounts: &'a [Account], out: &'a StreamO
         let window_days = if ctx.config.optimizations.insights_ranges { MAX_RANGE_DAYS } else { 1 };
         let mut plan = Plan { now: ctx.now, start_date: ctx.config.start_date, cursors, window_days };
         plan.clamp_future_cursors().iter().for_each(|warning| ctx.sink.log(LogLevel::Warn, warning));
-        read(ctx.client, accounts, &plan, ctx.config.num_workers, out).await
+        read(ctx, accounts, &plan, out).await
     }
     .boxed_local()
 }
@@ -47,8 +47,6 @@ pub const GROUPS: [(&str, &str); 4] =
     [("day", "follower_count,reach"), ("week", "reach"), ("days_28", "reach"), ("lifetime", "online_followers")];
 /// A first sync never looks back further than this, whatever `start_date` says.
 const MAX_HISTORY: i64 = 30;
-/// Emit a state at least this often.
-pub const CHECKPOINT_EVERY: u64 = 1_000;
 
 /// What drives one read of the stream.
 pub struct Plan {
@@ -144,17 +142,9 @@ pub fn merge(records: Vec<RawRecord>) -> Vec<RawRecord> {
     merged
 }
 
-/// The insights rules, plus 4.2.28's skip of windows whose `since` Graph refuses.
-fn ignore(error: &RequestError) -> Option<String> {
-    if error.code() == Some(100) && error.message().contains("since param is not valid") {
-        return Some(format!("Skipping time window with future 'since' date: {}", error.message()));
-    }
-    graph::ignore_insights_errors(error)
-}
-
 /// The four groups of one window, merged, as finished records (with ids and RFC 3339 `date`).
 async fn read_window(
-    client: &GraphClient<'_>,
+    ctx: &ReadContext<'_>,
     account: &Account,
     (since, until): (DateTime<Utc>, DateTime<Utc>),
     latest_allowed: DateTime<Utc>,
@@ -162,11 +152,18 @@ async fn read_window(
 ) -> Result<Vec<(RawRecord, DateTime<Utc>)>, RequestError> {
     let (since, until) = (format_cursor(since), format_cursor(until));
     let path = format!("/{}/insights", account.business_account_id);
-    let items = GROUPS.iter().map(|(period, metric)| {
-        let query = [("period", *period), ("metric", *metric), ("since", &since), ("until", &until)];
-        (path.clone(), query.into_iter().map(|(key, value)| (key, value.to_owned())).collect())
-    });
-    let responses = graph::get_many_or_ignore::<Metrics>(client, items.collect(), false, NAME, ignore).await;
+    let client = ctx.client;
+    let items: Vec<InsightsItem> = GROUPS
+        .iter()
+        .map(|(period, metrics)| InsightsItem {
+            path: path.clone(),
+            scope: Scope::Account(period),
+            metrics: metrics.split(',').map(str::to_owned).collect(),
+            query: vec![("period", period.to_string()), ("since", since.clone()), ("until", until.clone())],
+        })
+        .collect();
+    let ignore = graph::ignore_account_insights_errors;
+    let responses = get_insights::<Metrics>(client, ctx.healer, &items, false, NAME, ignore).await;
     let mut extracted = Vec::new();
     for (body, (period, _)) in responses.into_iter().zip(GROUPS) {
         let Some(body) = body? else { continue };
@@ -199,60 +196,21 @@ async fn read_window(
     Ok(records)
 }
 
-/// Reads every account's windows in order, emitting records at or after each account's cursor and
-/// checkpointing after every account and at least every [`CHECKPOINT_EVERY`] records. On failure
-/// the state reached so far is emitted before the error is returned.
+/// Reads every account's windows in order, emitting the records at or after each account's cursor
+/// (see [`super::read_dated`]).
 pub async fn read(
-    client: &GraphClient<'_>,
+    ctx: &ReadContext<'_>,
     accounts: &[Account],
     plan: &Plan,
-    fan_out: usize,
     out: &StreamOutput<'_>,
 ) -> Result<(), Failure> {
-    let started = plan.now();
-    let mut cursors = plan.cursors.clone();
-    let elapsed = |cursors: &PartitionCursors| {
-        let seconds = (client.runtime().now() - started).num_seconds().max(0) as u64;
-        cursors.to_state(seconds)
+    let (latest_allowed, every_value) = (plan.end(), plan.window_days > 1);
+    let windows = |account: &Account| {
+        let id = &account.business_account_id;
+        (plan.windows(id), plan.cursors.get(id))
     };
-    let latest_allowed = plan.end();
-    let mut since_checkpoint = 0u64;
-    for account in accounts {
-        let incoming = plan.cursors.get(&account.business_account_id);
-        let windows = plan.windows(&account.business_account_id);
-        let mut results = futures::stream::iter(
-            windows
-                .into_iter()
-                .map(|window| read_window(client, account, window, latest_allowed, plan.window_days > 1)),
-        )
-        .buffered(fan_out.max(1));
-        loop {
-            let batch = match results.try_next().await {
-                Ok(Some(batch)) => batch,
-                Ok(None) => break,
-                Err(error) => {
-                    out.checkpoint(&elapsed(&cursors));
-                    return Err(error.to_failure());
-                }
-            };
-            for (record, date) in batch {
-                if incoming.is_some_and(|cursor| date < cursor) {
-                    continue;
-                }
-                out.emit(&record);
-                cursors.advance(&account.business_account_id, date);
-                since_checkpoint += 1;
-            }
-            if since_checkpoint >= CHECKPOINT_EVERY {
-                out.checkpoint(&elapsed(&cursors));
-                since_checkpoint = 0;
-            }
-        }
-        out.checkpoint(&elapsed(&cursors));
-        since_checkpoint = 0;
-    }
-    out.checkpoint(&elapsed(&cursors));
-    Ok(())
+    let read_window = |account, window| read_window(ctx, account, window, latest_allowed, every_value);
+    super::read_dated(ctx, accounts, plan.cursors.clone(), plan.now(), windows, read_window, out).await
 }
 
 #[cfg(test)]
@@ -377,7 +335,8 @@ mod tests {
             .collect();
         let plan = plan("2024-01-15T12:00:00Z", None, None);
         let out = StreamOutput::new(NAME, SyncMode::Incremental, &sink);
-        futures::executor::block_on(read(&client, &accounts, &plan, 8, &out)).expect("read");
+        super::super::with_context(&client, now, |ctx| futures::executor::block_on(read(ctx, &accounts, &plan, &out)))
+            .expect("read");
         assert_eq!(out.emitted(), 40 * 31);
         let states: Vec<(Value, u64)> = sink
             .messages
@@ -413,9 +372,10 @@ mod tests {
         let client = client(&runtime, &sink);
         let account = Account { business_account_id: "a".into(), page_id: Some("p".into()) };
         let window = (at("2024-01-15T12:00:00Z"), at("2024-01-16T12:00:00Z"));
-        let records =
-            futures::executor::block_on(read_window(&client, &account, window, at("2024-01-16T12:00:00Z"), false))
-                .expect("window");
+        let records = super::super::with_context(&client, at("2024-01-01T00:00:00Z"), |ctx| {
+            futures::executor::block_on(read_window(ctx, &account, window, at("2024-01-16T12:00:00Z"), false))
+        })
+        .expect("window");
         assert!(records.is_empty(), "2024-01-17T07:00 is later than now + 1 day");
         assert_eq!(
             sink.logs().iter().filter(|(_, m)| m.starts_with("user_insights: no ")).count(),
@@ -443,9 +403,10 @@ mod tests {
         let client = client(&runtime, &sink);
         let account = Account { business_account_id: "a".into(), page_id: Some("p".into()) };
         let window = (at("2025-07-01T00:00:00Z"), at("2025-07-02T00:00:00Z"));
-        let records =
-            futures::executor::block_on(read_window(&client, &account, window, at("2025-07-03T12:00:00Z"), false))
-                .expect("window");
+        let records = super::super::with_context(&client, at("2024-01-01T00:00:00Z"), |ctx| {
+            futures::executor::block_on(read_window(ctx, &account, window, at("2025-07-03T12:00:00Z"), false))
+        })
+        .expect("window");
         assert_eq!(records.len(), 1, "{:?}", sink.logs());
         assert_eq!(records[0].0.text("date").as_deref(), Some("2025-07-01T07:00:00+00:00"));
         assert_eq!(records[0].1, at("2025-07-01T07:00:00Z"));
@@ -459,6 +420,9 @@ mod tests {
         let graph = crate::http::answer::error_body(body.to_string().as_bytes());
         let error =
             RequestError::from_response(&HttpResponse { status: 400, headers: vec![], body: vec![] }, graph, "/x");
-        assert!(ignore(&error).is_some_and(|m| m.contains("Skipping time window with future 'since' date")));
+        assert!(
+            graph::ignore_account_insights_errors(&error)
+                .is_some_and(|m| m.contains("Skipping time window with future 'since' date"))
+        );
     }
 }

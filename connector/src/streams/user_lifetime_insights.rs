@@ -2,14 +2,12 @@
 //! and breakdown.
 
 use super::{ReadContext, Reader, Reading, StreamDef, StreamOutput};
-use crate::graph::Edge;
-use crate::http::answer::Raw;
+use crate::graph::{Edge, TotalValue};
 use crate::http::client::GraphClient;
 use crate::model::Account;
 use crate::protocol::Failure;
 use crate::record::{Entry, RawRecord};
 use futures::FutureExt;
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
 pub const NAME: &str = "user_lifetime_insights";
@@ -26,25 +24,6 @@ pub const SCHEMA: &[u8] = crate::packed::packed!("src/streams/schemas/user_lifet
 
 pub const BREAKDOWNS: [&str; 3] = ["city", "country", "age,gender"];
 
-/// `total_value.breakdowns[0].results` of a demographics entry (one of another shape counts as
-/// no results).
-#[derive(Deserialize)]
-struct TotalValue {
-    breakdowns: Vec<Breakdown>,
-}
-
-#[derive(Deserialize)]
-struct Breakdown {
-    results: Vec<Count>,
-}
-
-#[derive(Deserialize)]
-struct Count {
-    #[serde(default)]
-    dimension_values: Vec<Raw>,
-    value: Option<Raw>,
-}
-
 /// `{breakdown, business_account_id, page_id, metric, value}` with `value` keyed by **all**
 /// dimension values joined with `,` (`"18-24,F"`); the reference 4.2.27 kept only the first
 /// dimension and lost the gender split. The entry's other fields follow, as Graph sent them.
@@ -55,18 +34,9 @@ pub fn transform(entry: Entry, breakdown: &str, account: &Account) -> RawRecord 
     record.add("business_account_id", &account.business_account_id);
     record.add("page_id", &account.page_id);
     record.insert("metric", item.get("name").map_or_else(|| RawValue::NULL.to_owned(), ToOwned::to_owned));
-    let results = item
-        .read::<TotalValue>("total_value")
-        .and_then(|total| total.breakdowns.into_iter().next())
-        .map(|breakdown| breakdown.results)
-        .unwrap_or_default();
-    let mut value = RawRecord::default();
-    for count in results {
-        let text = |Raw(d): &Raw| serde_json::from_str::<String>(d.get()).unwrap_or_else(|_| d.get().to_owned());
-        let key: Vec<String> = count.dimension_values.iter().map(text).collect();
-        value.insert(key.join(","), count.value.map_or_else(|| RawValue::NULL.to_owned(), |Raw(value)| value));
-    }
-    record.add("value", &value);
+    // One of another shape counts as no results.
+    let total = item.read::<TotalValue>("total_value").unwrap_or_default();
+    record.add("value", &total.first_breakdown());
     let dropped = ["name", "period", "title", "description", "id", "total_value", "value"];
     let rest = item.into_fields().filter(|(name, _)| !dropped.contains(&name.as_ref()));
     rest.for_each(|(name, field)| record.insert(name, field));

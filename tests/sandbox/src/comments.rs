@@ -137,8 +137,10 @@ pub fn media_edge(media: &Media, request: &Incoming<'_>, page_size: usize, spars
             }
             let mut query = std::collections::HashMap::from([("limit".to_owned(), limit.to_string())]);
             query.insert("fields".into(), subfields.join(","));
-            let path = format!("/{}/{}/replies", crate::graph::API_VERSION, comment.node["id"].as_str().unwrap_or(""));
-            let sub = Incoming { path: &path, query, bearer: None, origin: request.origin };
+            let version = crate::graph::split_version(request.path)
+                .map_or(instagram_connector::model::API_VERSION, |(version, _)| version);
+            let path = format!("/{version}/{}/replies", comment.node["id"].as_str().unwrap_or(""));
+            let sub = Incoming { path: &path, query, bearer: None, origin: request.origin, now: request.now };
             item["replies"] = paginate(selected, &sub, *limit).body;
         }
         items.push(item);

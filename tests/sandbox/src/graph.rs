@@ -57,9 +57,18 @@ pub struct Incoming<'a> {
     pub bearer: Option<&'a str>,
     /// `http://127.0.0.1:PORT`, for `paging.next`.
     pub origin: &'a str,
+    /// The sandbox's clock.
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
-pub const API_VERSION: &str = "v23.0";
+/// A request path's Graph API version and what follows it: like Graph, the sandbox serves every
+/// version under `/vMAJOR.MINOR/`.
+pub fn split_version(path: &str) -> Option<(&str, &str)> {
+    let (version, rest) = path.strip_prefix('/')?.split_once('/')?;
+    let (major, minor) = version.strip_prefix('v')?.split_once('.')?;
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    (digits(major) && digits(minor)).then_some((version, rest))
+}
 
 pub fn handle(options: &SandboxOptions, request: &Incoming<'_>) -> Reply {
     let mut reply = route(options, request);
@@ -78,7 +87,7 @@ pub fn handle(options: &SandboxOptions, request: &Incoming<'_>) -> Reply {
 
 fn route(options: &SandboxOptions, request: &Incoming<'_>) -> Reply {
     let model = &options.model;
-    let Some(rest) = request.path.strip_prefix(&format!("/{API_VERSION}/")) else {
+    let Some((_, rest)) = split_version(request.path) else {
         return graph_error(400, 2500, None, "Unknown path components");
     };
     let presented = request.bearer.or(request.query.get("access_token").map(String::as_str));
@@ -126,9 +135,9 @@ fn route(options: &SandboxOptions, request: &Incoming<'_>) -> Reply {
             _ => unknown_object(id),
         },
         [id, "insights"] => match model.node(id) {
-            Some(Node::User(user)) => insights::account(user, request, chrono::Utc::now()),
-            Some(Node::Media(_, media)) => insights::media(media, request),
-            Some(Node::Story(_, story)) => insights::story(story, request),
+            Some(Node::User(user)) => insights::account(user, request, options),
+            Some(Node::Media(_, media)) => insights::media(media, request, options),
+            Some(Node::Story(_, story)) => insights::story(story, request, options),
             Some(Node::Child(..)) => {
                 graph_error(400, 10, None, "(#10) Insights are not available for media inside an album")
             }

@@ -74,6 +74,15 @@ pub struct SandboxOptions {
     /// `X-Business-Use-Case-Usage`) the share of this quota used in the rolling window; a call
     /// that would go past 100 % is throttled (code 80002).
     pub usage_quota: Option<RateLimit>,
+    /// Metrics this API version no longer serves: any insights request asking for one is refused
+    /// as Graph refuses a retired metric.
+    pub retired_metrics: Vec<String>,
+    /// `(metric, scope)` pairs refused as Graph refuses a metric a media product type does not
+    /// support; the scope is a product type (`REELS`, `FEED`, `STORY`) or `ACCOUNT` (daily totals).
+    pub unsupported_metrics: Vec<(String, String)>,
+    /// The sandbox's clock is this far from the real one (Graph's "now" for since/until and the
+    /// 48-hour lag of account totals); [`Sandbox::set_clock_offset`] moves it while running.
+    pub clock_offset: chrono::Duration,
 }
 
 /// A broken answer: every GET (or batch item) whose path ends with `path_suffix` gets HTTP 200
@@ -123,6 +132,9 @@ impl SandboxOptions {
             throttled: Vec::new(),
             stuck_usage: None,
             usage_quota: None,
+            retired_metrics: Vec::new(),
+            unsupported_metrics: Vec::new(),
+            clock_offset: chrono::Duration::zero(),
         }
     }
 }
@@ -165,6 +177,15 @@ struct Shared {
     /// When each call of the usage model's rolling window arrived.
     usage: Mutex<std::collections::VecDeque<Instant>>,
     in_flight: std::sync::atomic::AtomicU64,
+    /// Seconds the sandbox's clock is ahead of (or behind) the real one.
+    clock_offset: std::sync::atomic::AtomicI64,
+}
+
+impl Shared {
+    /// The sandbox's "now".
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + chrono::Duration::seconds(self.clock_offset.load(std::sync::atomic::Ordering::SeqCst))
+    }
 }
 
 /// Counts a request as being answered while it lives.
@@ -217,6 +238,7 @@ impl Sandbox {
                     window: Mutex::new((Instant::now(), 0)),
                     usage: Mutex::new(std::collections::VecDeque::new()),
                     in_flight: Default::default(),
+                    clock_offset: options.clock_offset.num_seconds().into(),
                     options,
                     origin: format!("http://{addr}"),
                     log: Mutex::new(Vec::new()),
@@ -236,7 +258,17 @@ impl Sandbox {
 
     /// The `base_url` to put in a connector config.
     pub fn base_url(&self) -> String {
-        format!("{}/{}", self.shared.origin, graph::API_VERSION)
+        format!("{}/{}", self.shared.origin, instagram_connector::model::API_VERSION)
+    }
+
+    /// Moves the sandbox's clock to `offset` from the real one (one simulated day later: a day).
+    pub fn set_clock_offset(&self, offset: chrono::Duration) {
+        self.shared.clock_offset.store(offset.num_seconds(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The sandbox's "now".
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.shared.now()
     }
 
     pub fn token(&self) -> &str {
@@ -343,16 +375,21 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<B
         reply
     } else if method == http::Method::GET {
         shared.count(0, 1);
-        let incoming =
-            graph::Incoming { path: &path, query: query.clone(), bearer: bearer.as_deref(), origin: &shared.origin };
+        let incoming = graph::Incoming {
+            path: &path,
+            query: query.clone(),
+            bearer: bearer.as_deref(),
+            origin: &shared.origin,
+            now: shared.now(),
+        };
         let mut reply = graph::handle(&shared.options, &incoming);
         if let (Some(cycle), true) = (shared.options.cursor_cycle, path.ends_with("/media")) {
             graph::break_cursor(&mut reply, query.get("after").map(String::as_str), cycle);
         }
         reply
-    } else if method == http::Method::POST && matches!(path.as_str(), "/" | "/v23.0" | "/v23.0/") {
+    } else if let Some(version) = batch_version(&path).filter(|_| method == http::Method::POST) {
         let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-        shared.batch(&body, bearer.as_deref())
+        shared.batch(&body, bearer.as_deref(), version)
     } else {
         shared.count(0, 1);
         graph::graph_error(400, 100, None, "Unsupported method")
@@ -369,6 +406,15 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<B
         answered: Instant::now(),
     });
     to_response(&reply)
+}
+
+/// The version a Batch API call is posted to (`/` is the default one, `/vN.N` or `/vN.N/` that one).
+fn batch_version(path: &str) -> Option<&str> {
+    if path == "/" {
+        return Some(instagram_connector::model::API_VERSION);
+    }
+    let version = path.strip_prefix('/')?.trim_end_matches('/');
+    graph::split_version(&format!("/{version}/")).is_some().then_some(version)
 }
 
 fn to_response(reply: &graph::Reply) -> Response<Full<Bytes>> {
@@ -405,7 +451,7 @@ impl Shared {
     /// The Graph Batch API: `batch=[{"method":"GET","relative_url":…}]` in a form body; answers an
     /// array with one `{code, headers, body}` per item, in order, each handled (and rate-limited)
     /// like a request of its own.
-    fn batch(&self, body: &[u8], bearer: Option<&str>) -> graph::Reply {
+    fn batch(&self, body: &[u8], bearer: Option<&str>, version: &str) -> graph::Reply {
         let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
         let bearer = bearer.map(str::to_owned).or_else(|| form.get("access_token").cloned());
         let Some(items) = form.get("batch").and_then(|b| serde_json::from_str::<Vec<serde_json::Value>>(b).ok()) else {
@@ -433,8 +479,8 @@ impl Shared {
                 self.count(0, 1);
                 let relative = item["relative_url"].as_str().unwrap_or("");
                 let (path, query) = relative.split_once('?').unwrap_or((relative, ""));
-                let path =
-                    format!("/{}/{}", graph::API_VERSION, path.trim_start_matches('/').trim_start_matches("v23.0/"));
+                let path = format!("/{}", path.trim_start_matches('/'));
+                let path = if graph::split_version(&path).is_some() { path } else { format!("/{version}{path}") };
                 let query: HashMap<String, String> =
                     url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
                 let (injected, usage) = match self.metered(bearer.is_some()) {
@@ -458,6 +504,7 @@ impl Shared {
                             query: query.clone(),
                             bearer: bearer.as_deref(),
                             origin: &self.origin,
+                            now: self.now(),
                         };
                         graph::handle(&self.options, &incoming)
                     }
@@ -490,7 +537,19 @@ impl Shared {
         if let Some(percent) = self.options.stuck_usage {
             return Ok(usage_headers(percent));
         }
-        let (Some(quota), true) = (self.options.usage_quota, authenticated) else { return Ok(Vec::new()) };
+        let Some(quota) = self.options.usage_quota.filter(|_| authenticated) else {
+            // Meta reports usage on every answer, not only on throttling ones: the other models
+            // report theirs too (the per-second window's fill, or a low figure under faults).
+            let window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+            return Ok(match self.options.rate_limit {
+                Some(limit) if authenticated => {
+                    let used = if window.0.elapsed() >= limit.window { 0 } else { window.1 };
+                    usage_headers((used * 100 / limit.calls.max(1)).min(100) as u32)
+                }
+                _ if self.options.fault_rate > 0.0 => usage_headers(5),
+                _ => Vec::new(),
+            });
+        };
         let mut calls = self.usage.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         while calls.front().is_some_and(|first| now.duration_since(*first) >= quota.window) {

@@ -48,6 +48,13 @@ struct Args {
     /// Simulated days since the first sync: new posts, comments and moving insights.
     #[arg(long, default_value_t = 0)]
     days_later: u32,
+    /// A metric this API version no longer serves (repeatable), e.g. `views`.
+    #[arg(long = "retire-metric")]
+    retired_metrics: Vec<String>,
+    /// A metric refused for a scope, `METRIC:SCOPE` (repeatable), e.g. `reach:REELS`; scopes are
+    /// media product types, `STORY` and `ACCOUNT`.
+    #[arg(long = "unsupport-metric")]
+    unsupported_metrics: Vec<String>,
     /// The access token the sandbox accepts.
     #[arg(long, default_value = DEFAULT_TOKEN)]
     token: String,
@@ -74,6 +81,12 @@ fn main() -> std::process::ExitCode {
         rate_limit: (args.rate_limit_per_sec > 0)
             .then_some(RateLimit { calls: args.rate_limit_per_sec, window: Duration::from_secs(1) }),
         expansion_fails: args.expansion_fails,
+        retired_metrics: args.retired_metrics,
+        unsupported_metrics: args
+            .unsupported_metrics
+            .iter()
+            .filter_map(|pair| pair.split_once(':').map(|(metric, scope)| (metric.to_owned(), scope.to_owned())))
+            .collect(),
         ..SandboxOptions::new(model)
     };
     match Sandbox::start(options) {
