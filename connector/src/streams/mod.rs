@@ -287,7 +287,15 @@ pub const CHECKPOINT_EVERY: u64 = 1_000;
 /// Records of one dated window, each with its date.
 pub type Dated = Vec<(RawRecord, DateTime<Utc>)>;
 
-/// Reads the dated windows of each account in turn (`fan_out` at a time, in order), emits the
+/// Where a dated read starts: the cursors, when the sync started (for `lookback_window`), and how
+/// many windows of an account are read at once.
+pub struct DatedProgress {
+    pub cursors: PartitionCursors,
+    pub started: DateTime<Utc>,
+    pub in_flight: usize,
+}
+
+/// Reads the dated windows of each account in turn (`in_flight` at a time, in order), emits the
 /// records dated at or after the account's `emit_from` (all when `None`), moves its cursor, and
 /// checkpoints after every account and at least every [`CHECKPOINT_EVERY`] records. On a failure
 /// the state reached so far is checkpointed before the error is returned. `lookback_window` in the
@@ -295,8 +303,7 @@ pub type Dated = Vec<(RawRecord, DateTime<Utc>)>;
 pub async fn read_dated<'a, W, Fut>(
     ctx: &ReadContext<'_>,
     accounts: &'a [Account],
-    mut cursors: PartitionCursors,
-    started: DateTime<Utc>,
+    progress: DatedProgress,
     windows: impl Fn(&Account) -> (Vec<W>, Option<DateTime<Utc>>),
     read_window: impl Fn(&'a Account, W) -> Fut,
     out: &StreamOutput<'_>,
@@ -304,6 +311,7 @@ pub async fn read_dated<'a, W, Fut>(
 where
     Fut: Future<Output = Result<Dated, crate::http::error::RequestError>>,
 {
+    let DatedProgress { mut cursors, started, in_flight } = progress;
     let state = |cursors: &PartitionCursors| {
         cursors.to_state((ctx.client.runtime().now() - started).num_seconds().max(0) as u64)
     };
@@ -311,7 +319,7 @@ where
     for account in accounts {
         let (account_windows, emit_from) = windows(account);
         let reads = account_windows.into_iter().map(|window| read_window(account, window));
-        let mut results = std::pin::pin!(futures::stream::iter(reads).buffered(ctx.config.num_workers.max(1)));
+        let mut results = std::pin::pin!(futures::stream::iter(reads).buffered(in_flight.max(1)));
         loop {
             let records = match results.try_next().await {
                 Ok(Some(records)) => records,

@@ -8,11 +8,13 @@
 //! value that disappears on the re-read would leave its old row behind in a deduped table.
 //!
 //! Requests: per account and UTC day, one for the totals and one per breakdown, through the Batch
-//! API. Incremental on `date`: each sync re-reads `daily_totals_lag_days` (default 2) before the
+//! API, five days per call. Incremental on `date`: each sync re-reads `daily_totals_lag_days` (default 2) before the
 //! cursor, because Meta's figures can lag up to 48 hours. A first sync starts at `start_date`, at
 //! most as far back as Graph serves (two years); without one, 30 days back.
 
-use super::{Dated, FULL_REFRESH_AND_INCREMENTAL, ReadContext, Reader, Reading, StreamDef, StreamOutput};
+use super::{
+    Dated, DatedProgress, FULL_REFRESH_AND_INCREMENTAL, ReadContext, Reader, Reading, StreamDef, StreamOutput,
+};
 use crate::graph::{self, TotalValue};
 use crate::http::answer::{Id, ListOf, Object, present};
 use crate::http::error::RequestError;
@@ -43,8 +45,12 @@ const MAX_HISTORY_DAYS: i64 = 729;
 /// A first sync without `start_date` reads the last 30 days and today, as `user_insights` does: two
 /// years of days are 3,650 calls per account, which a user asks for by setting `start_date`.
 const DAYS_WITHOUT_START_DATE: i64 = 30;
-/// Days per read: 10 days of five requests fill one Batch API call.
-const DAYS_PER_READ: usize = 10;
+/// Days per read (25 requests, one Batch API call), and reads of one account in flight. An
+/// answer with breakdowns is about 7 KB a day and takes about four times that while it is parsed,
+/// in every tenant: 10 days two at a time cost 460 KB more per tenant at 1,000 tenants than 5 days
+/// one at a time (136 KB), for 4 round trips a month instead of 7.
+const DAYS_PER_READ: usize = 5;
+const READS_IN_FLIGHT: usize = 1;
 
 fn start<'a>(ctx: &'a ReadContext<'a>, accounts: &'a [Account], out: &'a StreamOutput<'a>) -> Reading<'a> {
     async move {
@@ -69,7 +75,8 @@ fn start<'a>(ctx: &'a ReadContext<'a>, accounts: &'a [Account], out: &'a StreamO
             (days.chunks(DAYS_PER_READ).map(<[_]>::to_vec).collect(), None)
         };
         let read = |account, days| read_days(ctx, account, days);
-        super::read_dated(ctx, accounts, cursors.clone(), ctx.now, windows, read, out).await
+        let progress = DatedProgress { cursors: cursors.clone(), started: ctx.now, in_flight: READS_IN_FLIGHT };
+        super::read_dated(ctx, accounts, progress, windows, read, out).await
     }
     .boxed_local()
 }

@@ -2,7 +2,7 @@
 //! from the cursor (minus a one-day lookback) or the start date up to now + 1 day; four metric
 //! groups per window merged into one record per day. Incremental on `date`.
 
-use super::{FULL_REFRESH_AND_INCREMENTAL, ReadContext, Reader, Reading, StreamDef, StreamOutput};
+use super::{DatedProgress, FULL_REFRESH_AND_INCREMENTAL, ReadContext, Reader, Reading, StreamDef, StreamOutput};
 use crate::graph::{self, Metrics};
 use crate::http::error::RequestError;
 use crate::metrics::{InsightsItem, Scope, get_insights};
@@ -210,7 +210,9 @@ pub async fn read(
         (plan.windows(id), plan.cursors.get(id))
     };
     let read_window = |account, window| read_window(ctx, account, window, latest_allowed, every_value);
-    super::read_dated(ctx, accounts, plan.cursors.clone(), plan.now(), windows, read_window, out).await
+    let progress =
+        DatedProgress { cursors: plan.cursors.clone(), started: plan.now(), in_flight: ctx.config.num_workers };
+    super::read_dated(ctx, accounts, progress, windows, read_window, out).await
 }
 
 #[cfg(test)]
