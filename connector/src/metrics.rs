@@ -276,7 +276,7 @@ impl Healer {
             Refusal::Retired(metric) => {
                 if self.retired.borrow_mut().insert(metric.clone()) {
                     warn(format!(
-                        "Graph no longer serves the metric `{metric}` in this API version; it is left out of every insights request for the rest of this sync"
+                        "Graph no longer serves the metric `{metric}` in this API version (refused for {scope}); it is left out of every insights request for the rest of this sync"
                     ));
                 }
             }
