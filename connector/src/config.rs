@@ -5,7 +5,7 @@
 
 use crate::http::answer::present;
 use crate::metrics::{self, Chosen};
-use crate::model::{API_VERSION, GRAPH_ORIGIN};
+use crate::model::{API_VERSION, GRAPH_ORIGIN, INSTAGRAM_ORIGIN};
 use crate::protocol::{Failure, without_bom};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
@@ -25,9 +25,21 @@ pub const MAX_ACCOUNT_IDS: usize = 1000;
 pub const DEFAULT_LAG_DAYS: u32 = 2;
 pub const MAX_LAG_DAYS: u32 = 30;
 
+/// How the token was obtained, which decides the API's host and how accounts are found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthType {
+    /// A Facebook user token; accounts are the Instagram accounts linked to the user's Pages.
+    FacebookLogin,
+    /// An Instagram user token (graph.instagram.com); the account is the token's own, no Page.
+    InstagramLogin,
+}
+
 #[derive(Clone)]
 pub struct Config {
     pub access_token: String,
+    pub auth_type: AuthType,
+    /// Instagram Login: refresh the long-lived token before `check` and `read`.
+    pub refresh_access_token: bool,
     /// The OAuth app's id and secret (the spec marks both secret; neither is sent anywhere).
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
@@ -101,6 +113,8 @@ struct UserConfig {
     story_insights_metrics: Option<Vec<String>>,
     daily_totals_metrics: Option<Vec<String>>,
     daily_totals_lag_days: Option<serde_json::Number>,
+    auth_type: Option<String>,
+    refresh_access_token: Option<bool>,
 }
 
 /// `media_insights_metrics`: a list per media product type.
@@ -119,9 +133,12 @@ fn expected(field: &str) -> String {
     match field {
         "num_workers" => format!("a whole number from {MIN_NUM_WORKERS} to {MAX_NUM_WORKERS}"),
         "base_url" => format!("a non-empty http(s) URL; remove it to use {GRAPH_ORIGIN}"),
-        "expand_carousel_children" | "batch_insights_requests" | "user_insights_date_ranges" | "pace_requests" => {
-            "true or false".to_owned()
-        }
+        "auth_type" => "`facebook_login` or `instagram_login`".to_owned(),
+        "expand_carousel_children"
+        | "batch_insights_requests"
+        | "user_insights_date_ranges"
+        | "pace_requests"
+        | "refresh_access_token" => "true or false".to_owned(),
         "insights_lookback_days" => format!("a whole number of days from 0 to {MAX_LOOKBACK_DAYS}"),
         "daily_totals_lag_days" => format!("a whole number of days from 0 to {MAX_LAG_DAYS}"),
         "media_insights_metrics" => "an object with a list of metrics for FEED and/or REELS".to_owned(),
@@ -182,7 +199,19 @@ impl Config {
                 })?,
         };
 
+        let auth_type = match user.auth_type.as_deref() {
+            None | Some("facebook_login") => AuthType::FacebookLogin,
+            Some("instagram_login") => AuthType::InstagramLogin,
+            Some(other) => {
+                let shown: String = other.chars().take(40).collect();
+                return Err(Failure::config(format!(
+                    "Config field `auth_type` is `{shown}`; it must be {}.",
+                    expected("auth_type")
+                )));
+            }
+        };
         let base_url = match user.base_url {
+            None if auth_type == AuthType::InstagramLogin => INSTAGRAM_ORIGIN.to_owned(),
             None => GRAPH_ORIGIN.to_owned(),
             Some(Some(url)) if !url.trim().is_empty() => url,
             Some(_) => {
@@ -263,6 +292,8 @@ impl Config {
         };
 
         Ok(Config {
+            auth_type,
+            refresh_access_token: user.refresh_access_token.unwrap_or(true),
             metrics,
             daily_totals_lag_days,
             account_ids: account_ids(user.account_ids.unwrap_or_default())?,

@@ -3,6 +3,7 @@
 //! Everything here but `component` is plain Rust that compiles and unit-tests natively; the
 //! component glue binds it to the WIT world in `wit/source.wit` when built for `wasm32-wasip2`.
 
+pub mod auth;
 pub mod catalog;
 pub mod command_line;
 pub mod config;

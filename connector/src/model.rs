@@ -14,6 +14,9 @@ pub const API_VERSION: &str = "v23.0";
 /// The Graph API's own origin: the default `base_url`, before the version.
 pub const GRAPH_ORIGIN: &str = "https://graph.facebook.com";
 
+/// The origin of the Instagram API with Instagram Login (`auth_type: instagram_login`).
+pub const INSTAGRAM_ORIGIN: &str = "https://graph.instagram.com";
+
 /// Whether `base_url` is the Graph API's own (any version).
 pub fn is_graph_api(base_url: &str) -> bool {
     base_url.strip_prefix(GRAPH_ORIGIN).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))

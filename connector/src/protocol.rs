@@ -88,6 +88,9 @@ pub trait Sink {
     fn log(&self, level: LogLevel, message: &str);
     fn stream_status(&self, stream: &str, status: StreamStatus, rate_limited_until_ms: Option<u64>);
     fn error(&self, stream: Option<&str>, failure: &Failure);
+    /// The whole config the connector now runs with (a refreshed token in it), as a CONTROL
+    /// message. The one message that carries a secret, so no sink redacts it.
+    fn config_updated(&self, config: &str);
 }
 
 /// Wraps a sink so that no message can carry a secret, in any spelling an API echoed it back in
@@ -144,6 +147,10 @@ impl Sink for RedactingSink<'_> {
     fn error(&self, stream: Option<&str>, failure: &Failure) {
         self.inner.error(stream, &self.redact_failure(failure))
     }
+
+    fn config_updated(&self, config: &str) {
+        self.inner.config_updated(config)
+    }
 }
 
 #[cfg(test)]
@@ -159,6 +166,7 @@ pub mod testing {
         Log(LogLevel, String),
         Status(String, StreamStatus, Option<u64>),
         Error(Option<String>, Failure),
+        ConfigUpdated(Value),
     }
 
     #[derive(Default)]
@@ -206,6 +214,10 @@ pub mod testing {
         }
         fn error(&self, stream: Option<&str>, failure: &Failure) {
             self.messages.borrow_mut().push(Message::Error(stream.map(Into::into), failure.clone()));
+        }
+        fn config_updated(&self, config: &str) {
+            let config = serde_json::from_str(config).expect("configs are JSON");
+            self.messages.borrow_mut().push(Message::ConfigUpdated(config));
         }
     }
 }

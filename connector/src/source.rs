@@ -23,14 +23,29 @@ pub fn spec() -> Result<String, Failure> {
 /// Validates the config, then reads the first page of `Api` (`docs/source-instagram.md` §10.2), or
 /// each account of `account_ids`.
 pub async fn check(config: &str, runtime: &dyn Runtime, sink: &dyn Sink) -> Result<(), Failure> {
-    let config = Config::parse(config)?;
+    let text = config;
+    let config = Config::parse(text)?;
     config.check_start_date(runtime.now())?;
-    let sink = RedactingSink::new(sink, config.secrets());
-    // A connection check should answer in seconds, not after the sync's 310 s retry budget.
-    let policy =
-        RetryPolicy { max_retries: 2, backoff_factor: std::time::Duration::from_secs(1), ..RetryPolicy::default() };
-    let client = client_for(&config, policy, &Budgets::default(), runtime, &sink);
-    api::check(&client, &config.account_ids).await.map_err(|failure| sink.redact_failure(&failure))
+    let (config, secrets) = with_refreshed_token(text, config, runtime, sink).await;
+    let sink = RedactingSink::new(sink, secrets);
+    let client = client_for(&config, RetryPolicy::quick(), &Budgets::default(), runtime, &sink);
+    api::check(&client, &config).await.map_err(|failure| sink.redact_failure(&failure))?;
+    crate::auth::warn_of_expiry(&config, runtime, &sink).await;
+    Ok(())
+}
+
+/// The config to run with after Instagram Login's token refresh (see [`crate::auth`]), and the
+/// secrets to redact: the config's, and the token the refresh replaced.
+async fn with_refreshed_token(
+    text: &str,
+    config: Config,
+    runtime: &dyn Runtime,
+    sink: &dyn Sink,
+) -> (Config, Vec<String>) {
+    let previous = config.access_token.clone();
+    let config = crate::auth::prepared(text, config, runtime, sink).await;
+    let secrets = config.secrets().into_iter().chain([previous]).collect();
+    (config, secrets)
 }
 
 pub fn discover(config: &str) -> Result<String, Failure> {
@@ -54,17 +69,18 @@ pub async fn read(
     runtime: &dyn Runtime,
     sink: &dyn Sink,
 ) -> Result<(), Failure> {
-    let config = Config::parse(config)?;
+    let text = config;
+    let config = Config::parse(text)?;
     config.check_start_date(runtime.now())?;
     let configured = catalog::parse_configured(configured_catalog)?;
     let state = InputState::parse(state)?;
-    let sink = RedactingSink::new(sink, config.secrets());
+    let (config, secrets) = with_refreshed_token(text, config, runtime, sink).await;
+    let sink = RedactingSink::new(sink, secrets);
     let client = &client_for(&config, RetryPolicy::within(budgets.retry), budgets, runtime, &sink);
     let healer = crate::metrics::Healer::default();
     let ctx = &ReadContext { client, config: &config, state: &state, now: runtime.now(), sink: &sink, healer: &healer };
 
-    let accounts: Accounts<'_> =
-        api::read_all(client, &config.account_ids).map(|r| r.map(Rc::new)).boxed_local().shared();
+    let accounts: Accounts<'_> = api::read_all(client, &config).map(|r| r.map(Rc::new)).boxed_local().shared();
     let account_list = || {
         let accounts = accounts.clone();
         async move { Ok::<_, Failure>(accounts.await?.iter().map(|(_, a)| a.clone()).collect::<Vec<Account>>()) }

@@ -28,6 +28,10 @@ impl MessageSink for Print {
     fn error(&mut self, stream: Option<&str>, failure: &Failure) {
         eprintln!("error in {stream:?}: {}", failure.message);
     }
+    fn config_updated(&mut self, _config: &RawValue) {
+        // A refreshed token (Instagram Login): an embedder keeps it for the next run.
+        eprintln!("the connector handed back an updated config");
+    }
 }
 
 #[tokio::main]

@@ -121,7 +121,7 @@ impl Recorder {
             request_body: self.redact(&redact_query(&String::from_utf8_lossy(&request_body))),
             status: parts.status.as_u16(),
             response_headers: self.headers(&parts.headers),
-            response_body: self.redact(&String::from_utf8_lossy(&response_body)),
+            response_body: self.redact(&token_fields_redacted(&String::from_utf8_lossy(&response_body))),
         };
         self.exchanges.lock().unwrap_or_else(|p| p.into_inner()).push(exchange);
         Ok(http::Response::from_parts(parts, full(response_body)))
@@ -311,6 +311,44 @@ fn full(bytes: Bytes) -> WasiBody {
     Full::new(bytes).map_err(|never: std::convert::Infallible| match never {}).boxed_unsync()
 }
 
+/// A JSON body with the value of every `access_token` field replaced: a token Graph hands out
+/// (Instagram Login's refresh) is a secret the config does not know yet.
+fn token_fields_redacted(body: &str) -> String {
+    /// Replaces every `access_token` string in `value`; whether any was found.
+    fn walk(value: &mut serde_json::Value) -> bool {
+        let mut changed = false;
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, inner) in map.iter_mut() {
+                    if key == "access_token" && inner.is_string() {
+                        *inner = serde_json::Value::String(REDACTED.to_owned());
+                        changed = true;
+                    } else {
+                        changed |= walk(inner);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    changed |= walk(item);
+                }
+            }
+            _ => {}
+        }
+        changed
+    }
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(mut value) => {
+            if walk(&mut value) {
+                value.to_string()
+            } else {
+                body.to_owned()
+            }
+        }
+        Err(_) => body.to_owned(),
+    }
+}
+
 /// A URL or form body with its secret parameters' values replaced.
 fn redact_query(text: &str) -> String {
     let (head, query) = match text.split_once('?') {
@@ -371,6 +409,10 @@ mod tests {
             "https://g/v23.0/me?fields=id&access_token=REDACTED&appsecret_proof=REDACTED"
         );
         assert_eq!(redact_query("batch=%5B%5D&access_token=EAAB1"), "batch=%5B%5D&access_token=REDACTED");
+        assert_eq!(
+            token_fields_redacted(r#"{"access_token":"IGAA-new","expires_in":5}"#),
+            r#"{"access_token":"REDACTED","expires_in":5}"#
+        );
         let recorder = Recorder::new(vec!["EAAB-secret".into()]);
         assert_eq!(
             recorder.redact(r#"{"next":"https://x?access_token=EAAB-secret"}"#),

@@ -142,6 +142,10 @@ pub enum Verb {
         /// Answer the component from this cassette; nothing goes to the network.
         #[arg(long, value_name = "FILE")]
         replay: Option<PathBuf>,
+        /// Write a config the connector hands back (CONTROL: a refreshed Instagram Login token)
+        /// over the `--config` file, atomically, so the next run uses it.
+        #[arg(long, env = "SOURCE_INSTAGRAM_CONFIG_UPDATE")]
+        config_update: bool,
     },
     /// Run the syncs of a jobs file concurrently in this process; prints one summary line per job.
     RunMany {
@@ -200,11 +204,13 @@ pub async fn run_verb<W: Write + Send + 'static>(
                 .map_err(|e| failure(FailureType::SystemError, format!("The connector's catalog is not JSON: {e}")))?;
             emit(&writer, &airbyte_messages::catalog(&catalog));
         }
-        Verb::Read { config, catalog, state, state_file, output, record, replay } => {
-            let config = read_file(&config, "config")?;
+        Verb::Read { config: config_path, catalog, state, state_file, output, record, replay, config_update } => {
+            let config = read_file(&config_path, "config")?;
             let options = settings.options(&config)?;
             let catalog = read_file(&catalog, "catalog")?;
-            let job = ReadJob { config, catalog, state, state_file, output, record, replay, progress: true };
+            let config_update = config_update.then_some(config_path);
+            let job =
+                ReadJob { config, catalog, state, state_file, output, record, replay, progress: true, config_update };
             job.run(connector, options, writer.clone()).await.map_err(|(error, _)| match error {
                 ReadError::Host(error) => host_failure(error),
                 other => other.to_failure(),

@@ -22,6 +22,8 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 
 /// The Graph API's origin, allowed when the config names no `base_url`.
 pub const GRAPH_API_ORIGIN: &str = "https://graph.facebook.com";
+/// The Instagram API with Instagram Login's origin (`auth_type: instagram_login`).
+pub const INSTAGRAM_API_ORIGIN: &str = "https://graph.instagram.com";
 
 /// Scheme, host and port: the unit of the allow-list.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -89,11 +91,15 @@ impl Origin {
         })
     }
 
-    /// The origin of the `base_url` in a config (JSON text); the Graph API when absent.
+    /// The origin of the `base_url` in a config (JSON text); when absent, Meta's origin for the
+    /// config's `auth_type` (graph.instagram.com for Instagram Login, else graph.facebook.com).
     /// `None` when the config or its `base_url` cannot be read: then nothing is allowed.
     pub fn of_config(config: &str) -> Option<Origin> {
         let config: serde_json::Value = serde_json::from_str(config).ok()?;
         match config.get("base_url") {
+            None if config.get("auth_type").and_then(|a| a.as_str()) == Some("instagram_login") => {
+                Origin::from_url(INSTAGRAM_API_ORIGIN)
+            }
             None => Origin::from_url(GRAPH_API_ORIGIN),
             Some(serde_json::Value::String(s)) => Origin::from_url(s),
             Some(_) => None,

@@ -22,6 +22,8 @@ pub trait MessageSink: Send {
     fn stream_status(&mut self, stream: &str, status: StreamStatus, rate_limited_until_ms: Option<u64>);
     /// A failure, of one stream or of the whole verb.
     fn error(&mut self, stream: Option<&str>, failure: &Failure);
+    /// The whole config the component now runs with (a refreshed token in it): a CONTROL message.
+    fn config_updated(&mut self, config: &RawValue);
     /// The first failure to write output (full disk, closed pipe), if any: the host then stops
     /// the component at its next sink call instead of letting it sync into the void.
     fn write_failure(&self) -> Option<String> {
@@ -51,6 +53,9 @@ impl<S: MessageSink + ?Sized> MessageSink for std::sync::Arc<std::sync::Mutex<S>
     }
     fn error(&mut self, stream: Option<&str>, failure: &Failure) {
         self.lock().unwrap_or_else(|p| p.into_inner()).error(stream, failure);
+    }
+    fn config_updated(&mut self, config: &RawValue) {
+        self.lock().unwrap_or_else(|p| p.into_inner()).config_updated(config);
     }
     fn write_failure(&self) -> Option<String> {
         self.lock().unwrap_or_else(|p| p.into_inner()).write_failure()
@@ -154,6 +159,11 @@ impl<W: Write + Send> MessageSink for AirbyteWriter<W> {
 
     fn error(&mut self, stream: Option<&str>, failure: &Failure) {
         self.write_message(&trace_error(stream, failure));
+        self.flush();
+    }
+
+    fn config_updated(&mut self, config: &RawValue) {
+        self.write_message(&airbyte_messages::connector_config(config, now_millis()));
         self.flush();
     }
 

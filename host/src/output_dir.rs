@@ -166,6 +166,10 @@ impl<S: MessageSink> MessageSink for DirectorySink<S> {
         self.inner.make_durable()
     }
 
+    fn config_updated(&mut self, config: &RawValue) {
+        self.inner.config_updated(config);
+    }
+
     fn error(&mut self, stream: Option<&str>, failure: &Failure) {
         let _ = self.sync_files();
         if let Some(stream) = stream {

@@ -109,6 +109,10 @@ impl<S: MessageSink> MessageSink for ProgressSink<S> {
         self.inner.stream_status(stream, status, rate_limited_until_ms);
     }
 
+    fn config_updated(&mut self, config: &RawValue) {
+        self.inner.config_updated(config);
+    }
+
     fn error(&mut self, stream: Option<&str>, failure: &Failure) {
         self.inner.error(stream, failure);
     }

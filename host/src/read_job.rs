@@ -5,7 +5,7 @@
 use crate::cassette::{Recorder, Replayer, Tape};
 use crate::output_dir::directory_with_state;
 use crate::progress::ProgressSink;
-use crate::state_file::{self, PersistingSink};
+use crate::state_file::{self, ConfigWritingSink, PersistingSink};
 use crate::{Connector, Failure, FailureType, HostError, RunOptions, SharedSink};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -31,6 +31,8 @@ pub struct ReadJob {
     pub replay: Option<PathBuf>,
     /// Live progress on stderr when it is a terminal.
     pub progress: bool,
+    /// Write a config the component hands back (a refreshed token) over this file.
+    pub config_update: Option<PathBuf>,
 }
 
 /// How a read ended.
@@ -147,6 +149,10 @@ impl ReadJob {
             (Some(directory), _) => directory.clone(),
             (None, Some(persisting)) => persisting,
             (None, None) => messages,
+        };
+        let sink: SharedSink = match &self.config_update {
+            Some(path) => Arc::new(Mutex::new(ConfigWritingSink::new(sink, path.clone()))),
+            None => sink,
         };
         // A person at a terminal sees live progress on stderr; pipes and files see nothing extra.
         let progress = (self.progress && std::io::stderr().is_terminal())

@@ -369,6 +369,15 @@ impl sink::Host for HostState {
         lock(&self.sink).error(stream_name.as_deref(), &failure);
         written(&self.sink)
     }
+
+    fn config_updated(&mut self, config: String) -> wasmtime::Result<()> {
+        match json_object(config) {
+            Some(config) => lock(&self.sink).config_updated(&config),
+            None => lock(&self.sink)
+                .log(LogLevel::Error, "The connector handed back a config that is not a JSON object; ignored."),
+        }
+        written(&self.sink)
+    }
 }
 
 /// The output could not be written: the trap a sink call raises.

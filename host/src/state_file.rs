@@ -4,6 +4,10 @@
 //! made durable first (flushed, and synced where it is a file), and a state is never persisted
 //! once any of it failed to be written, so the persisted state is never ahead of the records it
 //! covers. A state file is used by one sync at a time ([`lock`]).
+//!
+//! The same way, [`ConfigWritingSink`] writes a config the component hands back (CONTROL
+//! `CONNECTOR_CONFIG`: a refreshed token) over the config file it was read from, when the operator
+//! asks for it (`--config-update`), so the next run uses the new token.
 
 use crate::messages::MessageSink;
 use crate::{Failure, LogLevel, StreamStatus};
@@ -90,6 +94,10 @@ impl<S: MessageSink> MessageSink for PersistingSink<S> {
         self.inner.stream_status(stream, status, rate_limited_until_ms);
     }
 
+    fn config_updated(&mut self, config: &RawValue) {
+        self.inner.config_updated(config);
+    }
+
     fn error(&mut self, stream: Option<&str>, failure: &Failure) {
         self.inner.error(stream, failure);
     }
@@ -125,6 +133,70 @@ pub fn lock(path: &Path) -> Result<std::fs::File, String> {
             lock_path.display()
         )),
         Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", lock_path.display())),
+    }
+}
+
+/// Wraps a sink and writes each config the component hands back to `path` atomically, before the
+/// CONTROL message goes on: once a reader has seen the new config, the file holds it too. A file
+/// that cannot be written is an ERROR log (the previous token keeps working until it expires).
+pub struct ConfigWritingSink<S: MessageSink> {
+    inner: S,
+    path: PathBuf,
+}
+
+impl<S: MessageSink> ConfigWritingSink<S> {
+    /// Writes configs handed back to `path` (the file the config was read from).
+    pub fn new(inner: S, path: PathBuf) -> Self {
+        ConfigWritingSink { inner, path }
+    }
+}
+
+impl<S: MessageSink> MessageSink for ConfigWritingSink<S> {
+    fn record(&mut self, stream: &str, data: &RawValue) {
+        self.inner.record(stream, data);
+    }
+
+    fn state(&mut self, stream: &str, stream_state: &RawValue, record_count: u64) {
+        self.inner.state(stream, stream_state, record_count);
+    }
+
+    fn log(&mut self, level: LogLevel, message: &str) {
+        self.inner.log(level, message);
+    }
+
+    fn stream_status(&mut self, stream: &str, status: StreamStatus, rate_limited_until_ms: Option<u64>) {
+        self.inner.stream_status(stream, status, rate_limited_until_ms);
+    }
+
+    fn config_updated(&mut self, config: &RawValue) {
+        let pretty = serde_json::from_str::<serde_json::Value>(config.get())
+            .and_then(|value| serde_json::to_string_pretty(&value));
+        match pretty.map_err(std::io::Error::other).and_then(|text| write_atomically(&self.path, text.as_bytes())) {
+            Ok(()) => self.inner.log(
+                LogLevel::Info,
+                &format!("The updated config (a refreshed token) was written to {}.", self.path.display()),
+            ),
+            Err(error) => self.inner.log(
+                LogLevel::Error,
+                &format!(
+                    "The updated config could not be written to {} ({error}); the next run uses the config as it was.",
+                    self.path.display()
+                ),
+            ),
+        }
+        self.inner.config_updated(config);
+    }
+
+    fn error(&mut self, stream: Option<&str>, failure: &Failure) {
+        self.inner.error(stream, failure);
+    }
+
+    fn write_failure(&self) -> Option<String> {
+        self.inner.write_failure()
+    }
+
+    fn make_durable(&mut self) -> Result<(), String> {
+        self.inner.make_durable()
     }
 }
 

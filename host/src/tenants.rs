@@ -50,6 +50,10 @@ pub struct Job {
     /// Another component for this tenant (compiled once per distinct path, shared by its tenants).
     #[serde(default)]
     pub component: Option<PathBuf>,
+    /// Write a config the connector hands back (a refreshed token) over the job's config file
+    /// (`config` must then be a path).
+    #[serde(default)]
+    pub config_update: bool,
 }
 
 /// Limit settings in a jobs file; unset fields keep the value below them.
@@ -237,7 +241,15 @@ async fn run_one(
     };
     // A missing state file is a first sync.
     let state = job.state.as_ref().map(|p| resolve(base_dir, p)).filter(|p| p.exists());
-    let read = ReadJob { config, catalog, state, output: Some(output), ..ReadJob::default() };
+    let config_update = match (job.config_update, serde_json::from_str::<PathBuf>(job.config.get())) {
+        (false, _) => None,
+        (true, Ok(path)) => Some(resolve(base_dir, &path)),
+        (true, Err(_)) => {
+            let message = "`config_update` needs `config` as a file path, to write the updated config to".to_owned();
+            return report(Outcome::Stopped(message), BTreeMap::new());
+        }
+    };
+    let read = ReadJob { config, catalog, state, output: Some(output), config_update, ..ReadJob::default() };
     let (error, read_report) = match read.run(connector, options, log.clone()).await {
         Ok(read_report) => return report(Outcome::Succeeded, read_report.records),
         Err(failed) => failed,

@@ -44,6 +44,9 @@ pub enum Message<'a> {
     Catalog {
         catalog: &'a RawValue,
     },
+    Control {
+        control: ControlBody<'a>,
+    },
     ConnectionStatus {
         #[serde(rename = "connectionStatus")]
         connection_status: ConnectionStatus<'a>,
@@ -146,6 +149,29 @@ pub struct ConnectionStatus<'a> {
 }
 
 /// `{"type":"RECORD", …}`.
+/// A CONTROL message's body: always `CONNECTOR_CONFIG` here (the protocol's one control type).
+#[derive(Serialize)]
+pub struct ControlBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    emitted_at: u64,
+    #[serde(rename = "connectorConfig")]
+    connector_config: ConnectorConfig<'a>,
+}
+
+#[derive(Serialize)]
+pub struct ConnectorConfig<'a> {
+    config: &'a RawValue,
+}
+
+/// `{"type":"CONTROL","control":{"type":"CONNECTOR_CONFIG",…}}`: the whole config the source now
+/// runs with, for the platform to persist (Airbyte protocol, `AirbyteControlMessage`).
+pub fn connector_config(config: &RawValue, emitted_at: u64) -> Message<'_> {
+    Message::Control {
+        control: ControlBody { kind: "CONNECTOR_CONFIG", emitted_at, connector_config: ConnectorConfig { config } },
+    }
+}
+
 pub fn record<'a>(stream: &'a str, data: &'a RawValue, emitted_at: u64) -> Message<'a> {
     Message::Record { record: RecordBody { stream, data, emitted_at } }
 }

@@ -16,6 +16,7 @@ mod egress;
 mod failure_classes;
 mod hostile_input;
 mod incremental;
+mod instagram_login;
 mod limits;
 mod optimizations;
 mod read_accounts;

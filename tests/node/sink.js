@@ -31,3 +31,7 @@ export function error(stream, failure) {
   if (stream !== undefined) body.stream_descriptor = { name: stream };
   out(text({ type: 'TRACE', trace: { type: 'ERROR', emitted_at: Date.now(), error: body } }));
 }
+
+export function configUpdated(config) {
+  out(`{"type":"CONTROL","control":{"type":"CONNECTOR_CONFIG","emitted_at":${Date.now()},"connectorConfig":{"config":${config}}}}`);
+}

@@ -105,3 +105,20 @@ def test_read_into_duckdb_matches_the_cli_then_resumes_from_state(source, cli_re
     # Full-refresh tables are replaced or merged on their key, and user_insights merged: never doubled.
     for stream in ALL_STREAMS:
         assert len(cache[stream].to_pandas()) == first_counts[stream], stream
+
+
+def test_an_instagram_login_refresh_reaches_pyairbytes_config_change_callback(sandbox):
+    """PyAirbyte hands a CONTROL `CONNECTOR_CONFIG` to `config_change_callback`: the refreshed
+    token reaches the caller, who keeps it (PyAirbyte itself persists nothing)."""
+    os.environ["SOURCE_INSTAGRAM_ALLOW_HOSTS"] = sandbox.origin
+    seen = []
+    config = sandbox.config(access_token="IGAAsandbox-token", auth_type="instagram_login")
+    src = airbyte.get_source("source-instagram", config=config, local_executable=str(EXECUTABLE),
+                             config_change_callback=seen.append)
+    src.select_streams(["users", "media"])
+    result = src.read(cache=airbyte.new_local_cache("instagram_login"))
+    assert len(result["media"].to_pandas()) > 0
+    assert seen, "the refreshed config reached the callback"
+    assert seen[-1]["access_token"].startswith("IGAAsandbox-token-refreshed-")
+    assert {k: v for k, v in seen[-1].items() if k != "access_token"} == \
+        {k: v for k, v in config.items() if k != "access_token"}

@@ -140,6 +140,10 @@ impl Sink for HostSink {
     fn error(&self, stream: Option<&str>, failure: &Failure) {
         host::error(stream, &to_wit(failure.clone()));
     }
+
+    fn config_updated(&self, config: &str) {
+        host::config_updated(config);
+    }
 }
 
 /// A value as compact JSON text.

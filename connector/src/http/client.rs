@@ -62,6 +62,12 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// Two retries, 1 s then 2 s: for `check` and the token refresh, which should answer in
+    /// seconds, not after a sync's retry budget.
+    pub fn quick() -> Self {
+        RetryPolicy { max_retries: 2, backoff_factor: Duration::from_secs(1), ..RetryPolicy::default() }
+    }
+
     /// The CDK's schedule within a time budget.
     pub fn within(budget: Duration) -> Self {
         RetryPolicy { max_retries: 5, backoff_factor: Duration::from_secs(5), budget }
@@ -159,6 +165,11 @@ impl<'a> GraphClient<'a> {
     }
 
     /// The absolute URL for a Graph path (`/me/accounts`) and query.
+    /// The token requests carry.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     pub fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
         format!("{}/{}", self.base_url, batch::relative_url(path, query))
     }

@@ -2,6 +2,8 @@
 //! (`docs/source-instagram.md` §3). Also the parent of every other stream and the `check` probe.
 
 use super::{Reader, StreamDef};
+use crate::auth;
+use crate::config::{AuthType, Config};
 use crate::graph::{self, ACCOUNTS_FIELDS, ACCOUNTS_PATH};
 use crate::http::answer::{Id, Object};
 use crate::http::client::GraphClient;
@@ -78,12 +80,18 @@ pub type SyncedAccount = (Option<RawRecord>, Account);
 /// selected account missing from the Page list (or a token that may not list Pages at all) is
 /// read by id, with no Page and no Api record; an id the token cannot read is a `config_error`
 /// naming it.
-pub async fn read_all(client: &GraphClient<'_>, selected: &[String]) -> Result<Vec<SyncedAccount>, Failure> {
+pub async fn read_all(client: &GraphClient<'_>, config: &Config) -> Result<Vec<SyncedAccount>, Failure> {
+    let selected = &config.account_ids;
+    if config.auth_type == AuthType::InstagramLogin {
+        // No Page: the token's own account, and no Api record.
+        return Ok(vec![(None, auth::instagram_account(client, selected, NAME).await?)]);
+    }
+    let explain = |error: RequestError| auth::explain(&error, config.auth_type, client.token());
     let listed = list_pages(client).await;
     if selected.is_empty() {
         return listed
             .map(|pages| pages.into_iter().map(|(record, account)| (Some(record), account)).collect())
-            .map_err(|e| e.to_failure());
+            .map_err(explain);
     }
     let listed = match listed {
         Ok(listed) => listed,
@@ -97,7 +105,7 @@ pub async fn read_all(client: &GraphClient<'_>, selected: &[String]) -> Result<V
             client.sink().log(LogLevel::Info, &message);
             Vec::new()
         }
-        Err(error) => return Err(error.to_failure()),
+        Err(error) => return Err(explain(error)),
     };
     let probes = selected.iter().map(|id| {
         let found = listed.iter().find(|(_, account)| account.business_account_id == *id).cloned();
@@ -145,12 +153,13 @@ async fn read_by_id(client: &GraphClient<'_>, id: &str) -> Result<Node, RequestE
 
 /// What `check` needs to prove the token works: the first page of `/me/accounts`, or with
 /// `selected` ids, that each of them can be read.
-pub async fn check(client: &GraphClient<'_>, selected: &[String]) -> Result<(), Failure> {
-    if !selected.is_empty() {
-        return read_all(client, selected).await.map(|_| ());
+pub async fn check(client: &GraphClient<'_>, config: &Config) -> Result<(), Failure> {
+    if !config.account_ids.is_empty() || config.auth_type == AuthType::InstagramLogin {
+        return read_all(client, config).await.map(|_| ());
     }
     let mut pages = std::pin::pin!(graph::pages::<PageItem>(client, ACCOUNTS_PATH.into(), fields(), None, NAME));
-    pages.next().await.transpose().map(|_| ()).map_err(|e| e.to_failure())
+    let first = pages.next().await.transpose();
+    first.map(|_| ()).map_err(|error| auth::explain(&error, config.auth_type, client.token()))
 }
 
 fn fields() -> Vec<(&'static str, String)> {

@@ -67,5 +67,9 @@ mod component {
             };
             print(&airbyte_messages::trace_error(&error, now_millis()), true);
         }
+
+        fn config_updated(config: String) {
+            print(&airbyte_messages::connector_config(&raw(config), now_millis()), true);
+        }
     }
 }

@@ -140,7 +140,14 @@ pub fn media_edge(media: &Media, request: &Incoming<'_>, page_size: usize, spars
             let version = crate::graph::split_version(request.path)
                 .map_or(instagram_connector::model::API_VERSION, |(version, _)| version);
             let path = format!("/{version}/{}/replies", comment.node["id"].as_str().unwrap_or(""));
-            let sub = Incoming { path: &path, query, bearer: None, origin: request.origin, now: request.now };
+            let sub = Incoming {
+                path: &path,
+                query,
+                bearer: None,
+                origin: request.origin,
+                now: request.now,
+                instagram_login: request.instagram_login,
+            };
             item["replies"] = paginate(selected, &sub, *limit).body;
         }
         items.push(item);

@@ -59,6 +59,8 @@ pub struct Incoming<'a> {
     pub origin: &'a str,
     /// The sandbox's clock.
     pub now: chrono::DateTime<chrono::Utc>,
+    /// The token presented is a valid Instagram Login token (graph.instagram.com's kind).
+    pub instagram_login: bool,
 }
 
 /// A request path's Graph API version and what follows it: like Graph, the sandbox serves every
@@ -91,7 +93,10 @@ fn route(options: &SandboxOptions, request: &Incoming<'_>) -> Reply {
         return graph_error(400, 2500, None, "Unknown path components");
     };
     let presented = request.bearer.or(request.query.get("access_token").map(String::as_str));
-    if presented != Some(options.token.as_str()) {
+    if rest == "debug_token" {
+        return debug_token(options, request, presented);
+    }
+    if !request.instagram_login && presented != Some(options.token.as_str()) {
         return invalid_token();
     }
     let fields = request.query.get("fields").map(|f| parse_fields(f));
@@ -99,6 +104,15 @@ fn route(options: &SandboxOptions, request: &Incoming<'_>) -> Reply {
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let page_size = options.max_page_size;
     match segments.as_slice() {
+        // Instagram Login: `/me` is the token's Instagram account; there are no Pages, and
+        // graph.facebook.com cannot read an Instagram token.
+        ["me"] if request.instagram_login => match model.users().next() {
+            Some((_, user)) => reply(Ok(json!({"user_id": user.id, "username": user.username, "id": user.id}))),
+            None => unknown_object("me"),
+        },
+        ["me", "accounts"] if request.instagram_login => invalid_token(),
+        // A Facebook token's `/me` is a Facebook user.
+        ["me"] => reply(Ok(json!({"id": "100000000000001", "name": "Sandbox User"}))),
         ["me", "accounts"] if options.pages_denied => {
             graph_error(400, 100, None, "(#100) Tried accessing nonexisting field (accounts) on node type (User)")
         }
@@ -145,6 +159,22 @@ fn route(options: &SandboxOptions, request: &Incoming<'_>) -> Reply {
         },
         _ => graph_error(400, 2500, None, "Unknown path components"),
     }
+}
+
+/// `/debug_token?input_token=…`, which Graph answers only to an app token (`app_id|app_secret`):
+/// the user token's validity and expiry.
+fn debug_token(options: &SandboxOptions, request: &Incoming<'_>, presented: Option<&str>) -> Reply {
+    if !presented.is_some_and(|token| token.contains('|')) {
+        return graph_error(
+            400,
+            100,
+            None,
+            "(#100) You must provide an app access token, or a user access token that is an owner or developer of the app",
+        );
+    }
+    let valid = request.query.get("input_token") == Some(&options.token);
+    let expires_at = (request.now + options.token_expires_in).timestamp();
+    reply(Ok(json!({"data": {"type": "USER", "is_valid": valid, "expires_at": if valid { expires_at } else { 0 }}})))
 }
 
 /// The media edge, with `children{…}` field expansion as Graph does it: the slides' own fields

@@ -26,6 +26,9 @@ use tokio::sync::oneshot;
 
 /// The token the sandbox accepts unless told otherwise.
 pub const DEFAULT_TOKEN: &str = "sandbox-token";
+/// The Instagram Login token of the model's first account (graph.instagram.com's kind); tokens it
+/// is refreshed into are valid too.
+pub const INSTAGRAM_TOKEN: &str = "IGAAsandbox-token";
 
 #[derive(Clone, Debug)]
 pub struct SandboxOptions {
@@ -83,6 +86,10 @@ pub struct SandboxOptions {
     /// The sandbox's clock is this far from the real one (Graph's "now" for since/until and the
     /// 48-hour lag of account totals); [`Sandbox::set_clock_offset`] moves it while running.
     pub clock_offset: chrono::Duration,
+    /// `/refresh_access_token` refuses, as Graph does for a token less than 24 hours old.
+    pub refuse_refresh: bool,
+    /// What `/debug_token` says of the token's expiry: this long from the sandbox's now.
+    pub token_expires_in: chrono::Duration,
 }
 
 /// A broken answer: every GET (or batch item) whose path ends with `path_suffix` gets HTTP 200
@@ -135,6 +142,8 @@ impl SandboxOptions {
             retired_metrics: Vec::new(),
             unsupported_metrics: Vec::new(),
             clock_offset: chrono::Duration::zero(),
+            refuse_refresh: false,
+            token_expires_in: chrono::Duration::days(50),
         }
     }
 }
@@ -151,6 +160,8 @@ pub struct LoggedRequest {
     pub injected: bool,
     /// An item of a Batch API call (the call itself is logged too, as a POST).
     pub batched: bool,
+    /// The token the request carried (header or query).
+    pub token: Option<String>,
     pub received: Instant,
     pub answered: Instant,
 }
@@ -179,6 +190,8 @@ struct Shared {
     in_flight: std::sync::atomic::AtomicU64,
     /// Seconds the sandbox's clock is ahead of (or behind) the real one.
     clock_offset: std::sync::atomic::AtomicI64,
+    /// Valid Instagram Login tokens: [`INSTAGRAM_TOKEN`] and those it was refreshed into.
+    instagram_tokens: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -239,6 +252,7 @@ impl Sandbox {
                     usage: Mutex::new(std::collections::VecDeque::new()),
                     in_flight: Default::default(),
                     clock_offset: options.clock_offset.num_seconds().into(),
+                    instagram_tokens: Mutex::new(vec![INSTAGRAM_TOKEN.to_owned()]),
                     options,
                     origin: format!("http://{addr}"),
                     log: Mutex::new(Vec::new()),
@@ -373,14 +387,20 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<B
     let mut reply = if let Some(reply) = injected {
         shared.count(0, 1);
         reply
+    } else if method == http::Method::GET && path == "/refresh_access_token" {
+        shared.count(0, 1);
+        let presented = bearer.clone().or_else(|| query.get("access_token").cloned());
+        shared.refresh(presented.as_deref(), query.get("grant_type").map(String::as_str))
     } else if method == http::Method::GET {
         shared.count(0, 1);
+        let presented = bearer.as_deref().or(query.get("access_token").map(String::as_str));
         let incoming = graph::Incoming {
             path: &path,
             query: query.clone(),
             bearer: bearer.as_deref(),
             origin: &shared.origin,
             now: shared.now(),
+            instagram_login: shared.is_instagram_token(presented),
         };
         let mut reply = graph::handle(&shared.options, &incoming);
         if let (Some(cycle), true) = (shared.options.cursor_cycle, path.ends_with("/media")) {
@@ -395,6 +415,7 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<B
         graph::graph_error(400, 100, None, "Unsupported method")
     };
     reply.headers.extend(usage);
+    let token = bearer.clone().or_else(|| query.get("access_token").cloned());
     shared.log(LoggedRequest {
         method: method.to_string(),
         path,
@@ -402,6 +423,7 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<B
         status: reply.status,
         injected: is_injected,
         batched: false,
+        token,
         received,
         answered: Instant::now(),
     });
@@ -442,6 +464,38 @@ impl Shared {
         let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         stats.round_trips += round_trips;
         stats.calls += calls;
+    }
+
+    fn is_instagram_token(&self, token: Option<&str>) -> bool {
+        let tokens = self.instagram_tokens.lock().unwrap_or_else(|p| p.into_inner());
+        token.is_some_and(|token| tokens.iter().any(|valid| valid == token))
+    }
+
+    /// Instagram Login's `GET /refresh_access_token?grant_type=ig_refresh_token`: a new
+    /// long-lived token (the old one stays valid, as Meta's does until it expires).
+    fn refresh(&self, token: Option<&str>, grant_type: Option<&str>) -> graph::Reply {
+        if !self.is_instagram_token(token) {
+            return graph::invalid_token();
+        }
+        if grant_type != Some("ig_refresh_token") {
+            return graph::graph_error(400, 100, None, "(#100) grant_type must be ig_refresh_token");
+        }
+        if self.options.refuse_refresh {
+            return graph::graph_error(
+                400,
+                100,
+                None,
+                "(#100) Only long-lived tokens at least 24 hours old can be refreshed",
+            );
+        }
+        let mut tokens = self.instagram_tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = format!("{INSTAGRAM_TOKEN}-refreshed-{}", tokens.len());
+        tokens.push(fresh.clone());
+        graph::Reply {
+            status: 200,
+            body: serde_json::json!({"access_token": fresh, "token_type": "bearer", "expires_in": 5_184_000}),
+            headers: Vec::new(),
+        }
     }
 
     fn log(&self, entry: LoggedRequest) {
@@ -505,6 +559,7 @@ impl Shared {
                             bearer: bearer.as_deref(),
                             origin: &self.origin,
                             now: self.now(),
+                            instagram_login: self.is_instagram_token(bearer.as_deref()),
                         };
                         graph::handle(&self.options, &incoming)
                     }
@@ -517,6 +572,7 @@ impl Shared {
                     status: reply.status,
                     injected: is_injected,
                     batched: true,
+                    token: bearer.clone(),
                     received,
                     answered: Instant::now(),
                 });
