@@ -289,3 +289,18 @@ fn check_warns_of_a_facebook_token_that_expires_within_a_week() {
         );
     }
 }
+
+#[test]
+fn check_names_a_missing_permission_in_instagram_logins_words() {
+    let options = SandboxOptions { instagram_basic_denied: true, ..SandboxOptions::new(model()) };
+    let sandbox = Sandbox::start(options).expect("sandbox");
+    let scratch = Scratch::new("instagram-permission");
+    let mut config = instagram_config(&sandbox);
+    config["refresh_access_token"] = json!(false);
+    let path = scratch.write("config.json", &config.to_string());
+    let checked = run_cli(&["check", "--config", path_str(&path)]);
+    let status = &checked.of_type("CONNECTION_STATUS")[0]["connectionStatus"];
+    assert_eq!(status["status"], "FAILED");
+    let message = status["message"].as_str().expect("message");
+    assert!(message.contains("instagram_business_basic") && !message.contains("pages_show_list"), "{message}");
+}

@@ -106,6 +106,9 @@ fn route(options: &SandboxOptions, request: &Incoming<'_>) -> Reply {
     match segments.as_slice() {
         // Instagram Login: `/me` is the token's Instagram account; there are no Pages, and
         // graph.facebook.com cannot read an Instagram token.
+        ["me"] if request.instagram_login && options.instagram_basic_denied => {
+            graph_error(400, 10, None, "(#10) Application does not have permission for this action")
+        }
         ["me"] if request.instagram_login => match model.users().next() {
             Some((_, user)) => reply(Ok(json!({"user_id": user.id, "username": user.username, "id": user.id}))),
             None => unknown_object("me"),

@@ -90,6 +90,8 @@ pub struct SandboxOptions {
     pub refuse_refresh: bool,
     /// What `/debug_token` says of the token's expiry: this long from the sandbox's now.
     pub token_expires_in: chrono::Duration,
+    /// The Instagram Login token lacks `instagram_business_basic`: `/me` answers code 10.
+    pub instagram_basic_denied: bool,
 }
 
 /// A broken answer: every GET (or batch item) whose path ends with `path_suffix` gets HTTP 200
@@ -144,6 +146,7 @@ impl SandboxOptions {
             clock_offset: chrono::Duration::zero(),
             refuse_refresh: false,
             token_expires_in: chrono::Duration::days(50),
+            instagram_basic_denied: false,
         }
     }
 }
