@@ -59,8 +59,13 @@ test: build python-venvs
 image: build
 	host/image/build.sh
 
-test-image: image python-venvs
+# Then Airbyte's own standard suite (airbyte-cdk's DockerConnectorTestSuite, unchanged) against
+# the same image, through a `docker` that is podman (tests/cdk/source-instagram/).
+test-image: image python-venvs $(PY_VENVS)/cdk/installed
 	cd tests/python && ../../$(PY_VENVS)/protocol/bin/python -m pytest -p no:cacheprovider -q -s test_image.py
+	cd tests/cdk/source-instagram && ../../../$(PY_VENVS)/cdk/bin/python -m pytest -p no:cacheprovider -q -rs \
+	  --connector-image=localhost/$$(sed -n 's/^  dockerRepository: //p' metadata.yaml):$$(sed -n 's/^  dockerImageTag: //p' metadata.yaml) \
+	  --read-from-streams=all
 
 # Stock tools for the portability matrix, installed once from crates.io under target/tools
 # (wasmtime-cli with only what `wasmtime run -S http` needs; wac without its registry client).
