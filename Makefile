@@ -16,7 +16,7 @@ PY_VENVS    := target/py
 TOOLS       := target/tools/bin
 CLI_COMPONENT := $(WASM_OUT)/connector-cli.wasm
 
-.PHONY: build wasm-target component host python-venvs run test image test-image cli-component node-host portability bench profile lint clean
+.PHONY: build wasm-target component host onefile wheel python-venvs run test image test-image cli-component node-host portability bench profile lint clean
 
 build: component host
 
@@ -30,6 +30,17 @@ component: wasm-target
 # hostile test component, never shipped).
 host: wasm-target
 	$(CARGO) build --release --locked --workspace
+
+# The one-file connector: the host with the component inside (target/release/source-instagram).
+onefile: component
+	SOURCE_INSTAGRAM_EMBED=$(abspath $(COMPONENT)) $(CARGO) build --release --locked -p source-instagram --features embedded
+
+# The Python wheel (maturin, `bindings = "bin"`): its console command `source-instagram` is the
+# one-file connector; the version is the crate's. Written to dist/.
+wheel: component $(PY_VENVS)/wheel/installed
+	rm -rf dist
+	SOURCE_INSTAGRAM_EMBED=$(abspath $(COMPONENT)) $(PY_VENVS)/wheel/bin/maturin build --release --locked \
+	  -m host/onefile/Cargo.toml -o dist --quiet
 
 # Builds, starts the sandbox, runs check and a read of every supported stream, prints a summary.
 run: build
@@ -48,11 +59,11 @@ python-venvs: $(PY_VENVS)/protocol/installed $(PY_VENVS)/pyairbyte/installed
 # Rust unit and e2e tests (which keep every stdout as a transcript), then with code nobody here
 # wrote: the Airbyte standard checks and the transcripts under the official protocol models,
 # and PyAirbyte syncing into DuckDB.
-test: build python-venvs
+test: build python-venvs wheel
 	rm -rf target/e2e-transcripts
 	$(CARGO) test --release --locked --workspace
 	cd tests/python && ../../$(PY_VENVS)/protocol/bin/python -m pytest -p no:cacheprovider -q -s test_standard.py test_transcripts.py
-	cd tests/python && ../../$(PY_VENVS)/pyairbyte/bin/python -m pytest -p no:cacheprovider -q test_pyairbyte.py
+	cd tests/python && ../../$(PY_VENVS)/pyairbyte/bin/python -m pytest -p no:cacheprovider -q test_pyairbyte.py test_install.py
 
 # The Airbyte source image (podman, FROM scratch; installs podman with apt-get when missing),
 # and its smoke test: spec, check and a read inside the container against the sandbox.
@@ -63,6 +74,7 @@ image: build
 # the same image, through a `docker` that is podman (tests/cdk/source-instagram/).
 test-image: image python-venvs $(PY_VENVS)/cdk/installed
 	cd tests/python && ../../$(PY_VENVS)/protocol/bin/python -m pytest -p no:cacheprovider -q -s test_image.py
+	cd tests/python && ../../$(PY_VENVS)/pyairbyte/bin/python -m pytest -p no:cacheprovider -q test_pyairbyte_image.py
 	cd tests/cdk/source-instagram && ../../../$(PY_VENVS)/cdk/bin/python -m pytest -p no:cacheprovider -q -rs \
 	  --connector-image=localhost/$$(sed -n 's/^  dockerRepository: //p' metadata.yaml):$$(sed -n 's/^  dockerImageTag: //p' metadata.yaml) \
 	  --read-from-streams=all

@@ -241,3 +241,58 @@ pub async fn run_verb<W: Write + Send + 'static>(
     }
     Ok(true)
 }
+
+/// Where an executable's connector component comes from.
+pub enum ComponentSource {
+    /// A `.wasm` file named on the command line (`source-instagram-host COMPONENT …`).
+    File(PathBuf),
+    /// Bytes carried inside the executable (the one-file `source-instagram`).
+    Embedded(&'static [u8]),
+}
+
+/// An executable's whole run: protocol messages to stdout (a closing TRACE ERROR if the command
+/// fails), the host's own diagnostics to stderr; the process exit code.
+pub fn main(component: ComponentSource, settings: OperatorSettings, verb: Verb) -> std::process::ExitCode {
+    use std::os::fd::AsFd;
+    // When stdout is a file, a state persisted on disk must not get ahead of it: it is synced too.
+    let stdout_file = std::io::stdout().as_fd().try_clone_to_owned().ok().map(std::fs::File::from);
+    let writer = AirbyteWriter::new(std::io::BufWriter::new(std::io::stdout())).syncing(stdout_file);
+    let writer: Writer<std::io::BufWriter<std::io::Stdout>> = Arc::new(Mutex::new(writer));
+    let code = match run_with(component, settings, verb, writer.clone()) {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(failure) => {
+            writer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .write_message(&crate::messages::trace_error(None, &failure));
+            std::process::ExitCode::FAILURE
+        }
+    };
+    writer.lock().unwrap_or_else(|p| p.into_inner()).flush();
+    code
+}
+
+fn run_with(
+    component: ComponentSource,
+    settings: OperatorSettings,
+    verb: Verb,
+    writer: Writer<std::io::BufWriter<std::io::Stdout>>,
+) -> Result<bool, Failure> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Failure {
+        message: format!("Cannot start the async runtime: {e}"),
+        internal_message: None,
+        failure_type: FailureType::SystemError,
+    })?;
+    let cache_dir = settings.cache_dir();
+    let loaded = match &component {
+        ComponentSource::File(path) => Connector::load(path, cache_dir.as_deref()),
+        ComponentSource::Embedded(bytes) => Connector::load_bytes(bytes, cache_dir.as_deref()),
+    };
+    let (connector, _) = loaded.map_err(|e| {
+        let error = HostError::Load(e);
+        eprintln!("source-instagram: {error}");
+        error.to_failure()
+    })?;
+    runtime.block_on(run_verb(verb, &settings, &connector, writer))
+}

@@ -96,10 +96,20 @@ pub fn load_component(
 ) -> wasmtime::Result<(Component, CacheOutcome)> {
     let bytes = std::fs::read(path)
         .map_err(|e| wasmtime::format_err!("cannot read the connector component {}: {e}", path.display()))?;
+    load_component_bytes(engine, &bytes, cache_dir)
+}
+
+/// Loads a component from its bytes (one carried inside the executable), from `cache_dir` when a
+/// matching artifact is there.
+pub fn load_component_bytes(
+    engine: &Engine,
+    bytes: &[u8],
+    cache_dir: Option<&Path>,
+) -> wasmtime::Result<(Component, CacheOutcome)> {
     let Some(cache_dir) = cache_dir else {
-        return Ok((Component::new(engine, &bytes)?, CacheOutcome::Uncached));
+        return Ok((Component::new(engine, bytes)?, CacheOutcome::Uncached));
     };
-    let artifact = cache_dir.join(cache_key(engine, &bytes));
+    let artifact = cache_dir.join(cache_key(engine, bytes));
     if artifact.exists() {
         // SAFETY: the artifact was written by `precompile_component` below into the operator's own
         // cache directory, under a key covering the component bytes and the engine configuration;
@@ -111,7 +121,7 @@ pub fn load_component(
             return Ok((component, CacheOutcome::Loaded));
         }
     }
-    let compiled = engine.precompile_component(&bytes)?;
+    let compiled = engine.precompile_component(bytes)?;
     // A cache that cannot be written only costs speed.
     if std::fs::create_dir_all(cache_dir).is_ok() {
         let _ = crate::state_file::write_atomically(&artifact, &compiled);

@@ -170,6 +170,15 @@ impl Connector {
         Connector::load(path, None).map(|(connector, _)| connector)
     }
 
+    /// Loads a component from its bytes (the one-file executable carries them), through the
+    /// precompiled cache in `cache_dir` if given.
+    pub fn load_bytes(bytes: &[u8], cache_dir: Option<&Path>) -> wasmtime::Result<(Connector, CacheOutcome)> {
+        let engine = engine::new_engine()?;
+        let (component, outcome) = engine::load_component_bytes(&engine, bytes, cache_dir)
+            .context("cannot load the connector component carried by this executable")?;
+        Ok((Connector::from_component(&engine, &component)?, outcome))
+    }
+
     /// Loads the component at `path`, through the precompiled cache in `cache_dir` if given.
     pub fn load(path: &Path, cache_dir: Option<&Path>) -> wasmtime::Result<(Connector, CacheOutcome)> {
         let engine = engine::new_engine()?;

@@ -8,26 +8,15 @@ operator setting can get past a client that passes just the verb and its files."
 
 import json
 import os
-import tempfile
 from collections import Counter
 from datetime import datetime, timezone
 
 import pytest
 
-from conftest import ALL_STREAMS, CATALOG, EXECUTABLE, configured_catalog, run_source
+from conftest import ALL_STREAMS, ROOT, CATALOG, EXECUTABLE, configured_catalog, run_source
 
-WORK = tempfile.mkdtemp(prefix="pyairbyte-")
-os.environ.update({
-    "AIRBYTE_OFFLINE_MODE": "1",
-    "DO_NOT_TRACK": "1",
-    "AIRBYTE_PROJECT_DIR": WORK,
-    "AIRBYTE_CACHE_ROOT": os.path.join(WORK, "cache"),
-    "AIRBYTE_LOGGING_ROOT": os.path.join(WORK, "logs"),
-    "AIRBYTE_TEMP_DIR": os.path.join(WORK, "tmp"),
-})
-for variable in ("AIRBYTE_CACHE_ROOT", "AIRBYTE_LOGGING_ROOT", "AIRBYTE_TEMP_DIR"):
-    os.makedirs(os.environ[variable], exist_ok=True)
-import airbyte  # noqa: E402  (must follow the environment above)
+import pyairbyte_offline  # noqa: F401  (sets the AIRBYTE_* environment before `import airbyte`)
+import airbyte  # noqa: E402
 
 # The discovered primary keys (PyAirbyte's column names are the same); a stream without one is
 # compared on `id`, which still identifies its objects.
@@ -122,3 +111,22 @@ def test_an_instagram_login_refresh_reaches_pyairbytes_config_change_callback(sa
     assert seen[-1]["access_token"].startswith("IGAAsandbox-token-refreshed-")
     assert {k: v for k, v in seen[-1].items() if k != "access_token"} == \
         {k: v for k, v in config.items() if k != "access_token"}
+
+
+def test_pyairbyte_installs_the_wheel_by_pip_url_and_reads_every_stream(sandbox, cli_read):
+    """`get_source(…, pip_url=<the built wheel>)`: PyAirbyte makes the connector's venv itself."""
+    wheels = sorted((ROOT / "dist").glob("source_instagram-*.whl"))
+    assert len(wheels) == 1, f"one wheel in dist/ (run `make wheel`): {wheels}"
+    wheel = wheels[0]
+    os.environ["SOURCE_INSTAGRAM_ALLOW_HOSTS"] = sandbox.origin
+    # PyAirbyte builds the connector's venv with `uv`, which it looks for on PATH.
+    uv_bin = ROOT / "target" / "py" / "wheel" / "bin"
+    os.environ["PATH"] = f"{uv_bin}{os.pathsep}{os.environ['PATH']}"
+    source = airbyte.get_source("source-instagram", config=sandbox.config(), pip_url=str(wheel),
+                                install_if_missing=True)
+    source.select_all_streams()
+    cache = airbyte.new_local_cache("by_pip_url")
+    result = source.read(cache=cache)
+    assert sorted(result.streams) == sorted(ALL_STREAMS)
+    for stream in ALL_STREAMS:
+        assert table_keys(cache, stream) == cli_read[stream], stream
