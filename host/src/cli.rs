@@ -242,6 +242,15 @@ pub async fn run_verb<W: Write + Send + 'static>(
     Ok(true)
 }
 
+/// An executable's command line, or the exit code once clap has printed help, the version (0)
+/// or a usage error (1).
+pub fn parse<T: clap::Parser>() -> Result<T, std::process::ExitCode> {
+    T::try_parse().map_err(|error| {
+        let _ = error.print();
+        if error.use_stderr() { std::process::ExitCode::FAILURE } else { std::process::ExitCode::SUCCESS }
+    })
+}
+
 /// Where an executable's connector component comes from.
 pub enum ComponentSource {
     /// A `.wasm` file named on the command line (`source-instagram-host COMPONENT …`).

@@ -47,6 +47,8 @@ fn a_tight_per_token_rate_limit_is_waited_out() {
         stories_per_account: 1,
         ..ModelSpec::default()
     });
+    let (_unlimited, clean) = sync(SandboxOptions::new(model.clone()));
+    assert_eq!(clean.code, 0, "{:?}", clean.errors());
     let limited = SandboxOptions {
         rate_limit: Some(RateLimit { calls: 8, window: Duration::from_secs(1) }),
         retry_after_secs: 1,
@@ -63,7 +65,8 @@ fn a_tight_per_token_rate_limit_is_waited_out() {
     assert!(!rate_limited.is_empty(), "waiting is announced as RUNNING with a RATE_LIMITED reason");
     assert_eq!(rate_limited[0]["trace"]["stream_status"]["status"], "RUNNING");
     assert!(rate_limited[0]["trace"]["stream_status"]["reasons"][0]["rate_limited"]["quota_reset"].is_u64());
-    assert_eq!(out.records("user_insights").len(), 6, "from the start date's day to today's");
+    assert!(!out.records("user_insights").is_empty());
+    assert_eq!(out.record_set(), clean.record_set(), "every record an unlimited sync delivers");
 }
 
 #[test]
