@@ -37,12 +37,7 @@ pub async fn prepared(text: &str, config: Config, runtime: &dyn Runtime, sink: &
         return config;
     }
     let redacting = RedactingSink::new(sink, config.secrets());
-    let origin = config
-        .base_url
-        .rsplit_once('/')
-        .filter(|(_, last)| last.starts_with('v'))
-        .map_or(config.base_url.as_str(), |(origin, _)| origin);
-    let client = GraphClient::new(origin, &config.access_token, 1, RetryPolicy::quick(), runtime, &redacting);
+    let client = GraphClient::new(config.origin(), &config.access_token, 1, RetryPolicy::quick(), runtime, &redacting);
     let outcome = client.get::<Refreshed>(REFRESH_PATH, &[("grant_type", "ig_refresh_token")], "check").await;
     let token = match outcome {
         Ok(Refreshed { access_token }) if is_token(&access_token) => access_token,

@@ -319,6 +319,13 @@ impl Config {
         }
     }
 
+    /// `base_url` without its API version, for Graph's unversioned endpoints (Instagram Login's
+    /// token refresh).
+    pub fn origin(&self) -> &str {
+        let unversioned = self.base_url.rsplit_once('/').filter(|(_, last)| is_version(last));
+        unversioned.map_or(self.base_url.as_str(), |(origin, _)| origin)
+    }
+
     /// Every value that must never appear in any output.
     pub fn secrets(&self) -> Vec<String> {
         let mut secrets = vec![self.access_token.clone()];
@@ -328,16 +335,16 @@ impl Config {
     }
 }
 
+/// `v23.0` and the like: `v`, then one to three digits, a dot, one to three digits.
+fn is_version(text: &str) -> bool {
+    let digits = |part: &str| !part.is_empty() && part.len() <= 3 && part.bytes().all(|b| b.is_ascii_digit());
+    text.strip_prefix('v').and_then(|v| v.split_once('.')).is_some_and(|(major, minor)| digits(major) && digits(minor))
+}
+
 /// `base_url` with the API version its requests go to: a URL ending in a version (`/v23.0`) is
 /// kept as written; any other gets `api_version` (default [`API_VERSION`]) appended. Naming two
 /// different versions is a `config_error`.
 fn versioned(base_url: &url::Url, api_version: Option<String>) -> Result<String, Failure> {
-    let is_version = |text: &str| {
-        let digits = |part: &str| !part.is_empty() && part.len() <= 3 && part.bytes().all(|b| b.is_ascii_digit());
-        text.strip_prefix('v')
-            .and_then(|v| v.split_once('.'))
-            .is_some_and(|(major, minor)| digits(major) && digits(minor))
-    };
     if let Some(version) = api_version.as_deref().filter(|version| !is_version(version)) {
         let shown: String = version.chars().take(20).collect();
         return Err(Failure::config(format!(
@@ -467,6 +474,10 @@ mod tests {
         let spec: Value = serde_json::from_str(&crate::source::spec().expect("spec")).expect("json");
         assert_eq!(spec["connectionSpecification"]["properties"]["api_version"]["default"], API_VERSION);
         assert_eq!(spec["connectionSpecification"]["properties"]["base_url"]["default"], GRAPH_ORIGIN);
+        let origin = |text: &str| Config::parse(text).expect("valid").origin().to_owned();
+        assert_eq!(origin(r#"{"access_token":"t"}"#), "https://graph.facebook.com");
+        assert_eq!(origin(r#"{"access_token":"t","base_url":"http://h:8/graph"}"#), "http://h:8/graph");
+        assert_eq!(origin(r#"{"access_token":"t","base_url":"http://h:8/vault/v9.1"}"#), "http://h:8/vault");
     }
 
     #[test]

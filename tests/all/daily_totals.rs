@@ -147,6 +147,16 @@ fn object_scope(request: &LoggedRequest, model: &Model) -> (String, bool) {
     panic!("an insights request of an unknown object: {}", request.path)
 }
 
+/// The WARNs saying a metric was dropped.
+fn healing_warnings(out: &Output) -> Vec<String> {
+    out.of_type("LOG")
+        .into_iter()
+        .filter(|m| m["log"]["level"] == "WARN")
+        .filter_map(|m| m["log"]["message"].as_str().map(str::to_owned))
+        .filter(|m| m.contains("Graph refuses the metric") || m.contains("Graph no longer serves the metric"))
+        .collect()
+}
+
 fn healing_sync(options: SandboxOptions) -> (Sandbox, Output) {
     let sandbox = Sandbox::start(options).expect("sandbox");
     let scratch = Scratch::new("healing");
@@ -170,13 +180,7 @@ fn a_retired_and_an_unsupported_metric_are_dropped_once_per_scope_and_every_stre
     assert_eq!(healed.code, 0, "{:?}", healed.errors());
     assert!(healed.errors().is_empty());
 
-    let warnings: Vec<String> = healed
-        .of_type("LOG")
-        .into_iter()
-        .filter(|m| m["log"]["level"] == "WARN")
-        .filter_map(|m| m["log"]["message"].as_str().map(str::to_owned))
-        .filter(|m| m.contains("Graph refuses the metric") || m.contains("Graph no longer serves the metric"))
-        .collect();
+    let warnings = healing_warnings(&healed);
     assert_eq!(warnings.len(), 2, "{warnings:#?}");
     assert!(warnings.iter().any(|w| w.contains("no longer serves the metric `views`")), "{warnings:#?}");
     assert!(warnings.iter().any(|w| w.contains("refuses the metric `reach` for insights of REELS media")));
@@ -429,14 +433,9 @@ fn random_refusals_leave_exactly_the_refused_fields_out() {
             assert_eq!(&got[stream], records, "{what}: {stream}");
         }
 
-        let warnings: Vec<String> = healed
-            .of_type("LOG")
-            .into_iter()
-            .filter(|m| m["log"]["level"] == "WARN")
-            .filter_map(|m| m["log"]["message"].as_str().map(str::to_owned))
-            .filter(|m| m.contains("Graph refuses the metric") || m.contains("Graph no longer serves the metric"))
-            .map(|m| m.split(" (").next().unwrap_or_default().to_owned())
-            .collect();
+        // Each WARN without Graph's words: the stream, the metric and the scope.
+        let warnings: Vec<String> =
+            healing_warnings(&healed).iter().map(|m| m.split(" (").next().unwrap_or_default().to_owned()).collect();
         let distinct: BTreeSet<&String> = warnings.iter().collect();
         assert_eq!(distinct.len(), warnings.len(), "{what}: one WARN per metric and scope: {warnings:#?}");
         assert!(warnings.len() <= retired.len() + refused.len() * 5, "{what}: {warnings:#?}");
